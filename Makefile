@@ -1,0 +1,33 @@
+# Invicta: the two commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+
+.PHONY: help run test lint fmt bench clean-data
+
+help:
+	@echo "make run    build, start PostgreSQL if needed, load sample data, serve on http://127.0.0.1:8080/fhir"
+	@echo "make test   every test of the workspace, end-to-end tests against a real PostgreSQL"
+	@echo "make lint   rustfmt and clippy, as CI runs them"
+	@echo "make bench  create/read throughput over HTTP beside the raw pgbench ceiling (target/bench/)"
+
+run:
+	@scripts/run.sh
+
+test:
+	@scripts/test.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench:
+	@scripts/bench.sh
+
+clean-data:
+	@scripts/ensure-postgres.sh stop
+	rm -rf .data

@@ -1,0 +1,133 @@
+//! The R4 element table: every resource and data type, its elements, their types and the codes
+//! of required bindings. Derived from the official R4 JSON Schema by `gen/gen_elements.py`.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde_json::Value;
+
+/// One element of a type: its type name, whether it repeats, and the allowed codes if bound.
+#[derive(Debug)]
+pub struct ElementDef {
+    /// Name of a primitive (`date`) or complex type (`HumanName`), or `ResourceList`.
+    pub type_name: String,
+    /// True for elements with max cardinality `*`.
+    pub array: bool,
+    /// Codes of a required binding (empty when unbound).
+    pub codes: Vec<String>,
+}
+
+/// A complex type or resource.
+#[derive(Debug)]
+pub struct TypeDef {
+    /// True for resource types.
+    pub resource: bool,
+    /// Elements with min cardinality 1.
+    pub required: Vec<String>,
+    /// Elements by JSON property name (choice types expanded, e.g. `valueQuantity`).
+    pub props: HashMap<String, ElementDef>,
+}
+
+/// A primitive type: the JSON kind it is written as and its regular expression.
+#[derive(Debug)]
+pub struct PrimitiveDef {
+    /// `string`, `number` or `boolean`.
+    pub json: String,
+    /// The spec's regular expression, compiled.
+    pub pattern: Option<Regex>,
+}
+
+/// The whole table.
+#[derive(Debug)]
+pub struct Elements {
+    /// Complex types and resources by name.
+    pub types: HashMap<String, TypeDef>,
+    /// Primitive types by name.
+    pub primitives: HashMap<String, PrimitiveDef>,
+}
+
+static TABLE: OnceLock<Elements> = OnceLock::new();
+
+/// The table, parsed on first use.
+pub fn table() -> &'static Elements {
+    TABLE.get_or_init(load)
+}
+
+/// True when `name` is an R4 resource type.
+pub fn is_resource_type(name: &str) -> bool {
+    table().types.get(name).is_some_and(|t| t.resource)
+}
+
+/// Every R4 resource type name, sorted.
+pub fn resource_types() -> Vec<&'static str> {
+    let mut names: Vec<&str> = table()
+        .types
+        .iter()
+        .filter(|(_, t)| t.resource)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+fn load() -> Elements {
+    let raw: Value = serde_json::from_str(include_str!("../data/r4-elements.json"))
+        .expect("embedded element table is valid JSON");
+    let primitives = raw["primitives"]
+        .as_object()
+        .expect("primitives")
+        .iter()
+        .map(|(name, p)| {
+            let pattern = p["pattern"]
+                .as_str()
+                .map(|re| Regex::new(re).expect("spec regex compiles"));
+            let json = p["json"].as_str().unwrap_or("string").to_string();
+            (name.clone(), PrimitiveDef { json, pattern })
+        })
+        .collect();
+    let types = raw["types"]
+        .as_object()
+        .expect("types")
+        .iter()
+        .map(|(name, t)| {
+            let props = t["props"]
+                .as_object()
+                .expect("props")
+                .iter()
+                .map(|(prop, e)| {
+                    let codes = e
+                        .get(2)
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|c| c.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let def = ElementDef {
+                        type_name: e[0].as_str().unwrap_or_default().to_string(),
+                        array: e[1].as_i64() == Some(1),
+                        codes,
+                    };
+                    (prop.clone(), def)
+                })
+                .collect();
+            let required = t["required"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let def = TypeDef {
+                resource: t["resource"].as_bool().unwrap_or(false),
+                required,
+                props,
+            };
+            (name.clone(), def)
+        })
+        .collect();
+    Elements { types, primitives }
+}

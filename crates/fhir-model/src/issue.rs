@@ -1,0 +1,108 @@
+//! Problems found in a resource, in the shape of OperationOutcome issues but free of any transport.
+
+use std::fmt;
+
+/// The OperationOutcome `issue.code` values this crate reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueCode {
+    /// Content is not well-formed (bad JSON/XML, bad encoding).
+    Invalid,
+    /// Content violates the structure of the resource type (unknown element, wrong type).
+    Structure,
+    /// A required element is missing.
+    Required,
+    /// A primitive value is not valid for its type.
+    Value,
+    /// A rule beyond structure failed (e.g. the NHS number check digit).
+    BusinessRule,
+    /// The content uses something the server does not support.
+    NotSupported,
+}
+
+impl IssueCode {
+    /// The FHIR code (`http://hl7.org/fhir/issue-type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssueCode::Invalid => "invalid",
+            IssueCode::Structure => "structure",
+            IssueCode::Required => "required",
+            IssueCode::Value => "value",
+            IssueCode::BusinessRule => "business-rule",
+            IssueCode::NotSupported => "not-supported",
+        }
+    }
+}
+
+/// One problem, with the FHIRPath of the element it concerns when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// What kind of problem it is.
+    pub code: IssueCode,
+    /// A human-readable explanation.
+    pub diagnostics: String,
+    /// FHIRPath of the offending element, e.g. `Patient.name[0].family`.
+    pub expression: Option<String>,
+}
+
+impl Issue {
+    /// An issue about the element at `path`.
+    pub fn at(code: IssueCode, path: &str, diagnostics: impl Into<String>) -> Self {
+        Issue {
+            code,
+            diagnostics: diagnostics.into(),
+            expression: Some(path.to_string()),
+        }
+    }
+
+    /// An issue about the content as a whole.
+    pub fn general(code: IssueCode, diagnostics: impl Into<String>) -> Self {
+        Issue {
+            code,
+            diagnostics: diagnostics.into(),
+            expression: None,
+        }
+    }
+}
+
+/// Why content was refused: a list of issues and whether they are structural (HTTP 400) or a
+/// rule on otherwise well-formed content (HTTP 422).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelError {
+    /// What was wrong; never empty.
+    pub issues: Vec<Issue>,
+}
+
+impl ModelError {
+    /// An error holding a single issue.
+    pub fn single(issue: Issue) -> Self {
+        ModelError {
+            issues: vec![issue],
+        }
+    }
+
+    /// True when every issue is a business rule on valid structure (maps to 422, not 400).
+    pub fn is_business_rule(&self) -> bool {
+        self.issues
+            .iter()
+            .all(|i| i.code == IssueCode::BusinessRule)
+    }
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for issue in &self.issues {
+            if !first {
+                f.write_str("; ")?;
+            }
+            first = false;
+            match &issue.expression {
+                Some(path) => write!(f, "{path}: {}", issue.diagnostics)?,
+                None => f.write_str(&issue.diagnostics)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ModelError {}

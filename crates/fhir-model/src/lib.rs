@@ -1,0 +1,27 @@
+//! FHIR R4 model for Invicta: parsing and validation (fhirbolt, behind non-generic functions),
+//! the R4 element table, search-parameter definitions held as data, index-value extraction, the
+//! Patient compartment, and `_summary`/`_elements` subsetting.
+//!
+//! **Invariant:** this crate knows no HTTP and no SQL, and it is the only crate that names
+//! fhirbolt. Everything else works on `serde_json::Value` and bytes.
+
+pub mod compartment;
+pub mod elements;
+pub mod format;
+pub mod index;
+pub mod issue;
+pub mod nhs_number;
+pub mod search_params;
+pub mod summary;
+pub mod validate;
+
+pub use issue::{Issue, IssueCode, ModelError};
+
+/// True when `id` is a valid FHIR logical id (`[A-Za-z0-9\-\.]{1,64}`).
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}

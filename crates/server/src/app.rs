@@ -1,0 +1,138 @@
+//! The route table and middleware: one `configure` used by `main` and by every test server.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+use crate::interactions::{capabilities, create, delete, history, read, update};
+use crate::state::AppState;
+
+/// Registers every route. `$`-operations and `_history` come before `{type}/{id}` so that
+/// they are never taken for ids.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready))
+        .service(
+            web::scope("/fhir")
+                .service(
+                    web::resource("/metadata")
+                        .route(web::get().to(capabilities::metadata))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/_history")
+                        .route(web::get().to(history::system))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/_history")
+                        .route(web::get().to(history::by_type))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}/_history")
+                        .route(web::get().to(history::instance))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}/_history/{vid}")
+                        .route(web::get().to(read::vread))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}")
+                        .route(web::get().to(read::read))
+                        .route(web::put().to(update::update))
+                        .route(web::delete().to(delete::delete))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}")
+                        .route(web::post().to(create::create))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .default_service(web::to(not_found)),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "up"}))
+}
+
+async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let ready = web::block(move || store.ready()).await?;
+    match ready {
+        Ok(true) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))),
+        Ok(false) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "transient",
+            "Database migrations are pending",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "No route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "not-supported",
+        format!("{} is not supported on {}", req.method(), req.path()),
+    ))
+}
+
+/// Gives every request an id (the client's `X-Request-Id` when sent), echoes it, and logs one
+/// line per request with method, path, status and duration.
+pub async fn request_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|h| h.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.is_ascii())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = req.method().to_string();
+    let path = req.path().to_string();
+    let result = next.call(req).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(mut res) => {
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                res.headers_mut()
+                    .insert(HeaderName::from_static("x-request-id"), v);
+            }
+            tracing::info!(
+                request_id = %request_id,
+                method = %method,
+                path = %path,
+                status = res.status().as_u16(),
+                duration_ms = format_args!("{ms:.2}"),
+                "request"
+            );
+            Ok(res)
+        }
+        Err(e) => {
+            tracing::warn!(request_id = %request_id, method = %method, path = %path, error = %e, "request failed");
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Configuration from the environment, overridable by command-line flags.
+//!
+//! | variable | flag | default |
+//! |---|---|---|
+//! | `DATABASE_URL` | `--database-url` | `postgres://postgres@127.0.0.1:5432/invicta` |
+//! | `INVICTA_LISTEN` | `--listen` | `127.0.0.1:8080` |
+//! | `INVICTA_BASE_URL` | `--base-url` | `http://<listen>/fhir` |
+//! | `INVICTA_MAX_BODY` | `--max-body` | `16777216` (16 MiB) |
+//! | `INVICTA_DB_POOL` | `--db-pool` | `16` |
+
+use std::net::SocketAddr;
+
+/// What the binary was asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Apply migrations and serve HTTP (the default).
+    Serve,
+    /// Apply migrations and exit.
+    Migrate,
+}
+
+/// The server's settings, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// PostgreSQL URL.
+    pub database_url: String,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Absolute base URL of the FHIR endpoint, without a trailing slash.
+    pub base_url: String,
+    /// Largest accepted request body in bytes.
+    pub max_body: usize,
+    /// Database pool size.
+    pub pool_size: u32,
+}
+
+const USAGE: &str = "usage: invicta [serve|migrate] [--database-url URL] [--listen ADDR] [--base-url URL] [--max-body BYTES] [--db-pool N]";
+
+impl Config {
+    /// Reads the environment (through `env`) and the arguments (without the program name).
+    pub fn load(
+        args: &[String],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Command, Config), String> {
+        let mut command = Command::Serve;
+        let mut database_url = env("DATABASE_URL");
+        let mut listen = env("INVICTA_LISTEN");
+        let mut base_url = env("INVICTA_BASE_URL");
+        let mut max_body = env("INVICTA_MAX_BODY");
+        let mut pool = env("INVICTA_DB_POOL");
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+                _ => (arg.as_str(), None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| it.next().cloned())
+                    .ok_or_else(|| format!("{flag} needs a value; {USAGE}"))
+            };
+            match flag {
+                "serve" => command = Command::Serve,
+                "migrate" => command = Command::Migrate,
+                "--database-url" => database_url = Some(value()?),
+                "--listen" => listen = Some(value()?),
+                "--base-url" => base_url = Some(value()?),
+                "--max-body" => max_body = Some(value()?),
+                "--db-pool" => pool = Some(value()?),
+                "-h" | "--help" => return Err(USAGE.to_string()),
+                other => return Err(format!("unknown argument '{other}'; {USAGE}")),
+            }
+        }
+        let database_url = database_url
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/invicta".to_string());
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(format!(
+                "DATABASE_URL must be a postgres:// URL, got '{database_url}'"
+            ));
+        }
+        let listen_text = listen.unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            format!("INVICTA_LISTEN must be HOST:PORT with an IP address, got '{listen_text}'")
+        })?;
+        let base_url = match base_url {
+            Some(b) => {
+                if !(b.starts_with("http://") || b.starts_with("https://")) {
+                    return Err(format!(
+                        "INVICTA_BASE_URL must be an absolute http(s) URL, got '{b}'"
+                    ));
+                }
+                b.trim_end_matches('/').to_string()
+            }
+            None => format!("http://{listen}/fhir"),
+        };
+        let max_body = parse_number(max_body, "INVICTA_MAX_BODY", 16 * 1024 * 1024)?;
+        let pool_size = parse_number(pool, "INVICTA_DB_POOL", 16)?;
+        if max_body == 0 || pool_size == 0 {
+            return Err("INVICTA_MAX_BODY and INVICTA_DB_POOL must be greater than zero".into());
+        }
+        Ok((
+            command,
+            Config {
+                database_url,
+                listen,
+                base_url,
+                max_body,
+                pool_size: pool_size as u32,
+            },
+        ))
+    }
+}
+
+fn parse_number(value: Option<String>, name: &str, default: usize) -> Result<usize, String> {
+    match value {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number, got '{v}'")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(args: &[&str], vars: &[(&str, &str)]) -> Result<(Command, Config), String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Config::load(&args, |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let (cmd, c) = load(&[], &[]).unwrap();
+        assert_eq!(cmd, Command::Serve);
+        assert_eq!(c.base_url, "http://127.0.0.1:8080/fhir");
+        assert_eq!(c.max_body, 16 * 1024 * 1024);
+        let (cmd, c) = load(
+            &["migrate", "--listen", "0.0.0.0:9000", "--db-pool=4"],
+            &[("INVICTA_BASE_URL", "https://x.example/fhir/")],
+        )
+        .unwrap();
+        assert_eq!(cmd, Command::Migrate);
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.pool_size, 4);
+        assert_eq!(c.base_url, "https://x.example/fhir");
+    }
+
+    #[test]
+    fn bad_values_are_one_line() {
+        for (args, vars) in [
+            (vec!["--listen", "nope"], vec![]),
+            (vec![], vec![("INVICTA_MAX_BODY", "lots")]),
+            (vec![], vec![("DATABASE_URL", "mysql://x")]),
+            (vec!["--frobnicate"], vec![]),
+        ] {
+            let e = load(&args, &vars).unwrap_err();
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+}

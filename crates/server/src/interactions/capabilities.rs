@@ -1,0 +1,99 @@
+//! `capabilities`: GET /fhir/metadata, a CapabilityStatement generated from the same tables the
+//! server runs on (resource types, search parameters), so it cannot drift from behaviour.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use fhir_model::search_params;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::format::Output;
+use crate::query::Params;
+use crate::state::AppState;
+
+/// Handles `GET /fhir/metadata`.
+pub async fn metadata(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let output = Output::from_request(&req, &Params::parse(req.query_string()))?;
+    let statement = capability_statement(&state.config.base_url);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, output.content_type()))
+        .body(output.render(&output.subset(&statement))?))
+}
+
+/// Builds the CapabilityStatement.
+pub fn capability_statement(base_url: &str) -> Value {
+    let searchable = search_params::searchable_types();
+    let resources: Vec<Value> = fhir_model::elements::resource_types()
+        .into_iter()
+        .map(|t| {
+            let interactions: Vec<Value> = [
+                "read",
+                "vread",
+                "update",
+                "delete",
+                "history-instance",
+                "history-type",
+                "create",
+            ]
+            .iter()
+            .map(|c| json!({"code": c}))
+            .collect();
+            let mut r = json!({
+                "type": t,
+                "interaction": interactions,
+                "versioning": "versioned-update",
+                "readHistory": true,
+                "updateCreate": true,
+                "conditionalCreate": true,
+                "conditionalRead": "full-support",
+                "conditionalUpdate": false,
+                "conditionalDelete": "not-supported",
+            });
+            if searchable.contains(&t) {
+                let params: Vec<Value> = search_params::params_for(t)
+                    .into_iter()
+                    .map(|p| {
+                        json!({
+                            "name": p.code,
+                            "definition": p.url,
+                            "type": p.kind.as_str(),
+                            "documentation": p.description,
+                        })
+                    })
+                    .collect();
+                r["searchParam"] = Value::Array(params);
+            }
+            r
+        })
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        "publisher": "Invicta",
+        "kind": "instance",
+        "software": {"name": "Invicta", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "Invicta shared care record FHIR server", "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Search parameters listed here are indexed on every write and usable in If-None-Exist; the search interaction itself arrives with the search work.",
+            "resource": resources,
+            "interaction": [{"code": "history-system"}],
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_statement_is_a_valid_resource() {
+        let cs = super::capability_statement("http://localhost/fhir");
+        fhir_model::format::check_resource(cs.clone()).unwrap();
+        fhir_model::format::to_xml(&cs).unwrap();
+    }
+}

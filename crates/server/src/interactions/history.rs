@@ -1,0 +1,187 @@
+//! `history` at instance, type and system level: paged Bundles of type `history`, newest first,
+//! with `_count`, `_since` and `_at` (http://hl7.org/fhir/R4/http.html#history).
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use store::{HistoryQuery, HistoryScope};
+
+use super::{blocking, logical_id, resource_type};
+use crate::error::ApiError;
+use crate::format::Output;
+use crate::query::{encode, Params};
+use crate::respond::{etag, http_date};
+use crate::state::AppState;
+
+/// Page size when `_count` is absent.
+const DEFAULT_COUNT: i64 = 50;
+/// Largest page served, whatever `_count` asks.
+const MAX_COUNT: i64 = 1000;
+
+/// `GET /fhir/_history`.
+pub async fn system(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    history(req, state, HistoryScope::System).await
+}
+
+/// `GET /fhir/{type}/_history`.
+pub async fn by_type(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let t = resource_type(&req)?;
+    history(req, state, HistoryScope::Type(t)).await
+}
+
+/// `GET /fhir/{type}/{id}/_history`.
+pub async fn instance(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let t = resource_type(&req)?;
+    let id = logical_id(&req)?;
+    history(req, state, HistoryScope::Instance(t, id)).await
+}
+
+async fn history(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    scope: HistoryScope,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(req.query_string());
+    let output = Output::from_request(&req, &params)?;
+    let count = match params.get("_count") {
+        None => DEFAULT_COUNT,
+        Some(c) => c
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("_count must be a whole number, not '{c}'"))
+            })?
+            .min(MAX_COUNT),
+    };
+    let since = instant_param(&params, "_since")?;
+    let at = instant_param(&params, "_at")?;
+    let before = int_param(&params, "_cursor")?;
+    let snapshot = int_param(&params, "_snapshot")?;
+    let q = HistoryQuery {
+        scope: scope.clone(),
+        since,
+        at,
+        count,
+        before,
+        snapshot,
+    };
+    let store = state.store.clone();
+    let instance = matches!(scope, HistoryScope::Instance(..));
+    let page = blocking(move || {
+        let page = store.history(&q)?;
+        Ok((page, q))
+    })
+    .await?;
+    let (page, q) = page;
+    if instance && page.total == 0 {
+        if let HistoryScope::Instance(t, id) = &scope {
+            return Err(ApiError::not_found(format!("{t}/{id} is not known")));
+        }
+    }
+    let base = &state.config.base_url;
+    let path = match &scope {
+        HistoryScope::System => format!("{base}/_history"),
+        HistoryScope::Type(t) => format!("{base}/{t}/_history"),
+        HistoryScope::Instance(t, id) => format!("{base}/{t}/{id}/_history"),
+    };
+    let mut link_params = vec![format!("_count={count}")];
+    if let Some(s) = params.get("_since") {
+        link_params.push(format!("_since={}", encode(s)));
+    }
+    if let Some(a) = params.get("_at") {
+        link_params.push(format!("_at={}", encode(a)));
+    }
+    link_params.push(format!("_snapshot={}", page.snapshot));
+    let mut self_params = link_params.clone();
+    if let Some(b) = q.before {
+        self_params.push(format!("_cursor={b}"));
+    }
+    let mut links =
+        vec![json!({"relation": "self", "url": format!("{path}?{}", self_params.join("&"))})];
+    if page.more {
+        if let Some(last) = page.entries.last() {
+            let mut next = link_params.clone();
+            next.push(format!("_cursor={}", last.hid));
+            links.push(json!({"relation": "next", "url": format!("{path}?{}", next.join("&"))}));
+        }
+    }
+    let mut entries = Vec::with_capacity(page.entries.len());
+    for e in &page.entries {
+        let full_url = format!("{base}/{}/{}", e.res_type, e.id);
+        let mut entry = json!({"fullUrl": full_url});
+        if let Some(body) = &e.body {
+            let resource: Value = serde_json::from_slice(body).map_err(crate::error::internal)?;
+            entry["resource"] = output.subset(&resource);
+        }
+        let url = if e.method == "POST" {
+            e.res_type.clone()
+        } else {
+            format!("{}/{}", e.res_type, e.id)
+        };
+        entry["request"] = json!({"method": e.method, "url": url});
+        let status = match e.method.as_str() {
+            "POST" => "201 Created",
+            "DELETE" => "204 No Content",
+            _ => "200 OK",
+        };
+        entry["response"] = json!({
+            "status": status,
+            "etag": etag(e.version),
+            "lastModified": store_instant(e.last_updated),
+        });
+        entries.push(entry);
+    }
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "meta": {"lastUpdated": store_instant(Utc::now())},
+        "type": "history",
+        "total": page.total,
+        "link": links,
+    });
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, output.content_type()))
+        .insert_header((header::DATE, http_date(Utc::now())))
+        .body(output.render(&bundle)?))
+}
+
+fn store_instant(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn instant_param(params: &Params, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match params.get(name) {
+        None => Ok(None),
+        Some(v) => DateTime::parse_from_rfc3339(v)
+            .map(|d| Some(d.with_timezone(&Utc)))
+            .map_err(|_| {
+                ApiError::bad_request(format!(
+                    "{name} must be an instant with a time zone (e.g. 2024-01-31T12:00:00Z), not '{v}'"
+                ))
+            }),
+    }
+}
+
+fn int_param(params: &Params, name: &str) -> Result<Option<i64>, ApiError> {
+    match params.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("{name} is not a valid paging token"))),
+    }
+}

@@ -1,0 +1,81 @@
+//! `invicta`: the Invicta FHIR R4 server. `invicta serve` (the default) applies migrations and
+//! serves HTTP; `invicta migrate` applies migrations and exits.
+
+mod app;
+mod config;
+mod error;
+mod format;
+mod interactions;
+mod query;
+mod respond;
+mod state;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use store::{Store, StoreConfig};
+
+use crate::config::{Command, Config};
+use crate::state::AppState;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("INVICTA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, config) = match Config::load(&args, |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("invicta: configuration error: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(command, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("invicta: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, config: Config) -> Result<(), String> {
+    let store = Store::connect(&StoreConfig {
+        database_url: config.database_url.clone(),
+        pool_size: config.pool_size,
+        connect_timeout: Duration::from_secs(10),
+    })
+    .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    let applied = store
+        .migrate()
+        .map_err(|e| format!("cannot apply migrations: {e}"))?;
+    tracing::info!(applied, "database schema is up to date");
+    if command == Command::Migrate {
+        return Ok(());
+    }
+    serve(AppState { store, config }).map_err(|e| format!("server failed: {e}"))
+}
+
+#[actix_web::main]
+async fn serve(state: AppState) -> std::io::Result<()> {
+    let listen = state.config.listen;
+    let base = state.config.base_url.clone();
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(from_fn(app::request_log))
+            .configure(app::configure)
+    })
+    .shutdown_timeout(30)
+    .bind(listen)?;
+    tracing::info!(%listen, base_url = %base, "Invicta FHIR server listening");
+    server.run().await
+}

@@ -1,0 +1,164 @@
+//! History at instance, type and system level (http://hl7.org/fhir/R4/http.html#history):
+//! newest first, paged by a keyset on the history row id so pages stay stable while writes go on.
+
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{BigInt, Bool, Bytea, Integer, Nullable, Text, Timestamptz};
+use diesel::{QueryableByName, RunQueryDsl};
+
+use crate::error::StoreError;
+use crate::pool::Store;
+use crate::sql::{query, Bind};
+
+/// Which history is asked for.
+#[derive(Debug, Clone)]
+pub enum HistoryScope {
+    /// `GET /fhir/_history`.
+    System,
+    /// `GET /fhir/{type}/_history`.
+    Type(String),
+    /// `GET /fhir/{type}/{id}/_history`.
+    Instance(String, String),
+}
+
+/// A history request.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    /// Which resources.
+    pub scope: HistoryScope,
+    /// `_since`: only versions written at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// `_at`: only the version current at this instant, per resource.
+    pub at: Option<DateTime<Utc>>,
+    /// Page size.
+    pub count: i64,
+    /// Keyset cursor: only rows with a history id below this (the last row of the previous page).
+    pub before: Option<i64>,
+    /// Snapshot: rows written after the first page was served are left out of later pages.
+    pub snapshot: Option<i64>,
+}
+
+/// One version in a history page.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct HistoryEntry {
+    /// Position in the global history (cursor for the next page).
+    #[diesel(sql_type = BigInt)]
+    pub hid: i64,
+    /// Resource type.
+    #[diesel(sql_type = Text)]
+    pub res_type: String,
+    /// Logical id.
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    /// Version number.
+    #[diesel(sql_type = Integer)]
+    pub version: i32,
+    /// When it was written.
+    #[diesel(sql_type = Timestamptz)]
+    pub last_updated: DateTime<Utc>,
+    /// True for a deletion.
+    #[diesel(sql_type = Bool)]
+    pub deleted: bool,
+    /// `POST`, `PUT` or `DELETE`: how the version came to be.
+    #[diesel(sql_type = Text)]
+    pub method: String,
+    /// The body (none for a deletion).
+    #[diesel(sql_type = Nullable<Bytea>)]
+    pub body: Option<Vec<u8>>,
+}
+
+/// A page of history.
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    /// The versions, newest first.
+    pub entries: Vec<HistoryEntry>,
+    /// How many versions match in all (within the snapshot).
+    pub total: i64,
+    /// The snapshot to pass back for the following pages.
+    pub snapshot: i64,
+    /// True when more rows follow this page.
+    pub more: bool,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+impl Store {
+    /// One page of history.
+    pub fn history(&self, q: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+        let mut conn = self.conn()?;
+        let snapshot = match q.snapshot {
+            Some(s) => s,
+            None => {
+                let rows: Vec<Count> = query(
+                    "SELECT COALESCE(MAX(hid), 0) AS n FROM resource_history",
+                    &[],
+                )
+                .load(&mut conn)?;
+                rows.first().map_or(0, |c| c.n)
+            }
+        };
+        let mut conds = vec!["h.hid <= $1".to_string()];
+        let mut binds = vec![Bind::BigInt(snapshot)];
+        match &q.scope {
+            HistoryScope::System => {}
+            HistoryScope::Type(t) => {
+                binds.push(Bind::Text(t.clone()));
+                conds.push(format!("h.res_type = ${}", binds.len()));
+            }
+            HistoryScope::Instance(t, id) => {
+                binds.push(Bind::Text(t.clone()));
+                conds.push(format!("h.res_type = ${}", binds.len()));
+                binds.push(Bind::Text(id.clone()));
+                conds.push(format!("h.id = ${}", binds.len()));
+            }
+        }
+        if let Some(since) = q.since {
+            binds.push(Bind::OptTime(Some(since)));
+            conds.push(format!("h.last_updated >= ${}", binds.len()));
+        }
+        let base = if let Some(at) = q.at {
+            // The version current at `at`: the newest one written at or before it, per resource.
+            binds.push(Bind::OptTime(Some(at)));
+            conds.push(format!("h.last_updated <= ${}", binds.len()));
+            format!(
+                "(SELECT DISTINCT ON (h.res_type, h.id) h.* FROM resource_history h WHERE {} \
+                 ORDER BY h.res_type, h.id, h.version DESC) h",
+                conds.join(" AND ")
+            )
+        } else {
+            format!(
+                "(SELECT h.* FROM resource_history h WHERE {}) h",
+                conds.join(" AND ")
+            )
+        };
+        let total: Vec<Count> =
+            query(&format!("SELECT COUNT(*) AS n FROM {base}"), &binds).load(&mut conn)?;
+        let total = total.first().map_or(0, |c| c.n);
+        let mut page_binds = binds.clone();
+        let cursor = match q.before {
+            Some(before) => {
+                page_binds.push(Bind::BigInt(before));
+                format!("WHERE h.hid < ${}", page_binds.len())
+            }
+            None => String::new(),
+        };
+        page_binds.push(Bind::BigInt(q.count + 1));
+        let sql = format!(
+            "SELECT h.hid, h.res_type, h.id, h.version, h.last_updated, h.deleted, h.method, h.body \
+             FROM {base} {cursor} ORDER BY h.hid DESC LIMIT ${}",
+            page_binds.len()
+        );
+        let mut entries: Vec<HistoryEntry> = query(&sql, &page_binds).load(&mut conn)?;
+        let more = entries.len() as i64 > q.count;
+        entries.truncate(q.count as usize);
+        Ok(HistoryPage {
+            entries,
+            total,
+            snapshot,
+            more,
+        })
+    }
+}

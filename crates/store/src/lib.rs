@@ -1,0 +1,22 @@
+//! PostgreSQL storage for Invicta: the schema and its embedded migrations, versioned resources
+//! (current rows plus every historical version), the search-index rows written in the same
+//! transaction as each version, and history queries.
+//!
+//! **Invariant:** this crate knows no HTTP. Every write is one database transaction: the resource
+//! row, its history row and its index rows commit together or not at all.
+
+mod error;
+mod history;
+mod index_rows;
+mod meta;
+mod pool;
+mod read;
+mod sql;
+mod write;
+
+pub use error::StoreError;
+pub use history::{HistoryEntry, HistoryPage, HistoryQuery, HistoryScope};
+pub use pool::{Store, StoreConfig};
+pub use read::Stored;
+pub use sql::{Bind, Filter};
+pub use write::{Condition, Written};

@@ -1,0 +1,82 @@
+//! The server-owned parts of a stored resource: id, `meta.versionId`, `meta.lastUpdated`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+/// Returns the resource with its id and meta set, keys ordered resourceType, id, meta, rest.
+pub(crate) fn stamp(body: Value, id: &str, version: i32, at: DateTime<Utc>) -> Value {
+    let Value::Object(mut obj) = body else {
+        return body;
+    };
+    let resource_type = obj.remove("resourceType").unwrap_or(Value::Null);
+    obj.remove("id");
+    let mut meta = match obj.remove("meta") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    meta.remove("versionId");
+    meta.remove("lastUpdated");
+    let mut new_meta = Map::new();
+    new_meta.insert("versionId".into(), Value::String(version.to_string()));
+    new_meta.insert("lastUpdated".into(), Value::String(instant(at)));
+    new_meta.extend(meta);
+    let mut out = Map::new();
+    out.insert("resourceType".into(), resource_type);
+    out.insert("id".into(), Value::String(id.to_string()));
+    out.insert("meta".into(), Value::Object(new_meta));
+    out.extend(obj);
+    Value::Object(out)
+}
+
+/// The resource without server-owned fields, for no-op detection.
+pub(crate) fn content_of(body: &Value) -> Value {
+    let mut v = body.clone();
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("id");
+        let empty = match obj.get_mut("meta").and_then(Value::as_object_mut) {
+            Some(meta) => {
+                meta.remove("versionId");
+                meta.remove("lastUpdated");
+                meta.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            obj.remove("meta");
+        }
+    }
+    v
+}
+
+/// A FHIR instant with millisecond precision in UTC.
+pub fn instant(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Now, truncated to what an instant in the body carries, so the body and the row agree.
+pub(crate) fn now_millis() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stamps_and_strips() {
+        let at = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        let body = json!({"name": [], "resourceType": "Patient", "meta": {"profile": ["p"], "versionId": "9"}});
+        let s = stamp(body, "x", 2, at);
+        let keys: Vec<&String> = s.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["resourceType", "id", "meta", "name"]);
+        assert_eq!(s["meta"]["versionId"], "2");
+        assert_eq!(s["meta"]["lastUpdated"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(s["meta"]["profile"][0], "p");
+        assert_eq!(
+            content_of(&s),
+            json!({"resourceType": "Patient", "meta": {"profile": ["p"]}, "name": []})
+        );
+    }
+}

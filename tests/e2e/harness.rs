@@ -1,0 +1,298 @@
+//! Starting a server on a fresh database, and a small HTTP client for the tests.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+
+/// The admin URL of the test PostgreSQL (database `postgres`).
+pub fn admin_url() -> String {
+    std::env::var("INVICTA_TEST_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .expect("psql must be installed for the end-to-end tests (make test provisions it)");
+    assert!(
+        out.status.success(),
+        "psql failed on {url}: {}\n(run the tests through `make test`, which provisions PostgreSQL)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs a query on the server's database and returns the output text.
+pub fn sql_value(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A running server on its own database; stopped and the database dropped on drop.
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub root: String,
+    /// `http://127.0.0.1:PORT/fhir`.
+    pub base: String,
+    /// The server's database URL.
+    pub db_url: String,
+    db_name: String,
+    port: u16,
+}
+
+impl Server {
+    /// Creates a database and starts a server on it.
+    pub fn start() -> Server {
+        let n = NEXT_DB.fetch_add(1, Ordering::SeqCst);
+        let db_name = format!(
+            "invicta_e2e_{}_{}_{}",
+            std::process::id(),
+            n,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let admin = admin_url();
+        psql(&admin, &format!("CREATE DATABASE {db_name}"));
+        let db_url = replace_db(&admin, &db_name);
+        let port = free_port();
+        let mut s = Server {
+            child: None,
+            root: format!("http://127.0.0.1:{port}"),
+            base: format!("http://127.0.0.1:{port}/fhir"),
+            db_url,
+            db_name,
+            port,
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts (or restarts) the process and waits until it is ready.
+    pub fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_invicta"))
+            .env("DATABASE_URL", &self.db_url)
+            .env("INVICTA_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("INVICTA_MAX_BODY", (16 * 1024 * 1024).to_string())
+            .env("INVICTA_DB_POOL", "8")
+            .env("INVICTA_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start invicta");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = ureq::get(&format!("{}/ready", self.root)).call() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("invicta exited during start-up: {status}");
+            }
+            assert!(Instant::now() < deadline, "invicta did not become ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process with SIGKILL (no graceful shutdown).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGKILL without waiting (usable while other threads hold the server).
+    pub fn sigkill(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-KILL", &c.id().to_string()])
+                .status();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status success.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        c.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// A request builder for a path under /fhir (or an absolute URL).
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.base, path)
+        }
+    }
+
+    /// GET with optional headers.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut r = ureq::get(&self.url(path));
+        for (k, v) in headers {
+            r = r.set(k, v);
+        }
+        Resp::from(r.call())
+    }
+
+    /// A request with a body.
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        let mut r = ureq::request(method, &self.url(path));
+        for (k, v) in headers {
+            r = r.set(k, v);
+        }
+        Resp::from(r.send_bytes(body))
+    }
+
+    /// POST/PUT a JSON value as FHIR JSON.
+    pub fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut h = vec![("Content-Type", "application/fhir+json")];
+        h.extend_from_slice(headers);
+        self.send(method, path, &h, &serde_json::to_vec(body).unwrap())
+    }
+
+    /// DELETE.
+    pub fn delete(&self, path: &str) -> Resp {
+        Resp::from(ureq::delete(&self.url(path)).call())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+        let admin = admin_url();
+        let _ = Command::new("psql")
+            .args([
+                &admin,
+                "-qAtc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name),
+            ])
+            .output();
+    }
+}
+
+/// A response, whatever its status.
+pub struct Resp {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    fn from(r: Result<ureq::Response, ureq::Error>) -> Resp {
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = resp.status();
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .map(|n| {
+                let v = resp.header(&n).unwrap_or_default().to_string();
+                (n.to_ascii_lowercase(), v)
+            })
+            .collect();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == &name.to_ascii_lowercase())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// Asserts the status and that the body is an OperationOutcome; returns it.
+    pub fn outcome(&self, status: u16) -> Value {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let v = self.json();
+        assert_eq!(v["resourceType"], "OperationOutcome", "{v}");
+        v
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn replace_db(admin: &str, db: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin, String::new()),
+    };
+    let prefix = base.rsplit_once('/').map(|(p, _)| p).unwrap_or(base);
+    format!("{prefix}/{db}{query}")
+}
+
+/// A small valid Patient with a valid NHS number.
+pub fn patient(family: &str) -> Value {
+    serde_json::json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765919"}],
+        "name": [{"family": family, "given": ["Ann"]}],
+        "gender": "female",
+        "birthDate": "1961-04-12"
+    })
+}

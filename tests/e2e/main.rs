@@ -1,0 +1,12 @@
+//! End-to-end tests: each test starts the real `invicta` binary on its own PostgreSQL database
+//! and talks HTTP to it. `make test` provides `INVICTA_TEST_ADMIN_URL`; without a reachable
+//! PostgreSQL these tests fail, they never skip.
+
+mod harness;
+
+mod bad_input;
+mod crud;
+mod durability;
+mod examples;
+mod history;
+mod operations;

@@ -210,3 +210,25 @@ fn xml_bodies_are_accepted() {
     assert_eq!(v["name"][0]["family"], "Okafor");
     assert_eq!(v["birthDate"], "1990-01-02");
 }
+
+#[test]
+fn a_resource_with_very_many_index_values_is_stored_whole() {
+    let s = Server::start();
+    // 12,000 distinct given names give 24,000 string index rows (given and name): more binds
+    // than one PostgreSQL statement can carry, so the store must split its inserts.
+    let given: Vec<String> = (0..12_000).map(|i| format!("G{i}")).collect();
+    let mut p = patient("Many");
+    p["id"] = json!("many");
+    p["name"][0]["given"] = json!(given);
+    let r = s.send_json("PUT", "/Patient/many", &p, &[]);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let rows = crate::harness::sql_value(
+        &s.db_url,
+        "SELECT count(*) FROM idx_string WHERE param = 'given'",
+    );
+    assert_eq!(rows, "12000");
+    assert_eq!(
+        s.get("/Patient/many", &[]).json()["name"][0]["given"][11_999],
+        "G11999"
+    );
+}

@@ -40,7 +40,9 @@ fn main() -> ExitCode {
     match run(command, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("invicta: {msg}");
+            // libpq's messages span lines; a start-up failure is reported on one.
+            let line = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("invicta: {line}");
             ExitCode::FAILURE
         }
     }

@@ -1,4 +1,5 @@
-//! Writing a resource's search-index rows: one multi-row INSERT per index table.
+//! Writing a resource's search-index rows: multi-row INSERTs for every index table, sent as one
+//! statement.
 
 use diesel::pg::PgConnection;
 use diesel::RunQueryDsl;
@@ -7,8 +8,8 @@ use fhir_model::index::{IndexEntry, IndexValue};
 use crate::error::StoreError;
 use crate::sql::{query, Bind};
 
-/// Rows per INSERT statement: keeps bind counts far below PostgreSQL's 65,535 limit.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Binds per statement: far below PostgreSQL's limit of 65,535.
+const MAX_BINDS: usize = 30_000;
 
 const TABLES: [&str; 7] = [
     "idx_string",
@@ -20,19 +21,57 @@ const TABLES: [&str; 7] = [
     "idx_uri",
 ];
 
-/// Removes every index row of a resource (before re-indexing, or on delete).
+/// Column lists and per-column SQL wrappers of each table (`{}` is the placeholder).
+const COLUMNS: [(&str, &[&str]); 7] = [
+    ("value, norm", &["{}", "{}"]),
+    ("system, code, text", &["{}", "{}", "{}"]),
+    (
+        "lo, hi",
+        &[
+            "COALESCE({}, '-infinity'::timestamptz)",
+            "COALESCE({}, 'infinity'::timestamptz)",
+        ],
+    ),
+    (
+        "target_type, target_id, url, ident_system, ident_value",
+        &["{}", "{}", "{}", "{}", "{}"],
+    ),
+    (
+        "value, lo, hi, system, code, unit",
+        &[
+            "{}::numeric",
+            "{}::numeric",
+            "{}::numeric",
+            "{}",
+            "{}",
+            "{}",
+        ],
+    ),
+    (
+        "value, lo, hi",
+        &["{}::numeric", "{}::numeric", "{}::numeric"],
+    ),
+    ("uri", &["{}"]),
+];
+
+/// Removes every index row of a resource (before re-indexing, or on delete), in one round trip.
 pub(crate) fn clear(conn: &mut PgConnection, rid: i64) -> Result<(), StoreError> {
-    for table in TABLES {
-        query(
-            &format!("DELETE FROM {table} WHERE rid = $1"),
-            &[Bind::BigInt(rid)],
-        )
-        .execute(conn)?;
-    }
+    let ctes: Vec<String> = TABLES[..6]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("d{i} AS (DELETE FROM {t} WHERE rid = $1)"))
+        .collect();
+    let sql = format!(
+        "WITH {} DELETE FROM {} WHERE rid = $1",
+        ctes.join(", "),
+        TABLES[6]
+    );
+    query(&sql, &[Bind::BigInt(rid)]).execute(conn)?;
     Ok(())
 }
 
-/// Inserts the index rows of a resource.
+/// Inserts the index rows of a resource: every table in one statement (data-modifying CTEs),
+/// so a write costs one round trip for its index however many parameters it has.
 pub(crate) fn insert(
     conn: &mut PgConnection,
     rid: i64,
@@ -44,59 +83,83 @@ pub(crate) fn insert(
         let (slot, values) = row_values(&e.value);
         by_table[slot].push((e.param.as_str(), values));
     }
+    let mut inserts: Vec<String> = Vec::new();
+    let mut binds = vec![Bind::BigInt(rid), Bind::Text(res_type.to_string())];
     for (slot, rows) in by_table.iter().enumerate() {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            insert_chunk(conn, slot, rid, res_type, chunk)?;
+        if rows.is_empty() {
+            continue;
         }
+        let (columns, wrappers) = COLUMNS[slot];
+        let mut sql = format!(
+            "INSERT INTO {} (rid, res_type, param, {columns}) VALUES ",
+            TABLES[slot]
+        );
+        for (i, (param, values)) in rows.iter().enumerate() {
+            if binds.len() + values.len() + 1 > MAX_BINDS {
+                flush(
+                    conn,
+                    &mut inserts,
+                    &mut binds,
+                    &mut sql,
+                    rid,
+                    res_type,
+                    slot,
+                )?;
+            } else if i > 0 && !sql.ends_with("VALUES ") {
+                sql.push(',');
+            }
+            binds.push(Bind::Text(param.to_string()));
+            sql.push_str(&format!("($1, $2, ${}", binds.len()));
+            for (value, wrapper) in values.iter().zip(wrappers.iter()) {
+                binds.push(value.clone());
+                sql.push_str(", ");
+                sql.push_str(&wrapper.replace("{}", &format!("${}", binds.len())));
+            }
+            sql.push(')');
+        }
+        inserts.push(sql);
     }
+    run(conn, &inserts, &binds)
+}
+
+/// Sends what has been gathered and starts a new statement for the same table.
+fn flush(
+    conn: &mut PgConnection,
+    inserts: &mut Vec<String>,
+    binds: &mut Vec<Bind>,
+    current: &mut String,
+    rid: i64,
+    res_type: &str,
+    slot: usize,
+) -> Result<(), StoreError> {
+    if !current.ends_with("VALUES ") {
+        inserts.push(std::mem::take(current));
+    }
+    run(conn, inserts, binds)?;
+    inserts.clear();
+    *binds = vec![Bind::BigInt(rid), Bind::Text(res_type.to_string())];
+    *current = format!(
+        "INSERT INTO {} (rid, res_type, param, {}) VALUES ",
+        TABLES[slot], COLUMNS[slot].0
+    );
     Ok(())
 }
 
-fn insert_chunk(
-    conn: &mut PgConnection,
-    slot: usize,
-    rid: i64,
-    res_type: &str,
-    rows: &[(&str, Vec<Bind>)],
-) -> Result<(), StoreError> {
-    let (columns, casts): (&str, &[&str]) = match slot {
-        0 => ("value, norm", &["", ""]),
-        1 => ("system, code, text", &["", "", ""]),
-        2 => ("lo, hi", &["lo", "hi"]),
-        3 => (
-            "target_type, target_id, url, ident_system, ident_value",
-            &["", "", "", "", ""],
-        ),
-        4 => (
-            "value, lo, hi, system, code, unit",
-            &["::numeric", "::numeric", "::numeric", "", "", ""],
-        ),
-        5 => ("value, lo, hi", &["::numeric", "::numeric", "::numeric"]),
-        _ => ("uri", &[""]),
+fn run(conn: &mut PgConnection, inserts: &[String], binds: &[Bind]) -> Result<(), StoreError> {
+    let Some((last, rest)) = inserts.split_last() else {
+        return Ok(());
     };
-    let mut sql = format!(
-        "INSERT INTO {} (rid, res_type, param, {columns}) VALUES ",
-        TABLES[slot]
-    );
-    let mut binds = vec![Bind::BigInt(rid), Bind::Text(res_type.to_string())];
-    for (i, (param, row)) in rows.iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
-        }
-        binds.push(Bind::Text(param.to_string()));
-        sql.push_str(&format!("($1, $2, ${}", binds.len()));
-        for (value, cast) in row.iter().zip(casts.iter()) {
-            binds.push(value.clone());
-            let n = binds.len();
-            match *cast {
-                "lo" => sql.push_str(&format!(", COALESCE(${n}, '-infinity'::timestamptz)")),
-                "hi" => sql.push_str(&format!(", COALESCE(${n}, 'infinity'::timestamptz)")),
-                c => sql.push_str(&format!(", ${n}{c}")),
-            }
-        }
-        sql.push(')');
-    }
-    query(&sql, &binds).execute(conn)?;
+    let sql = if rest.is_empty() {
+        last.clone()
+    } else {
+        let ctes: Vec<String> = rest
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("i{i} AS ({s})"))
+            .collect();
+        format!("WITH {} {last}", ctes.join(", "))
+    };
+    query(&sql, binds).execute(conn)?;
     Ok(())
 }
 

@@ -44,6 +44,8 @@ die() {
   printf 'bench: error: %s\n' "$*" >&2
   exit 1
 }
+# An unexpected failing command (set -e) still says where it happened.
+trap 'printf "bench: error: unexpected failure (line %s): %s\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be a positive number of seconds"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a number of seconds"
@@ -319,7 +321,7 @@ pg_settings=$(sql "SELECT string_agg(name || '=' || setting || COALESCE(unit, ''
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo 'no commit')
 git diff --quiet HEAD 2>/dev/null || rev="$rev (with uncommitted changes)"
 
-wrk_version=$(wrk -v 2>&1 | sed -n '1s/^wrk \([^ ]*\).*/\1/p')
+wrk_version=$({ wrk -v 2>&1 || true; } | sed -n '1s/^wrk \([^ ]*\).*/\1/p')
 pgbench_version=$("$PGBENCH" --version | awk '{print $NF}')
 {
   cat <<EOF

@@ -59,4 +59,10 @@ Invicta is running.
   Auth:          none yet (access control arrives with the access-control work)
 
 MSG
+set +e
 wait "$server"
+code=$?
+set -e
+trap - EXIT INT TERM
+# A stop by Ctrl-C or SIGTERM is a normal end.
+[[ $code -eq 0 || $code -eq 130 || $code -eq 143 ]] || exit "$code"

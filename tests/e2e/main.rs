@@ -10,3 +10,4 @@ mod durability;
 mod examples;
 mod history;
 mod operations;
+mod search;

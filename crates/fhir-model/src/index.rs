@@ -533,3 +533,15 @@ fn quantities(node: &Node<'_>, out: &mut Vec<IndexValue>) {
 
 #[cfg(test)]
 mod tests;
+
+/// The half-open instant range `[start, end)` a FHIR date, dateTime or instant covers at its
+/// precision (`2024` is the whole year); no zone means UTC. `None` when the text is not a date.
+pub fn date_range(text: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    dates::date_range(text)
+}
+
+/// A decimal's value and the bounds its precision implies, as exact decimal text:
+/// `5.4` → (`5.4`, `5.35`, `5.45`). `None` when the text is not a decimal.
+pub fn decimal_bounds(text: &str) -> Option<(String, String, String)> {
+    decimal::bounds(text).map(|b| (b.value, b.low, b.high))
+}

@@ -10,7 +10,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
-use crate::interactions::{capabilities, create, delete, history, read, update};
+use crate::interactions::{capabilities, create, delete, history, read, search, update};
 use crate::state::AppState;
 
 /// Registers every route. `$`-operations and `_history` come before `{type}/{id}` so that
@@ -20,6 +20,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ready", web::get().to(ready))
         .service(
             web::scope("/fhir")
+                .service(
+                    web::resource(["", "/"])
+                        .route(web::get().to(search::system))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/_search")
+                        .route(web::post().to(search::system_post))
+                        .default_service(web::to(method_not_allowed)),
+                )
                 .service(
                     web::resource("/metadata")
                         .route(web::get().to(capabilities::metadata))
@@ -41,8 +51,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
+                    web::resource("/{type}/_search")
+                        .route(web::post().to(search::by_type_post))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
                     web::resource("/{type}/{id}/_history/{vid}")
                         .route(web::get().to(read::vread))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}/{ctype}")
+                        .route(web::get().to(search::compartment))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
@@ -54,6 +74,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/{type}")
+                        .route(web::get().to(search::by_type))
                         .route(web::post().to(create::create))
                         .default_service(web::to(method_not_allowed)),
                 )

@@ -7,6 +7,8 @@
 //! | `INVICTA_BASE_URL` | `--base-url` | `http://<listen>/fhir` |
 //! | `INVICTA_MAX_BODY` | `--max-body` | `16777216` (16 MiB) |
 //! | `INVICTA_DB_POOL` | `--db-pool` | `16` |
+//! | `INVICTA_SEARCH_DEFAULT_COUNT` | | `20` |
+//! | `INVICTA_SEARCH_MAX_COUNT` | | `1000` |
 
 use std::net::SocketAddr;
 
@@ -32,6 +34,10 @@ pub struct Config {
     pub max_body: usize,
     /// Database pool size.
     pub pool_size: u32,
+    /// Search page size when `_count` is absent.
+    pub search_default_count: i64,
+    /// Largest search page, whatever `_count` asks.
+    pub search_max_count: i64,
 }
 
 const USAGE: &str = "usage: invicta [serve|migrate] [--database-url URL] [--listen ADDR] [--base-url URL] [--max-body BYTES] [--db-pool N]";
@@ -96,6 +102,19 @@ impl Config {
         };
         let max_body = parse_number(max_body, "INVICTA_MAX_BODY", 16 * 1024 * 1024)?;
         let pool_size = parse_number(pool, "INVICTA_DB_POOL", 16)?;
+        let search_default_count = parse_number(
+            env("INVICTA_SEARCH_DEFAULT_COUNT"),
+            "INVICTA_SEARCH_DEFAULT_COUNT",
+            20,
+        )?;
+        let search_max_count = parse_number(
+            env("INVICTA_SEARCH_MAX_COUNT"),
+            "INVICTA_SEARCH_MAX_COUNT",
+            1000,
+        )?;
+        if search_max_count == 0 || search_default_count > search_max_count {
+            return Err("INVICTA_SEARCH_DEFAULT_COUNT must not exceed INVICTA_SEARCH_MAX_COUNT, which must be above zero".into());
+        }
         if max_body == 0 || pool_size == 0 {
             return Err("INVICTA_MAX_BODY and INVICTA_DB_POOL must be greater than zero".into());
         }
@@ -107,6 +126,8 @@ impl Config {
                 base_url,
                 max_body,
                 pool_size: pool_size as u32,
+                search_default_count: search_default_count as i64,
+                search_max_count: search_max_count as i64,
             },
         ))
     }

@@ -20,6 +20,11 @@ impl Params {
         Params { pairs }
     }
 
+    /// Wraps already-decoded pairs.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Params {
+        Params { pairs }
+    }
+
     /// The first value of a parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs

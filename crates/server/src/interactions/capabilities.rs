@@ -53,6 +53,9 @@ pub fn capability_statement(base_url: &str) -> Value {
                 "conditionalDelete": "not-supported",
             });
             if searchable.contains(&t) {
+                if let Some(list) = r["interaction"].as_array_mut() {
+                    list.push(json!({"code": "search-type"}));
+                }
                 let params: Vec<Value> = search_params::params_for(t)
                     .into_iter()
                     .map(|p| {
@@ -81,9 +84,15 @@ pub fn capability_statement(base_url: &str) -> Value {
         "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
         "rest": [{
             "mode": "server",
-            "documentation": "Search parameters listed here are indexed on every write and usable in If-None-Exist; the search interaction itself arrives with the search work.",
+            "documentation": "Search supports string, token, date, reference, quantity, number and uri parameters with their modifiers (:missing, :exact, :contains, :not, :text, :Type, :identifier, :below, :above) and prefixes; composite parameters, chaining, _has, _include and _revinclude are not supported yet and are ignored (or refused under Prefer: handling=strict).",
             "resource": resources,
-            "interaction": [{"code": "history-system"}],
+            "interaction": [{"code": "history-system"}, {"code": "search-system"}],
+            "searchParam": [
+                {"name": "_count", "type": "number", "documentation": "Page size (default and maximum configurable)."},
+                {"name": "_total", "type": "token", "documentation": "none | estimate | accurate (estimate is served as accurate)."},
+                {"name": "_sort", "type": "string", "documentation": "_lastUpdated and _id, '-' for descending."},
+                {"name": "_type", "type": "token", "documentation": "Resource types of a system search."}
+            ],
         }],
     })
 }

@@ -1,0 +1,336 @@
+//! From query parameters to a [`SearchPlan`]: which parameters apply, which were ignored, the
+//! SQL filter, ordering, page size, total mode and paging cursor.
+
+use fhir_model::search_params;
+use store::{Bind, Cursor, Filter, SortColumn, SortKey};
+
+use crate::clause::Compiler;
+use crate::text::pairs;
+use crate::SearchError;
+
+/// Whether and how to count all matches (`_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotalMode {
+    /// No total.
+    None,
+    /// An exact count (also served for `estimate`).
+    Accurate,
+}
+
+/// Server settings that shape a plan.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// `_count` when absent.
+    pub default_count: i64,
+    /// The largest page served.
+    pub max_count: i64,
+    /// `Prefer: handling=strict`: unknown or unsupported parameters are errors.
+    pub strict: bool,
+    /// The FHIR base URL (absolute references to it match relative ones).
+    pub base_url: String,
+}
+
+/// A checked, compiled search.
+#[derive(Debug, Clone)]
+pub struct SearchPlan {
+    /// Resource types searched.
+    pub types: Vec<String>,
+    /// Conditions over `resource r` (`$1` is the type array, bound by the store).
+    pub filter: Option<Filter>,
+    /// Ordering.
+    pub sort: Vec<SortKey>,
+    /// Page size (0: total only).
+    pub count: i64,
+    /// Total mode.
+    pub total: TotalMode,
+    /// Where this page starts, from `_cursor`.
+    pub cursor: Option<Cursor>,
+    /// The snapshot from `_cursor`.
+    pub snapshot: Option<i64>,
+    /// The parameters applied, as `(name, value)`, for the `self` link.
+    pub applied: Vec<(String, String)>,
+    /// Parameters ignored (unknown or unsupported), for a warning.
+    pub ignored: Vec<String>,
+}
+
+/// Parameters the HTTP layer handles; they are neither applied here nor reported as ignored.
+const OUTPUT_PARAMS: &[&str] = &["_format", "_pretty", "_summary", "_elements"];
+
+/// Plans a search over `types` from decoded query pairs.
+pub fn plan(
+    types: &[String],
+    params: &[(String, String)],
+    options: &PlanOptions,
+) -> Result<SearchPlan, SearchError> {
+    let mut binds = vec![Bind::TextArray(types.to_vec())];
+    let mut conds = Vec::new();
+    let mut plan = SearchPlan {
+        types: types.to_vec(),
+        filter: None,
+        sort: Vec::new(),
+        count: options.default_count,
+        total: TotalMode::Accurate,
+        cursor: None,
+        snapshot: None,
+        applied: Vec::new(),
+        ignored: Vec::new(),
+    };
+    for (name, value) in params {
+        let (base, modifier) = match name.split_once(':') {
+            Some((b, m)) => (b, Some(m)),
+            None => (name.as_str(), None),
+        };
+        if OUTPUT_PARAMS.contains(&base) || base == "_type" {
+            continue;
+        }
+        let mut compiler = Compiler {
+            binds: &mut binds,
+            base_url: &options.base_url,
+        };
+        let outcome: Result<Option<String>, SearchError> = match base {
+            "_count" => {
+                plan.count = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| bad("_count", value, "a whole number"))?
+                    .min(options.max_count);
+                Ok(None)
+            }
+            "_total" => {
+                plan.total = match value.as_str() {
+                    "none" => TotalMode::None,
+                    "estimate" | "accurate" => TotalMode::Accurate,
+                    _ => return Err(bad("_total", value, "none, estimate or accurate")),
+                };
+                plan.applied.push((name.clone(), value.clone()));
+                continue;
+            }
+            "_sort" => {
+                plan.sort = parse_sort(value)?;
+                plan.applied.push((name.clone(), value.clone()));
+                continue;
+            }
+            "_cursor" => {
+                let (snapshot, cursor) = decode_cursor(value)?;
+                plan.snapshot = Some(snapshot);
+                plan.cursor = Some(cursor);
+                continue;
+            }
+            "_id" if modifier.is_none() => {
+                let ids: Vec<String> = crate::text::split_unescaped(value, ',');
+                let b = compiler.bind(Bind::TextArray(ids));
+                Ok(Some(format!("r.id = ANY({b})")))
+            }
+            "_lastUpdated" if modifier.is_none() => compiler.last_updated(value).map(Some),
+            _ => match common_def(types, base) {
+                Some(def) => compiler.clause(def, modifier, value).map(Some),
+                None => Err(SearchError::UnknownParameter {
+                    resource_type: types.join(","),
+                    param: name.clone(),
+                }),
+            },
+        };
+        match outcome {
+            Ok(Some(cond)) => {
+                conds.push(cond);
+                plan.applied.push((name.clone(), value.clone()));
+            }
+            Ok(None) => {}
+            Err(e @ (SearchError::UnknownParameter { .. } | SearchError::Unsupported(_))) => {
+                if options.strict {
+                    return Err(e);
+                }
+                plan.ignored.push(name.clone());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !conds.is_empty() {
+        plan.filter = Some(Filter {
+            sql: conds.join(" AND "),
+            binds,
+        });
+    } else if binds.len() > 1 {
+        plan.filter = Some(Filter {
+            sql: "TRUE".into(),
+            binds,
+        });
+    }
+    Ok(plan)
+}
+
+/// The definition of a parameter valid for every searched type (the same code and kind).
+fn common_def(types: &[String], code: &str) -> Option<&'static search_params::SearchParamDef> {
+    let first = search_params::lookup(types.first()?, code)?;
+    types[1..]
+        .iter()
+        .all(|t| search_params::lookup(t, code).is_some_and(|d| d.kind == first.kind))
+        .then_some(first)
+}
+
+fn parse_sort(value: &str) -> Result<Vec<SortKey>, SearchError> {
+    value
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            let (descending, name) = match k.strip_prefix('-') {
+                Some(n) => (true, n),
+                None => (false, k),
+            };
+            let column = match name {
+                "_lastUpdated" => SortColumn::LastUpdated,
+                "_id" => SortColumn::Id,
+                other => return Err(SearchError::Unsupported(format!("_sort={other}"))),
+            };
+            Ok(SortKey { column, descending })
+        })
+        .collect()
+}
+
+/// Encodes where the next page starts: snapshot, row id and sort values, hex-encoded.
+pub fn encode_cursor(snapshot: i64, cursor: &Cursor) -> String {
+    let mut raw = format!("{snapshot}\u{1f}{}", cursor.rid);
+    for v in &cursor.values {
+        raw.push('\u{1f}');
+        raw.push_str(v);
+    }
+    raw.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(token: &str) -> Result<(i64, Cursor), SearchError> {
+    let broken = || {
+        SearchError::Malformed(
+            "the paging link is damaged or from another search; start the search again".into(),
+        )
+    };
+    if !token.len().is_multiple_of(2) || token.len() > 4096 {
+        return Err(broken());
+    }
+    let bytes: Option<Vec<u8>> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16).ok())
+        .collect();
+    let raw = String::from_utf8(bytes.ok_or_else(broken)?).map_err(|_| broken())?;
+    let mut parts = raw.split('\u{1f}');
+    let snapshot = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(broken)?;
+    let rid = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(broken)?;
+    let values = parts.map(str::to_string).collect();
+    Ok((snapshot, Cursor { values, rid }))
+}
+
+fn bad(param: &str, value: &str, what: &str) -> SearchError {
+    SearchError::BadValue {
+        param: param.to_string(),
+        value: value.to_string(),
+        reason: format!("expected {what}"),
+    }
+}
+
+/// Compiles the condition of a conditional interaction (`If-None-Exist: identifier=…`) into a
+/// filter over `resource r` whose `$1` is the type array. Unknown parameters are errors here:
+/// ignoring one would widen the match.
+pub fn compile_condition(resource_type: &str, query: &str) -> Result<Filter, SearchError> {
+    let params = pairs(query)?;
+    if params.is_empty() {
+        return Err(SearchError::Malformed("the condition is empty".into()));
+    }
+    let options = PlanOptions {
+        default_count: 2,
+        max_count: 2,
+        strict: true,
+        base_url: String::new(),
+    };
+    let plan = plan(&[resource_type.to_string()], &params, &options)?;
+    plan.filter
+        .ok_or_else(|| SearchError::Malformed("the condition selects nothing".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(strict: bool) -> PlanOptions {
+        PlanOptions {
+            default_count: 20,
+            max_count: 100,
+            strict,
+            base_url: "http://h/fhir".into(),
+        }
+    }
+
+    fn p(q: &str, strict: bool) -> Result<SearchPlan, SearchError> {
+        plan(&["Patient".to_string()], &pairs(q).unwrap(), &opts(strict))
+    }
+
+    #[test]
+    fn token_with_system_binds_values() {
+        let f = compile_condition(
+            "Patient",
+            "identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number|9434765919",
+        )
+        .unwrap();
+        assert!(f.sql.contains("x.code = $2 AND x.system = $3"), "{}", f.sql);
+        assert_eq!(f.binds[0], Bind::TextArray(vec!["Patient".into()]));
+        assert_eq!(f.binds[1], Bind::Text("9434765919".into()));
+        assert_eq!(
+            f.binds[2],
+            Bind::Text("https://fhir.nhs.uk/Id/nhs-number".into())
+        );
+    }
+
+    #[test]
+    fn lenient_and_strict() {
+        let lenient = p("nope=1&family=smith&_count=500", false).unwrap();
+        assert_eq!(lenient.ignored, ["nope"]);
+        assert_eq!(
+            lenient.applied,
+            [("family".to_string(), "smith".to_string())]
+        );
+        assert_eq!(lenient.count, 100);
+        assert!(matches!(
+            p("nope=1", true),
+            Err(SearchError::UnknownParameter { .. })
+        ));
+        assert!(matches!(
+            p("birthdate=notadate", false),
+            Err(SearchError::BadValue { .. })
+        ));
+        assert!(matches!(
+            p("birthdate=xx2020", false),
+            Err(SearchError::BadValue { .. })
+        ));
+        assert!(matches!(
+            compile_condition("Patient", "bogus=1"),
+            Err(SearchError::UnknownParameter { .. })
+        ));
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let c = Cursor {
+            values: vec!["2026-01-01T00:00:00.000000Z".into()],
+            rid: 42,
+        };
+        let token = encode_cursor(7, &c);
+        assert_eq!(decode_cursor(&token).unwrap(), (7, c));
+        assert!(decode_cursor("zz").is_err());
+    }
+
+    #[test]
+    fn injection_stays_in_binds() {
+        let plan = p("family=x')%3B%20DROP%20TABLE%20resource%3B--", false).unwrap();
+        let f = plan.filter.unwrap();
+        assert!(!f.sql.contains("DROP"));
+        assert!(f
+            .binds
+            .iter()
+            .any(|b| matches!(b, Bind::Text(t) if t.contains("drop table"))));
+    }
+}

@@ -1,0 +1,341 @@
+//! `search`: GET /fhir/{type}?…, POST /fhir/{type}/_search, compartment search
+//! GET /fhir/Patient/{id}/{type}?…, and system search GET /fhir?_type=…
+//! (http://hl7.org/fhir/R4/search.html). Results are searchset Bundles paged by a keyset cursor.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{SecondsFormat, Utc};
+use futures_util::StreamExt;
+use search::text::{encode, pairs};
+use search::{PlanOptions, SearchPlan, TotalMode};
+use serde_json::{json, Value};
+use store::{Cursor, FoundResource, ResourceQuery, SortColumn};
+
+use super::{blocking, logical_id, resource_type};
+use crate::error::ApiError;
+use crate::format::Output;
+use crate::query::Params;
+use crate::state::AppState;
+
+/// Largest form body accepted by `POST _search`.
+const MAX_FORM: usize = 64 * 1024;
+
+/// `GET /fhir/{type}`.
+pub async fn by_type(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let t = resource_type(&req)?;
+    let params = pairs(req.query_string())?;
+    run(
+        &req,
+        &state,
+        vec![t.clone()],
+        None,
+        params,
+        format!("{}/{t}", state.config.base_url),
+    )
+    .await
+}
+
+/// `POST /fhir/{type}/_search` with a form body (and possibly a query string too).
+pub async fn by_type_post(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let t = resource_type(&req)?;
+    let params = form_params(&req, payload).await?;
+    run(
+        &req,
+        &state,
+        vec![t.clone()],
+        None,
+        params,
+        format!("{}/{t}", state.config.base_url),
+    )
+    .await
+}
+
+/// `GET /fhir/Patient/{id}/{type}`: the type's resources in that patient's compartment.
+pub async fn compartment(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = resource_type(&req)?;
+    if owner != "Patient" {
+        return Err(ApiError::not_found(format!(
+            "Compartment search is supported for Patient, not {owner}"
+        )));
+    }
+    let id = logical_id(&req)?;
+    let t = req
+        .match_info()
+        .get("ctype")
+        .unwrap_or_default()
+        .to_string();
+    if !fhir_model::elements::is_resource_type(&t) {
+        return Err(ApiError::not_found(format!(
+            "'{t}' is not a supported resource type"
+        )));
+    }
+    let params = pairs(req.query_string())?;
+    let base = format!("{}/Patient/{id}/{t}", state.config.base_url);
+    run(&req, &state, vec![t], Some(id), params, base).await
+}
+
+/// `GET /fhir?_type=A,B&…` (system search; without `_type`, every searchable type).
+pub async fn system(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = pairs(req.query_string())?;
+    system_search(req, state, params).await
+}
+
+/// `POST /fhir/_search`.
+pub async fn system_post(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = form_params(&req, payload).await?;
+    system_search(req, state, params).await
+}
+
+async fn system_search(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    params: Vec<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let types: Vec<String> = match params.iter().find(|(k, _)| k == "_type") {
+        Some((_, v)) => {
+            let mut types = Vec::new();
+            for t in v.split(',').filter(|t| !t.is_empty()) {
+                if !fhir_model::elements::is_resource_type(t) {
+                    return Err(ApiError::bad_request(format!(
+                        "_type names an unknown resource type '{t}'"
+                    )));
+                }
+                types.push(t.to_string());
+            }
+            types
+        }
+        None => fhir_model::search_params::searchable_types()
+            .iter()
+            .map(|t| t.to_string())
+            .collect(),
+    };
+    let mut base = state.config.base_url.clone();
+    if let Some((_, v)) = params.iter().find(|(k, _)| k == "_type") {
+        base = format!("{base}?_type={}", encode(v));
+    }
+    run(&req, &state, types, None, params, base).await
+}
+
+async fn form_params(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("application/x-www-form-urlencoded");
+    if !ct.starts_with("application/x-www-form-urlencoded") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not-supported",
+            format!("_search takes an application/x-www-form-urlencoded body, not '{ct}'"),
+        ));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("Could not read the body: {e}")))?;
+        if body.len() + chunk.len() > MAX_FORM {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-costly",
+                format!("The search form is larger than {MAX_FORM} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let form = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("The search form is not UTF-8"))?;
+    let mut params = pairs(req.query_string())?;
+    params.extend(pairs(form)?);
+    Ok(params)
+}
+
+async fn run(
+    req: &HttpRequest,
+    state: &AppState,
+    types: Vec<String>,
+    compartment: Option<String>,
+    params: Vec<(String, String)>,
+    self_base: String,
+) -> Result<HttpResponse, ApiError> {
+    let output = Output::from_request(req, &Params::from_pairs(params.clone()))?;
+    let options = PlanOptions {
+        default_count: state.config.search_default_count,
+        max_count: state.config.search_max_count,
+        strict: prefers_strict(req),
+        base_url: state.config.base_url.clone(),
+    };
+    let plan = search::plan(&types, &params, &options)?;
+    let total_only = output.summary == Some(fhir_model::summary::SummaryMode::Count);
+    let query = ResourceQuery {
+        types: plan.types.clone(),
+        compartment,
+        filter: plan.filter.clone(),
+        sort: plan.sort.clone(),
+        after: plan.cursor.clone(),
+        snapshot: plan.snapshot,
+        limit: if total_only { 0 } else { plan.count },
+        count_total: plan.total == TotalMode::Accurate || total_only,
+    };
+    let store = state.store.clone();
+    let page = blocking(move || store.query_resources(&query)).await?;
+    let links = links(&self_base, &plan, &page, &output);
+    let base_url = &state.config.base_url;
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "meta": {"lastUpdated": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)},
+        "type": "searchset",
+    });
+    if let Some(total) = page.total {
+        bundle["total"] = json!(total);
+    }
+    bundle["link"] = Value::Array(links);
+    let outcome = (!plan.ignored.is_empty()).then(|| {
+        json!({
+            "resource": {"resourceType": "OperationOutcome", "issue": [{
+                "severity": "warning", "code": "not-supported",
+                "diagnostics": format!("Parameters not supported and ignored: {}", plan.ignored.join(", "))}]},
+            "search": {"mode": "outcome"}
+        })
+    });
+    let body = if output.is_verbatim() {
+        splice(bundle, &page.rows, outcome, base_url)?
+    } else {
+        let mut entries = Vec::with_capacity(page.rows.len() + 1);
+        for row in &page.rows {
+            let resource: Value =
+                serde_json::from_slice(&row.body).map_err(crate::error::internal)?;
+            entries.push(json!({
+                "fullUrl": format!("{base_url}/{}/{}", row.res_type, row.id),
+                "resource": output.subset(&resource),
+                "search": {"mode": "match"},
+            }));
+        }
+        entries.extend(outcome);
+        if !entries.is_empty() {
+            bundle["entry"] = Value::Array(entries);
+        }
+        output.render(&bundle)?
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, output.content_type()))
+        .body(body))
+}
+
+/// Writes the Bundle with each stored body copied in as it is, without parsing it again.
+fn splice(
+    bundle: Value,
+    rows: &[FoundResource],
+    outcome: Option<Value>,
+    base_url: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let mut out = serde_json::to_vec(&bundle).map_err(crate::error::internal)?;
+    if rows.is_empty() && outcome.is_none() {
+        return Ok(out);
+    }
+    out.pop(); // the closing brace
+    out.extend_from_slice(b",\"entry\":[");
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let full_url = serde_json::to_string(&format!("{base_url}/{}/{}", row.res_type, row.id))
+            .map_err(crate::error::internal)?;
+        out.extend_from_slice(b"{\"fullUrl\":");
+        out.extend_from_slice(full_url.as_bytes());
+        out.extend_from_slice(b",\"resource\":");
+        out.extend_from_slice(&row.body);
+        out.extend_from_slice(b",\"search\":{\"mode\":\"match\"}}");
+    }
+    if let Some(o) = outcome {
+        if !rows.is_empty() {
+            out.push(b',');
+        }
+        out.extend(serde_json::to_vec(&o).map_err(crate::error::internal)?);
+    }
+    out.extend_from_slice(b"]}");
+    Ok(out)
+}
+
+fn links(
+    self_base: &str,
+    plan: &SearchPlan,
+    page: &store::ResourcePage,
+    output: &Output,
+) -> Vec<Value> {
+    let mut query: Vec<String> = plan
+        .applied
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    query.push(format!("_count={}", plan.count));
+    if output.summary == Some(fhir_model::summary::SummaryMode::Count) {
+        query.push("_summary=count".into());
+    }
+    if let Some(e) = &output.elements {
+        query.push(format!("_elements={}", encode(&e.join(","))));
+    }
+    let sep = if self_base.contains('?') { '&' } else { '?' };
+    let mut self_query = query.clone();
+    if let (Some(c), Some(s)) = (&plan.cursor, plan.snapshot) {
+        self_query.push(format!("_cursor={}", search::encode_cursor(s, c)));
+    }
+    let mut links = vec![
+        json!({"relation": "self", "url": format!("{self_base}{sep}{}", self_query.join("&"))}),
+    ];
+    if page.more {
+        if let Some(last) = page.rows.last() {
+            let values = plan
+                .sort
+                .iter()
+                .map(|k| match k.column {
+                    SortColumn::LastUpdated => last
+                        .last_updated
+                        .to_rfc3339_opts(SecondsFormat::Micros, true),
+                    SortColumn::Id => last.id.clone(),
+                })
+                .collect();
+            let cursor = Cursor {
+                values,
+                rid: last.rid,
+            };
+            let mut next = query;
+            next.push(format!(
+                "_cursor={}",
+                search::encode_cursor(page.snapshot, &cursor)
+            ));
+            links.push(
+                json!({"relation": "next", "url": format!("{self_base}{sep}{}", next.join("&"))}),
+            );
+        }
+    }
+    links
+}
+
+fn prefers_strict(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split([',', ';']))
+        .any(|p| p.trim() == "handling=strict")
+}

@@ -1,0 +1,308 @@
+//! Search: each parameter type, modifier and prefix against hand-computed result sets.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+use crate::harness::Server;
+
+fn put(s: &Server, v: Value) {
+    let path = format!(
+        "/{}/{}",
+        v["resourceType"].as_str().unwrap(),
+        v["id"].as_str().unwrap()
+    );
+    let r = s.send_json("PUT", &path, &v, &[]);
+    assert!(
+        r.status == 201 || r.status == 200,
+        "{path}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+fn ids(s: &Server, query: &str) -> BTreeSet<String> {
+    let r = s.get(query, &[]);
+    assert_eq!(
+        r.status,
+        200,
+        "{query}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let b = r.json();
+    assert_eq!(b["type"], "searchset");
+    let found: BTreeSet<String> = b["entry"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["search"]["mode"] == "match")
+                .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        b["total"],
+        found.len(),
+        "{query}: total disagrees with entries"
+    );
+    found
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn seed(s: &Server) {
+    let nhs = "https://fhir.nhs.uk/Id/nhs-number";
+    put(
+        s,
+        json!({"resourceType": "Patient", "id": "p1", "active": true, "gender": "female",
+        "identifier": [{"system": nhs, "value": "9434765919"}, {"system": "urn:hosp", "value": "H1"}],
+        "name": [{"family": "Thornton", "given": ["Margaret", "Ann"]}], "birthDate": "1938-02-11",
+        "address": [{"city": "Canterbury", "postalCode": "CT1 2AB"}]}),
+    );
+    put(
+        s,
+        json!({"resourceType": "Patient", "id": "p2", "active": false, "gender": "male",
+        "identifier": [{"system": nhs, "value": "9000000009"}],
+        "name": [{"family": "Thorne", "given": ["Daniel"]}], "birthDate": "1990-06",
+        "address": [{"city": "Dover"}]}),
+    );
+    put(
+        s,
+        json!({"resourceType": "Patient", "id": "p3", "gender": "female",
+        "name": [{"family": "Ó Briain", "given": ["Zoë"]}], "birthDate": "2019-12-31"}),
+    );
+    put(
+        s,
+        json!({"resourceType": "Patient", "id": "p4", "gender": "other",
+        "name": [{"family": "Smith, Jr", "given": ["Al"]}]}),
+    );
+    let obs = |id: &str, patient: &str, code: &str, value: f64, unit: &str, when: &str| {
+        json!({"resourceType": "Observation", "id": id, "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}], "text": "lab"},
+            "subject": {"reference": format!("Patient/{patient}")},
+            "effectiveDateTime": when,
+            "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}})
+    };
+    put(
+        s,
+        obs(
+            "o1",
+            "p1",
+            "59261-8",
+            48.0,
+            "mmol/mol",
+            "2026-11-02T09:30:00Z",
+        ),
+    );
+    put(
+        s,
+        obs(
+            "o2",
+            "p1",
+            "59261-8",
+            5.4,
+            "mmol/mol",
+            "2025-01-15T10:00:00+01:00",
+        ),
+    );
+    put(s, obs("o3", "p2", "2823-3", 4.1, "mmol/L", "2026-03-01"));
+    put(
+        s,
+        obs("o4", "p3", "2823-3", 5.44, "mmol/L", "2024-12-31T23:59:59Z"),
+    );
+    put(
+        s,
+        json!({"resourceType": "Observation", "id": "o5", "status": "preliminary",
+        "code": {"text": "note only"}, "subject": {"reference": "Patient/p2"}}),
+    );
+    // Deleted resources and old versions never match.
+    put(
+        s,
+        json!({"resourceType": "Patient", "id": "gone", "name": [{"family": "Thornbury"}]}),
+    );
+    assert_eq!(s.delete("/Patient/gone").status, 204);
+    put(
+        s,
+        json!({"resourceType": "Patient", "id": "renamed", "name": [{"family": "Thorpe"}]}),
+    );
+    put(
+        s,
+        json!({"resourceType": "Patient", "id": "renamed", "name": [{"family": "Walker"}]}),
+    );
+}
+
+#[test]
+fn parameter_types_modifiers_and_prefixes() {
+    let s = Server::start();
+    seed(&s);
+    let cases: &[(&str, &[&str])] = &[
+        // string: case- and accent-insensitive prefix, :exact, :contains
+        ("/Patient?family=thorn", &["p1", "p2"]),
+        ("/Patient?family=THORNTON", &["p1"]),
+        ("/Patient?family=o briain", &["p3"]),
+        ("/Patient?given=zoe", &["p3"]),
+        ("/Patient?family:exact=Thorne", &["p2"]),
+        ("/Patient?family:exact=thorne", &[]),
+        ("/Patient?family:contains=orn", &["p1", "p2"]),
+        ("/Patient?name=ann", &["p1"]),
+        ("/Patient?address-city=cant", &["p1"]),
+        ("/Patient?family=Smith\\,%20Jr", &["p4"]),
+        ("/Patient?family=walker", &["renamed"]),
+        ("/Patient?family=thorp", &[]),
+        // token
+        ("/Patient?gender=female", &["p1", "p3"]),
+        ("/Patient?gender=female,male", &["p1", "p2", "p3"]),
+        ("/Patient?gender:not=female", &["p2", "p4", "renamed"]),
+        (
+            "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919",
+            &["p1"],
+        ),
+        ("/Patient?identifier=9000000009", &["p2"]),
+        ("/Patient?identifier=urn:hosp|", &["p1"]),
+        ("/Patient?identifier=|H1", &[]),
+        ("/Patient?active=true", &["p1"]),
+        ("/Patient?active:missing=true", &["p3", "p4", "renamed"]),
+        ("/Observation?code=http://loinc.org|59261-8", &["o1", "o2"]),
+        ("/Observation?code:text=lab", &["o1", "o2", "o3", "o4"]),
+        (
+            "/Observation?category=laboratory&code=2823-3",
+            &["o3", "o4"],
+        ),
+        // date: partial precision as ranges, prefixes, zones
+        ("/Patient?birthdate=1990", &["p2"]),
+        ("/Patient?birthdate=1990-06-15", &[]),
+        ("/Patient?birthdate=lt1990", &["p1"]),
+        ("/Patient?birthdate=ge1990-06-30", &["p2", "p3"]),
+        ("/Patient?birthdate=gt2019-12-30&birthdate=lt2020", &["p3"]),
+        ("/Patient?birthdate:missing=true", &["p4", "renamed"]),
+        ("/Observation?date=2026", &["o1", "o3"]),
+        ("/Observation?date=2025-01-15", &["o2"]),
+        ("/Observation?date=2025-01-15T09:00:00Z", &["o2"]),
+        ("/Observation?date=sa2026-03-01", &["o1"]),
+        ("/Observation?date=eb2025", &["o4"]),
+        ("/Observation?date=ne2026", &["o2", "o4"]),
+        // quantity and number: precision-implied ranges, units
+        ("/Observation?value-quantity=5.4", &["o2", "o4"]),
+        ("/Observation?value-quantity=5.40", &["o2"]),
+        ("/Observation?value-quantity=gt5", &["o1", "o2", "o4"]),
+        ("/Observation?value-quantity=le4.1", &["o3"]),
+        (
+            "/Observation?value-quantity=5.4|http://unitsofmeasure.org|mmol/L",
+            &["o4"],
+        ),
+        ("/Observation?value-quantity=ap48||mmol/mol", &["o1"]),
+        // reference
+        ("/Observation?subject=Patient/p1", &["o1", "o2"]),
+        ("/Observation?subject=p2", &["o3", "o5"]),
+        ("/Observation?subject:Patient=p3", &["o4"]),
+        ("/Observation?patient=p1,p3", &["o1", "o2", "o4"]),
+        ("/Observation?subject=SERVER/Patient/p1", &["o1", "o2"]),
+        ("/Observation?subject.name=x&subject=p1", &["o1", "o2"]),
+        // special parameters and compartments
+        ("/Patient?_id=p1,p3", &["p1", "p3"]),
+        ("/Patient/p1/Observation", &["o1", "o2"]),
+        ("/Patient/p2/Observation?status=preliminary", &["o5"]),
+        ("/?_type=Patient,Observation&_id=p1,o5", &["p1", "o5"]),
+    ];
+    for (query, expected) in cases {
+        let query = query.replace("SERVER", &s.base);
+        assert_eq!(ids(&s, &query), set(expected), "{query}");
+    }
+}
+
+#[test]
+fn paging_totals_sorting_and_errors() {
+    let s = Server::start();
+    for i in 0..7 {
+        put(
+            &s,
+            json!({"resourceType": "Patient", "id": format!("pg{i}"), "gender": "female",
+            "name": [{"family": format!("Page{i}")}]}),
+        );
+    }
+    // Follow next links; every match appears once even with a write between pages.
+    let mut seen = Vec::new();
+    let mut url = format!("{}/Patient?gender=female&_count=3", s.base);
+    let mut pages = 0;
+    loop {
+        let b = s.get(&url, &[]).json();
+        assert_eq!(b["total"], 7);
+        for e in b["entry"].as_array().unwrap() {
+            seen.push(e["resource"]["id"].as_str().unwrap().to_string());
+        }
+        pages += 1;
+        if pages == 1 {
+            put(
+                &s,
+                json!({"resourceType": "Patient", "id": "late", "gender": "female"}),
+            );
+        }
+        match b["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+        {
+            Some(l) => url = l["url"].as_str().unwrap().to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, (0..7).map(|i| format!("pg{i}")).collect::<Vec<_>>());
+
+    let sorted = s.get("/Patient?_sort=-_id&_count=2", &[]).json();
+    let first: Vec<&str> = sorted["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(first, ["pg6", "pg5"]);
+    let count_only = s.get("/Patient?_summary=count", &[]).json();
+    assert_eq!(count_only["total"], 8);
+    assert!(count_only.get("entry").is_none());
+    let no_total = s.get("/Patient?_total=none", &[]).json();
+    assert!(no_total.get("total").is_none());
+    // POST _search has the same semantics.
+    let r = s.send(
+        "POST",
+        "/Patient/_search",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"family=page1",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["total"], 1);
+
+    // Lenient: ignored parameters are left out of the self link and reported; strict: 400.
+    let lenient = s.get("/Patient?nonsense=1&family=page2", &[]).json();
+    assert_eq!(lenient["total"], 1);
+    let self_link = lenient["link"][0]["url"].as_str().unwrap();
+    assert!(
+        self_link.contains("family=page2") && !self_link.contains("nonsense"),
+        "{self_link}"
+    );
+    assert!(lenient["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["search"]["mode"] == "outcome"));
+    let strict = s.get("/Patient?nonsense=1", &[("Prefer", "handling=strict")]);
+    assert!(String::from_utf8_lossy(&strict.body).contains("nonsense"));
+    strict.outcome(400);
+    for bad in [
+        "/Patient?birthdate=2024-13",
+        "/Patient?birthdate=xx2024",
+        "/Observation?value-quantity=abc",
+        "/Patient?_count=-1",
+        "/Patient?active:missing=perhaps",
+        "/Patient?_cursor=zz",
+        "/Patient?family=%zz",
+    ] {
+        s.get(bad, &[]).outcome(400);
+    }
+    // Injection attempts are plain values.
+    assert!(ids(&s, "/Patient?family=x%27%3B%20DROP%20TABLE%20resource%3B--").is_empty());
+    assert_eq!(s.get("/Patient?_summary=count", &[]).json()["total"], 8);
+}

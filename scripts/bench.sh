@@ -9,9 +9,11 @@
 #
 # Steps: build target/release/invicta; drop and recreate the database `invicta_bench`; start
 # the server (it applies the migrations); create obs-1..obs-2000 with PUT; then for each
-# operation and concurrency a short wrk warm-up, a wrk run and a pgbench run. Results go to
-# target/bench/: results.md (the table, also printed) and the raw outputs (wrk-*.txt,
-# pgbench-*.txt, pgbench per-transaction logs, server.log).
+# operation and concurrency a short wrk warm-up, a wrk run, a pgbench run (-M prepared: the
+# ceiling) and a pgbench run "as the server talks" (-M extended, after the pool's SELECT 1);
+# finally GET /health (no database) as an HTTP baseline. About 3 minutes. Results go to
+# target/bench/: results.md (the tables, also printed) and the raw outputs (wrk-*.txt,
+# pgbench-*.txt, pgbench per-transaction logs, server.log). See bench/README.md.
 #
 # Knobs (environment):
 #   INVICTA_BIN         use this binary instead of building target/release/invicta
@@ -197,7 +199,6 @@ if ((!ready)); then
   tail -n 20 "$OUT/server.log" >&2 || true
   die "the server did not become ready (see $OUT/server.log)"
 fi
-POOL=$(sql "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 # ---------------------------------------------------------------------------------------------
 # Data: obs-1..obs-SEED through the server (PUT with fixed ids), one connection
@@ -233,7 +234,6 @@ if [[ $server_rows != "$script_rows" ]]; then
   warn "the server writes index rows '$server_rows' per Observation but bench/pgbench-create.sql mirrors '$script_rows'; update it"
 fi
 
-
 sql "VACUUM ANALYZE" >/dev/null
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ log_percentiles() {
   cat "$1".* 2>/dev/null | awk '{print $3}' | sort -n | awk '
     { v[NR] = $1 }
     END {
-      if (NR == 0) { print "- - -"; exit }
+      if (NR == 0) { print "0 0 0"; exit }
       split("50 95 99", ps, " ")
       out = ""
       for (i = 1; i <= 3; i++) {
@@ -262,51 +262,84 @@ log_percentiles() {
     }'
 }
 
-ROWS=()
-PG_ROWS=()
+# A checkpoint before each measured run, so that none lands in the middle of the next one
+# (needs superuser or pg_checkpoint; skipped otherwise).
+checkpoint() { sql "CHECKPOINT" >/dev/null 2>&1 || true; }
 
-run_pair() {
-  local op=$1 c=$2 t line rps p50 p95 p99 errs tps lat pg_p
+# wrk NAME CLIENTS SCRIPT URL [ARGS...]: one measured run (after a warm-up); sets W_LINE.
+W_LINE=""
+run_wrk() {
+  local name=$1 c=$2 script=$3 url=$4 t errs
+  shift 4
   t=$(threads_for "$c")
   if ((WARMUP > 0)); then
-    wrk -t "$t" -c "$c" -d "${WARMUP}s" --timeout 10s -s "$BENCH_DIR/$op.lua" "$BASE" -- "$SEED" \
-      >"$OUT/wrk-$op-c$c-warmup.txt" 2>&1 || die "wrk warm-up failed (see $OUT/wrk-$op-c$c-warmup.txt)"
+    wrk -t "$t" -c "$c" -d "${WARMUP}s" --timeout 10s -s "$script" "$url" -- "$@" \
+      >"$OUT/wrk-$name-warmup.txt" 2>&1 || die "wrk warm-up failed (see $OUT/wrk-$name-warmup.txt)"
   fi
-  sql "CHECKPOINT" >/dev/null
-  say "$op c=$c: wrk for ${DURATION}s"
-  wrk -t "$t" -c "$c" -d "${DURATION}s" --timeout 10s -s "$BENCH_DIR/$op.lua" "$BASE" -- "$SEED" \
-    >"$OUT/wrk-$op-c$c.txt" 2>&1 || die "wrk failed (see $OUT/wrk-$op-c$c.txt)"
-  line=$(grep '^BENCH ' "$OUT/wrk-$op-c$c.txt" || true)
-  [[ -n $line ]] || die "no BENCH line in $OUT/wrk-$op-c$c.txt"
-  rps=$(field rps "$line")
-  p50=$(field p50_ms "$line")
-  p95=$(field p95_ms "$line")
-  p99=$(field p99_ms "$line")
-  errs=$(($(field status_errors "$line") + $(field socket_errors "$line")))
-  ((errs == 0)) || warn "$op c=$c: $errs failed requests over HTTP (see $OUT/wrk-$op-c$c.txt)"
-
-  sql "CHECKPOINT" >/dev/null
-  say "$op c=$c: pgbench for ${DURATION}s"
-  "$PGBENCH" -n -M prepared -c "$c" -j "$t" -T "$DURATION" -D "seed=$SEED" -D "body=$BODY" \
-    -f "$BENCH_DIR/pgbench-$op.sql" -l --log-prefix="$OUT/pgbench-$op-c$c.log" "$DB_URL" \
-    >"$OUT/pgbench-$op-c$c.txt" 2>&1 || die "pgbench failed (see $OUT/pgbench-$op-c$c.txt)"
-  tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$OUT/pgbench-$op-c$c.txt")
-  [[ -n $tps ]] || tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$OUT/pgbench-$op-c$c.txt" | tail -n 1)
-  [[ -n $tps ]] || die "no tps in $OUT/pgbench-$op-c$c.txt"
-  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$OUT/pgbench-$op-c$c.txt")
-  read -r -a pg_p <<<"$(log_percentiles "$OUT/pgbench-$op-c$c.log")"
-
-  ROWS+=("$(awk -v op="$op" -v c="$c" -v rps="$rps" -v p50="$p50" -v p95="$p95" -v p99="$p99" -v tps="$tps" \
-    'BEGIN { printf "| %s | %d | %.0f | %.2f ms | %.2f ms | %.2f ms | %.0f | %.2f |", op, c, rps, p50, p95, p99, tps, (tps > 0 ? rps / tps : 0) }')")
-  PG_ROWS+=("$(awk -v op="$op" -v c="$c" -v lat="${lat:-0}" -v a="${pg_p[0]}" -v b="${pg_p[1]}" -v d="${pg_p[2]}" \
-    'BEGIN { printf "| %s | %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms |", op, c, lat, a, b, d }')")
+  checkpoint
+  say "$name: wrk, ${DURATION}s"
+  wrk -t "$t" -c "$c" -d "${DURATION}s" --timeout 10s -s "$script" "$url" -- "$@" \
+    >"$OUT/wrk-$name.txt" 2>&1 || die "wrk failed (see $OUT/wrk-$name.txt)"
+  W_LINE=$(grep '^BENCH ' "$OUT/wrk-$name.txt" || true)
+  [[ -n $W_LINE ]] || die "no BENCH line in $OUT/wrk-$name.txt"
+  errs=$(($(field status_errors "$W_LINE") + $(field socket_errors "$W_LINE")))
+  ((errs == 0)) || warn "$name: $errs failed requests over HTTP (see $OUT/wrk-$name.txt)"
 }
 
+# pgbench NAME CLIENTS MODE SCRIPT: one run; sets P_TPS and P_LAT (average latency, ms).
+P_TPS=""
+P_LAT=""
+run_pgbench() {
+  local name=$1 c=$2 mode=$3 script=$4 t
+  t=$(threads_for "$c")
+  checkpoint
+  say "$name: pgbench -M $mode, ${DURATION}s"
+  "$PGBENCH" -n -M "$mode" -c "$c" -j "$t" -T "$DURATION" -D "seed=$SEED" -D "body=$BODY" \
+    -f "$script" -l --log-prefix="$OUT/pgbench-$name.log" "$DB_URL" \
+    >"$OUT/pgbench-$name.txt" 2>&1 || die "pgbench failed (see $OUT/pgbench-$name.txt)"
+  P_TPS=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$OUT/pgbench-$name.txt")
+  [[ -n $P_TPS ]] || P_TPS=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$OUT/pgbench-$name.txt" | tail -n 1)
+  [[ -n $P_TPS ]] || die "no tps in $OUT/pgbench-$name.txt"
+  P_LAT=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$OUT/pgbench-$name.txt")
+}
+
+ROWS=()
+PG_ROWS=()
+HTTP_ROWS=()
+load_before=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
+
 for op in read create; do
+  # The same statements the way the server sends them: r2d2 checks every connection it hands
+  # out with `SELECT 1`, and diesel's sql_query statements are never prepared (extended
+  # protocol, parsed and planned each time).
+  { echo '-- generated by scripts/bench.sh: bench/pgbench-'"$op"'.sql after the pool check-out'
+    echo 'SELECT 1;'
+    cat "$BENCH_DIR/pgbench-$op.sql"; } >"$OUT/pgbench-$op-as-server.sql"
   for c in $CONCURRENCY; do
-    run_pair "$op" "$c"
+    run_wrk "$op-c$c" "$c" "$BENCH_DIR/$op.lua" "$BASE" "$SEED"
+    run_pgbench "$op-c$c" "$c" prepared "$BENCH_DIR/pgbench-$op.sql"
+    read -r -a pg_p <<<"$(log_percentiles "$OUT/pgbench-$op-c$c.log")"
+    prepared_tps=$P_TPS
+    prepared_lat=${P_LAT:-0}
+    run_pgbench "$op-c$c-as-server" "$c" extended "$OUT/pgbench-$op-as-server.sql"
+    ROWS+=("$(awk -v op="$op" -v c="$c" -v rps="$(field rps "$W_LINE")" \
+      -v p50="$(field p50_ms "$W_LINE")" -v p95="$(field p95_ms "$W_LINE")" \
+      -v p99="$(field p99_ms "$W_LINE")" -v tps="$prepared_tps" \
+      'BEGIN { printf "| %s | %d | %.0f | %.2f ms | %.2f ms | %.2f ms | %.0f | %.2f |", op, c, rps, p50, p95, p99, tps, (tps > 0 ? rps / tps : 0) }')")
+    PG_ROWS+=("$(awk -v op="$op" -v c="$c" -v lat="$prepared_lat" -v a="${pg_p[0]}" -v b="${pg_p[1]}" \
+      -v d="${pg_p[2]}" -v tps2="$P_TPS" -v rps="$(field rps "$W_LINE")" \
+      'BEGIN { printf "| %s | %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.0f | %.2f |", op, c, lat, a, b, d, tps2, (tps2 > 0 ? rps / tps2 : 0) }')")
   done
 done
+
+# HTTP alone: GET /health answers without touching the database.
+for c in $CONCURRENCY; do
+  run_wrk "health-c$c" "$c" "$BENCH_DIR/health.lua" "$BASE/health"
+  HTTP_ROWS+=("$(awk -v c="$c" -v rps="$(field rps "$W_LINE")" -v p50="$(field p50_ms "$W_LINE")" \
+    -v p95="$(field p95_ms "$W_LINE")" -v p99="$(field p99_ms "$W_LINE")" \
+    'BEGIN { printf "| GET /health | %d | %.0f | %.2f ms | %.2f ms | %.2f ms |", c, rps, p50, p95, p99 }')")
+done
+load_after=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 
 # ---------------------------------------------------------------------------------------------
 # Report
@@ -317,29 +350,36 @@ mem_kb=$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/meminfo 2>/de
 mem=$(awk -v k="${mem_kb:-0}" 'BEGIN { printf "%.1f GiB", k / 1048576 }')
 pg_version=$(sql "SHOW server_version")
 pg_settings=$(sql "SELECT string_agg(name || '=' || setting || COALESCE(unit, ''), ', ' ORDER BY name)
-  FROM pg_settings WHERE name IN ('shared_buffers', 'fsync', 'synchronous_commit', 'max_connections')")
+  FROM pg_settings WHERE name IN ('shared_buffers', 'fsync', 'synchronous_commit', 'ssl')")
+pg_tls=$(sql "SELECT CASE WHEN ssl THEN version ELSE 'no TLS' END FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo 'no commit')
-git diff --quiet HEAD 2>/dev/null || rev="$rev (with uncommitted changes)"
-
+git diff --quiet HEAD 2>/dev/null || rev="$rev with uncommitted changes"
 wrk_version=$({ wrk -v 2>&1 || true; } | sed -n '1s/^wrk \([^ ]*\).*/\1/p')
-pgbench_version=$("$PGBENCH" --version | awk '{print $NF}')
+pgbench_version=$("$PGBENCH" --version | awk '{print $3}')
+busy=""
+if awk -v l="$load_before" -v n="$(nproc)" 'BEGIN { exit !(l + 0 > n / 2) }'; then
+  busy="**The machine was busy before the run (load average $load_before on $(nproc) CPUs): other work competed for the CPUs, so take these figures as rough.**"
+  warn "load average $load_before before the run: the figures are noisy"
+fi
 {
   cat <<EOF
 # Invicta benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')
 
-Machine: $(nproc) CPUs, $mem, ${cpu:-unknown CPU}; $(uname -sr);
-PostgreSQL $pg_version ($pg_settings).
-Build: $rev, \`$BIN\`; wrk $wrk_version; pgbench $pgbench_version.
-
-Server, PostgreSQL, wrk and pgbench share this machine, over loopback. Server log level
-\`INVICTA_LOG=$LOG_LEVEL\`; database pool INVICTA_DB_POOL=${INVICTA_DB_POOL:-16 (default)}
-($POOL connections open after start-up). Each run ${DURATION}s after a ${WARMUP}s warm-up, wrk
-and pgbench with min(clients, 2) threads. Reads GET random ids among $SEED Observations created
-with PUT; creates POST a LOINC-coded lab Observation (bench/observation.lua).
-
-Latency columns are the server's, seen by wrk. pgbench runs the same statements
-(bench/pgbench-*.sql, \`-n -M prepared\`, same client count) directly against the same tables:
-its tps is the ceiling, and ratio = server req/s / pgbench tps.
+- Machine: $(nproc) CPUs, $mem, ${cpu:-unknown CPU}; $(uname -sr); load average (1 min)
+  $load_before before the run, $load_after after.
+- PostgreSQL $pg_version ($pg_settings; clients connect with $pg_tls).
+- Build: $rev, \`$BIN\`; wrk $wrk_version; pgbench $pgbench_version.
+- Server, PostgreSQL, wrk and pgbench all run on this machine, over loopback. Server log level
+  \`INVICTA_LOG=$LOG_LEVEL\` (output in server.log); pool INVICTA_DB_POOL=${INVICTA_DB_POOL:-16 (default)}.
+- Each run ${DURATION}s (wrk after a ${WARMUP}s warm-up), wrk and pgbench with min(clients, 2)
+  threads. Reads GET random ids among $SEED Observations created with PUT; creates POST a
+  LOINC-coded lab Observation (bench/observation.lua).
+${busy:+
+$busy
+}
+Server latency as wrk sees it. pgbench runs the same statements (bench/pgbench-*.sql,
+\`-n -M prepared\`, same clients) directly on the same tables: its tps is the ceiling, and
+ratio = server req/s / pgbench tps.
 
 | operation | concurrency | server req/s | p50 | p95 | p99 | pgbench tps | ratio |
 |---|---:|---:|---:|---:|---:|---:|---:|
@@ -347,18 +387,31 @@ EOF
   printf '%s\n' "${ROWS[@]}"
   cat <<EOF
 
-pgbench latency (average as pgbench reports it, percentiles from its per-transaction log):
+pgbench detail. Latency of the prepared runs above (average as pgbench reports it,
+percentiles from its per-transaction log). "As the server talks": the same script preceded by
+the \`SELECT 1\` the connection pool (r2d2, test_on_check_out) runs at every check-out, with
+\`-M extended\` (diesel's sql_query statements are unnamed: parsed and planned every time);
+the last column is the server's share of that.
 
-| operation | concurrency | average | p50 | p95 | p99 |
-|---|---:|---:|---:|---:|---:|
+| operation | concurrency | average | p50 | p95 | p99 | tps as the server talks | server / that |
+|---|---:|---:|---:|---:|---:|---:|---:|
 EOF
   printf '%s\n' "${PG_ROWS[@]}"
   cat <<EOF
 
-Index rows per Observation (server, and as mirrored by bench/pgbench-create.sql):
+HTTP alone (no database):
+
+| request | concurrency | req/s | p50 | p95 | p99 |
+|---|---:|---:|---:|---:|---:|
+EOF
+  printf '%s\n' "${HTTP_ROWS[@]}"
+  cat <<EOF
+
+Index rows per Observation (the server's, and those bench/pgbench-create.sql writes):
 $(sed 's/^/    /' "$OUT/index-rows.txt")
 
-Raw outputs in $OUT/: wrk-*.txt, pgbench-*.txt, pgbench-*.log.* (per transaction), server.log.
+Raw outputs in $OUT/: wrk-*.txt, pgbench-*.txt, pgbench-*.log.* (per transaction),
+pgbench-*-as-server.sql, server.log.
 EOF
 } >"$OUT/results.md"
 

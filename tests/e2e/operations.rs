@@ -76,3 +76,24 @@ fn summary_elements_and_pretty_on_read() {
         .unwrap()
         .contains("\n  \"resourceType\""));
 }
+
+#[test]
+fn changed_parameter_definitions_rebuild_the_index_at_start() {
+    let mut s = Server::start();
+    let flag = json!({"resourceType": "Flag", "id": "alert", "status": "active",
+        "code": {"text": "Lives alone"}, "subject": {"reference": "Patient/someone"}});
+    assert_eq!(s.send_json("PUT", "/Flag/alert", &flag, &[]).status, 201);
+    assert_eq!(s.get("/Flag?status=active", &[]).json()["total"], 1);
+    // As if the rows had been written under older definitions that lacked Flag status.
+    crate::harness::sql_value(&s.db_url, "DELETE FROM idx_token WHERE param = 'status'");
+    crate::harness::sql_value(&s.db_url, "UPDATE resource SET compartments = '{}'");
+    crate::harness::sql_value(
+        &s.db_url,
+        "UPDATE index_state SET definitions_hash = 'older'",
+    );
+    assert_eq!(s.get("/Flag?status=active", &[]).json()["total"], 0);
+    s.kill();
+    s.spawn();
+    assert_eq!(s.get("/Flag?status=active", &[]).json()["total"], 1);
+    assert_eq!(s.get("/Patient/someone/Flag", &[]).json()["total"], 1);
+}

@@ -199,7 +199,10 @@ fn parameter_types_modifiers_and_prefixes() {
         ("/Observation?subject:Patient=p3", &["o4"]),
         ("/Observation?patient=p1,p3", &["o1", "o2", "o4"]),
         ("/Observation?subject=SERVER/Patient/p1", &["o1", "o2"]),
-        ("/Observation?subject.name=x&subject=p1", &["o1", "o2"]),
+        (
+            "/Observation?subject.name=thornton&subject=p1",
+            &["o1", "o2"],
+        ),
         // special parameters and compartments
         ("/Patient?_id=p1,p3", &["p1", "p3"]),
         ("/Patient/p1/Observation", &["o1", "o2"]),
@@ -305,4 +308,54 @@ fn paging_totals_sorting_and_errors() {
     // Injection attempts are plain values.
     assert!(ids(&s, "/Patient?family=x%27%3B%20DROP%20TABLE%20resource%3B--").is_empty());
     assert_eq!(s.get("/Patient?_summary=count", &[]).json()["total"], 8);
+}
+
+#[test]
+fn chains_and_reverse_chains() {
+    let s = Server::start();
+    seed(&s);
+    put(
+        &s,
+        json!({"resourceType": "Flag", "id": "f1", "status": "active",
+        "category": [{"coding": [{"system": "https://invicta.example.org/fhir/CodeSystem/flag-category", "code": "safeguarding"}]}],
+        "code": {"text": "Safeguarding concern"}, "subject": {"reference": "Patient/p2"}}),
+    );
+    put(
+        &s,
+        json!({"resourceType": "Flag", "id": "f2", "status": "inactive",
+        "code": {"text": "Lives alone"}, "subject": {"reference": "Patient/p1"}}),
+    );
+    let cases: &[(&str, &[&str])] = &[
+        ("/Observation?subject:Patient.name=thornton", &["o1", "o2"]),
+        ("/Observation?patient.family=thorne", &["o3", "o5"]),
+        (
+            "/Observation?subject.identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919",
+            &["o1", "o2"],
+        ),
+        (
+            "/Observation?subject:Patient.gender=female&code=2823-3",
+            &["o4"],
+        ),
+        ("/Patient?_has:Observation:subject:code=59261-8", &["p1"]),
+        (
+            "/Patient?_has:Observation:patient:code=2823-3",
+            &["p2", "p3"],
+        ),
+        ("/Patient?_has:Flag:patient:category=safeguarding", &["p2"]),
+        (
+            "/Patient?_has:Observation:subject:_has:Flag:patient:code:text=x",
+            &[],
+        ),
+        (
+            "/Patient?_has:Observation:subject:date=2026&gender=male",
+            &["p2"],
+        ),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(ids(&s, query), set(expected), "{query}");
+    }
+    s.get("/Observation?subject:Organization.name=x", &[])
+        .outcome(400);
+    s.get("/Patient?_has:Observation:code:status=final", &[])
+        .outcome(400);
 }

@@ -77,6 +77,24 @@ def reduce_expression(expr, rtype):
 LIST_LINE = re.compile(r"^\*\s*\[([A-Za-z]+)\]\([^)]*\):\s*(.*)$")
 
 
+# Parameters R4 does not define but a shared care record needs ("active alerts", "safeguarding
+# alerts", "active care plans by period" are everyday questions). They are the project's own
+# SearchParameters, with canonical URLs under the project's namespace, and are listed in the
+# CapabilityStatement like the standard ones.
+PROJECT = "https://invicta.example.org/fhir/SearchParameter/"
+EXTRA = [
+    {"resourceType": "SearchParameter", "url": PROJECT + "Flag-status", "code": "status",
+     "base": ["Flag"], "type": "token", "expression": "Flag.status",
+     "description": "active | inactive | entered-in-error (Invicta extension: R4 defines no Flag status parameter)"},
+    {"resourceType": "SearchParameter", "url": PROJECT + "Flag-category", "code": "category",
+     "base": ["Flag"], "type": "token", "expression": "Flag.category",
+     "description": "Clinical, administrative or safeguarding category of the alert (Invicta extension)"},
+    {"resourceType": "SearchParameter", "url": PROJECT + "Flag-code", "code": "code",
+     "base": ["Flag"], "type": "token", "expression": "Flag.code",
+     "description": "The coded alert, e.g. SNOMED CT not-for-resuscitation (Invicta extension)"},
+]
+
+
 def reduce_description(desc, rtype):
     """Cut a ``Multiple Resources:`` markdown list down to the line for ``rtype``."""
     desc = (desc or "").replace("\r\n", "\n").strip()
@@ -116,6 +134,7 @@ def main():
         compartment = json.load(f)
 
     sps = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "SearchParameter"]
+    sps += EXTRA
 
     params = []
     seen = set()

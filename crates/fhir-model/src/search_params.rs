@@ -210,6 +210,21 @@ pub(crate) fn compartment_table() -> &'static HashMap<String, Vec<CompartmentPar
     &table().compartment
 }
 
+/// Bump when index extraction changes in a way that alters stored index rows.
+const INDEX_FORMAT_VERSION: u32 = 1;
+
+/// A fingerprint of the parameter definitions and the extraction format: when it changes, the
+/// store rebuilds existing index rows so new definitions apply to old resources too.
+pub fn definitions_hash() -> String {
+    // FNV-1a: stable across builds and platforms, which std's hasher does not promise.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in DATA.bytes().chain(INDEX_FORMAT_VERSION.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

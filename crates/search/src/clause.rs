@@ -54,9 +54,161 @@ pub struct Compiler<'a> {
     pub binds: &'a mut Vec<Bind>,
     /// The FHIR base URL, so absolute references to this server match relative ones.
     pub base_url: &'a str,
+    /// Alias of the resource row conditions are about (`r`, or `c1`, `c2`… inside chains).
+    pub alias: String,
+    /// Placeholder of the bound array of resource types searched at this level.
+    pub types: String,
+    /// Chain depth, bounded so a hostile query cannot build an enormous statement.
+    pub depth: usize,
 }
 
+/// How deep chains and `_has` may nest.
+const MAX_DEPTH: usize = 3;
+
 impl Compiler<'_> {
+    /// Compiles any search parameter (with modifier, chain or `_has`) for resources of `types`.
+    pub fn parameter(
+        &mut self,
+        types: &[String],
+        name: &str,
+        value: &str,
+    ) -> Result<String, SearchError> {
+        if let Some(rest) = name.strip_prefix("_has:") {
+            return self.has(rest, value);
+        }
+        if let Some((head, tail)) = name.split_once('.') {
+            return self.chain(types, head, tail, value);
+        }
+        let (base, modifier) = match name.split_once(':') {
+            Some((b, m)) => (b, Some(m)),
+            None => (name, None),
+        };
+        match (base, modifier) {
+            ("_id", None) => {
+                let ids: Vec<String> = split_unescaped(value, ',')
+                    .iter()
+                    .map(|v| unescape(v))
+                    .collect();
+                let b = self.bind(Bind::TextArray(ids));
+                Ok(format!("{}.id = ANY({b})", self.alias))
+            }
+            ("_lastUpdated", None) => self.last_updated(value),
+            _ => match common_def(types, base) {
+                Some(def) => self.clause(def, modifier, value),
+                None => Err(SearchError::UnknownParameter {
+                    resource_type: types.join(","),
+                    param: name.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// A nested compiler for resources of `types` under a fresh alias.
+    fn nested(&mut self, types: Vec<String>) -> Result<Compiler<'_>, SearchError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(SearchError::Unsupported(format!(
+                "chains and _has nested deeper than {MAX_DEPTH}"
+            )));
+        }
+        let types_ph = self.bind(Bind::TextArray(types));
+        let depth = self.depth + 1;
+        Ok(Compiler {
+            binds: self.binds,
+            base_url: self.base_url,
+            alias: format!("c{depth}"),
+            types: types_ph,
+            depth,
+        })
+    }
+
+    /// `subject:Patient.name=x`: resources whose reference points at a resource matching the tail.
+    fn chain(
+        &mut self,
+        types: &[String],
+        head: &str,
+        tail: &str,
+        value: &str,
+    ) -> Result<String, SearchError> {
+        let (code, type_modifier) = match head.split_once(':') {
+            Some((c, t)) => (c, Some(t)),
+            None => (head, None),
+        };
+        let def = common_def(types, code).ok_or_else(|| SearchError::UnknownParameter {
+            resource_type: types.join(","),
+            param: head.to_string(),
+        })?;
+        if def.kind != ParamType::Reference {
+            return Err(bad(code, head, "only reference parameters can be chained"));
+        }
+        let tail_code = tail.split(['.', ':']).next().unwrap_or(tail);
+        let targets: Vec<String> = match type_modifier {
+            Some(t) if def.targets.iter().any(|d| d == t) => vec![t.to_string()],
+            Some(t) => return Err(bad(code, head, &format!("{t} is not a target of '{code}'"))),
+            None => def
+                .targets
+                .iter()
+                .filter(|t| {
+                    tail_code.starts_with('_')
+                        || fhir_model::search_params::lookup(t, tail_code).is_some()
+                })
+                .cloned()
+                .collect(),
+        };
+        if targets.is_empty() {
+            return Err(SearchError::Unsupported(format!("{head}.{tail}")));
+        }
+        let p = self.text(code);
+        let outer_types = self.types.clone();
+        let outer_alias = self.alias.clone();
+        let mut inner = self.nested(targets.clone())?;
+        let alias = inner.alias.clone();
+        let inner_types = inner.types.clone();
+        let cond = inner.parameter(&targets, tail, value)?;
+        Ok(format!(
+            "{outer_alias}.rid IN (SELECT x.rid FROM idx_reference x JOIN resource {alias} \
+             ON {alias}.res_type = x.target_type AND {alias}.id = x.target_id \
+             WHERE x.res_type = ANY({outer_types}) AND x.param = {p} AND NOT {alias}.deleted \
+             AND {alias}.res_type = ANY({inner_types}) AND {cond})"
+        ))
+    }
+
+    /// `_has:Observation:patient:code=x`: resources that some matching Observation points at
+    /// through its `patient` parameter.
+    fn has(&mut self, rest: &str, value: &str) -> Result<String, SearchError> {
+        let mut parts = rest.splitn(3, ':');
+        let (Some(t), Some(code), Some(tail)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad(
+                "_has",
+                rest,
+                "the form is _has:Type:reference:parameter",
+            ));
+        };
+        if !fhir_model::search_params::is_searchable(t) {
+            return Err(SearchError::Unsupported(format!("_has:{t}")));
+        }
+        let def = fhir_model::search_params::lookup(t, code)
+            .filter(|d| d.kind == ParamType::Reference)
+            .ok_or_else(|| {
+                bad(
+                    "_has",
+                    rest,
+                    &format!("'{code}' is not a reference parameter of {t}"),
+                )
+            })?;
+        let p = self.text(&def.code);
+        let outer_alias = self.alias.clone();
+        let types = vec![t.to_string()];
+        let mut inner = self.nested(types.clone())?;
+        let alias = inner.alias.clone();
+        let inner_types = inner.types.clone();
+        let cond = inner.parameter(&types, tail, value)?;
+        Ok(format!(
+            "({outer_alias}.res_type, {outer_alias}.id) IN (SELECT x.target_type, x.target_id \
+             FROM idx_reference x JOIN resource {alias} ON {alias}.rid = x.rid \
+             WHERE x.res_type = ANY({inner_types}) AND x.param = {p} AND NOT {alias}.deleted AND {cond})"
+        ))
+    }
+
     /// Adds a bind value and returns its placeholder.
     pub fn bind(&mut self, b: Bind) -> String {
         self.binds.push(b);
@@ -75,7 +227,10 @@ impl Compiler<'_> {
         } else {
             format!(" AND {cond}")
         };
-        format!("SELECT x.rid FROM {table} x WHERE x.res_type = ANY($1) AND x.param = {p}{cond}")
+        format!(
+            "SELECT x.rid FROM {table} x WHERE x.res_type = ANY({}) AND x.param = {p}{cond}",
+            self.types
+        )
     }
 
     /// Compiles `name[:modifier]=v1,v2` (OR over the values) for an indexed parameter.
@@ -97,9 +252,10 @@ impl Compiler<'_> {
         };
         if modifier == Some("missing") {
             let sub = self.rids(table, &def.code, "");
+            let a = &self.alias;
             return match raw_value {
-                "true" => Ok(format!("r.rid NOT IN ({sub})")),
-                "false" => Ok(format!("r.rid IN ({sub})")),
+                "true" => Ok(format!("{a}.rid NOT IN ({sub})")),
+                "false" => Ok(format!("{a}.rid IN ({sub})")),
                 v => Err(bad(&def.code, v, "':missing' takes true or false")),
             };
         }
@@ -126,7 +282,11 @@ impl Compiler<'_> {
         } else {
             "IN"
         };
-        Ok(format!("r.rid {op} ({})", alternatives.join(" UNION ")))
+        Ok(format!(
+            "{}.rid {op} ({})",
+            self.alias,
+            alternatives.join(" UNION ")
+        ))
     }
 
     fn string(
@@ -199,12 +359,13 @@ impl Compiler<'_> {
         let (prefix, text) = split_prefix(v);
         let (lo, hi) = date_range(text)
             .ok_or_else(|| bad("_lastUpdated", v, "not a FHIR date, dateTime or instant"))?;
+        let a = self.alias.clone();
         let cond = self.range_condition(
             prefix,
             lo,
             hi,
-            "r.last_updated",
-            "(r.last_updated + interval '1 millisecond')",
+            &format!("{a}.last_updated"),
+            &format!("({a}.last_updated + interval '1 millisecond')"),
         );
         Ok(format!("({cond})"))
     }
@@ -375,6 +536,15 @@ impl Compiler<'_> {
         };
         Ok(self.rids("idx_uri", code, &cond))
     }
+}
+
+/// The definition of a parameter valid for every searched type (the same code and kind).
+fn common_def(types: &[String], code: &str) -> Option<&'static SearchParamDef> {
+    let first = fhir_model::search_params::lookup(types.first()?, code)?;
+    types[1..]
+        .iter()
+        .all(|t| fhir_model::search_params::lookup(t, code).is_some_and(|d| d.kind == first.kind))
+        .then_some(first)
 }
 
 fn bad(code: &str, value: &str, why: &str) -> SearchError {

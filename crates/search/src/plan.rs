@@ -1,7 +1,6 @@
 //! From query parameters to a [`SearchPlan`]: which parameters apply, which were ignored, the
 //! SQL filter, ordering, page size, total mode and paging cursor.
 
-use fhir_model::search_params;
 use store::{Bind, Cursor, Filter, SortColumn, SortKey};
 
 use crate::clause::Compiler;
@@ -76,16 +75,16 @@ pub fn plan(
         ignored: Vec::new(),
     };
     for (name, value) in params {
-        let (base, modifier) = match name.split_once(':') {
-            Some((b, m)) => (b, Some(m)),
-            None => (name.as_str(), None),
-        };
+        let base = name.split([':', '.']).next().unwrap_or(name);
         if OUTPUT_PARAMS.contains(&base) || base == "_type" {
             continue;
         }
         let mut compiler = Compiler {
             binds: &mut binds,
             base_url: &options.base_url,
+            alias: "r".into(),
+            types: "$1".into(),
+            depth: 0,
         };
         let outcome: Result<Option<String>, SearchError> = match base {
             "_count" => {
@@ -117,19 +116,7 @@ pub fn plan(
                 plan.cursor = Some(cursor);
                 continue;
             }
-            "_id" if modifier.is_none() => {
-                let ids: Vec<String> = crate::text::split_unescaped(value, ',');
-                let b = compiler.bind(Bind::TextArray(ids));
-                Ok(Some(format!("r.id = ANY({b})")))
-            }
-            "_lastUpdated" if modifier.is_none() => compiler.last_updated(value).map(Some),
-            _ => match common_def(types, base) {
-                Some(def) => compiler.clause(def, modifier, value).map(Some),
-                None => Err(SearchError::UnknownParameter {
-                    resource_type: types.join(","),
-                    param: name.clone(),
-                }),
-            },
+            _ => compiler.parameter(types, name, value).map(Some),
         };
         match outcome {
             Ok(Some(cond)) => {
@@ -158,15 +145,6 @@ pub fn plan(
         });
     }
     Ok(plan)
-}
-
-/// The definition of a parameter valid for every searched type (the same code and kind).
-fn common_def(types: &[String], code: &str) -> Option<&'static search_params::SearchParamDef> {
-    let first = search_params::lookup(types.first()?, code)?;
-    types[1..]
-        .iter()
-        .all(|t| search_params::lookup(t, code).is_some_and(|d| d.kind == first.kind))
-        .then_some(first)
 }
 
 fn parse_sort(value: &str) -> Result<Vec<SortKey>, SearchError> {

@@ -19,6 +19,8 @@ pub enum Command {
     Serve,
     /// Apply migrations and exit.
     Migrate,
+    /// Apply migrations, rebuild every index row and exit.
+    Reindex,
 }
 
 /// The server's settings, validated.
@@ -40,7 +42,7 @@ pub struct Config {
     pub search_max_count: i64,
 }
 
-const USAGE: &str = "usage: invicta [serve|migrate] [--database-url URL] [--listen ADDR] [--base-url URL] [--max-body BYTES] [--db-pool N]";
+const USAGE: &str = "usage: invicta [serve|migrate|reindex] [--database-url URL] [--listen ADDR] [--base-url URL] [--max-body BYTES] [--db-pool N]";
 
 impl Config {
     /// Reads the environment (through `env`) and the arguments (without the program name).
@@ -69,6 +71,7 @@ impl Config {
             match flag {
                 "serve" => command = Command::Serve,
                 "migrate" => command = Command::Migrate,
+                "reindex" => command = Command::Reindex,
                 "--database-url" => database_url = Some(value()?),
                 "--listen" => listen = Some(value()?),
                 "--base-url" => base_url = Some(value()?),

@@ -59,7 +59,19 @@ fn run(command: Command, config: Config) -> Result<(), String> {
         .migrate()
         .map_err(|e| format!("cannot apply migrations: {e}"))?;
     tracing::info!(applied, "database schema is up to date");
-    if command == Command::Migrate {
+    let rebuilt = store
+        .ensure_index_current(
+            &fhir_model::search_params::definitions_hash(),
+            command == Command::Reindex,
+        )
+        .map_err(|e| format!("cannot rebuild search indexes: {e}"))?;
+    if rebuilt > 0 {
+        tracing::info!(
+            rebuilt,
+            "search index rows rebuilt for new parameter definitions"
+        );
+    }
+    if command != Command::Serve {
         return Ok(());
     }
     serve(AppState { store, config }).map_err(|e| format!("server failed: {e}"))

@@ -12,6 +12,7 @@ mod meta;
 mod pool;
 mod query;
 mod read;
+mod reindex;
 mod sql;
 mod write;
 

@@ -84,7 +84,7 @@ pub fn capability_statement(base_url: &str) -> Value {
         "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
         "rest": [{
             "mode": "server",
-            "documentation": "Search supports string, token, date, reference, quantity, number and uri parameters with their modifiers (:missing, :exact, :contains, :not, :text, :Type, :identifier, :below, :above) and prefixes; composite parameters, chaining, _has, _include and _revinclude are not supported yet and are ignored (or refused under Prefer: handling=strict).",
+            "documentation": "Search supports string, token, date, reference, quantity, number and uri parameters with their modifiers (:missing, :exact, :contains, :not, :text, :Type, :identifier, :below, :above) and prefixes; chains and _has are supported; composite parameters, _include and _revinclude are not supported yet and are ignored (or refused under Prefer: handling=strict).",
             "resource": resources,
             "interaction": [{"code": "history-system"}, {"code": "search-system"}],
             "searchParam": [

@@ -359,3 +359,104 @@ fn chains_and_reverse_chains() {
     s.get("/Patient?_has:Observation:code:status=final", &[])
         .outcome(400);
 }
+
+fn by_mode(s: &Server, query: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let b = s.get(query, &[]).json();
+    let mut matched = BTreeSet::new();
+    let mut included = BTreeSet::new();
+    for e in b["entry"].as_array().cloned().unwrap_or_default() {
+        let id = e["resource"]["id"].as_str().unwrap_or_default().to_string();
+        match e["search"]["mode"].as_str() {
+            Some("match") => matched.insert(id),
+            Some("include") => included.insert(id),
+            _ => false,
+        };
+    }
+    (matched, included)
+}
+
+#[test]
+fn include_and_revinclude() {
+    let s = Server::start();
+    seed(&s);
+    put(
+        &s,
+        json!({"resourceType": "Flag", "id": "f1", "status": "active",
+        "code": {"text": "Safeguarding concern"}, "subject": {"reference": "Patient/p2"}}),
+    );
+    put(
+        &s,
+        json!({"resourceType": "Flag", "id": "f2", "status": "active",
+        "code": {"text": "Lives alone"}, "subject": {"reference": "Patient/p1"}}),
+    );
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "/Observation?_id=o1&_include=Observation:subject",
+            &["o1"],
+            &["p1"],
+        ),
+        (
+            "/Observation?_id=o1,o2&_include=Observation:subject:Patient",
+            &["o1", "o2"],
+            &["p1"],
+        ),
+        ("/Observation?_id=o1&_include=*", &["o1"], &["p1"]),
+        (
+            "/Patient?_id=p1&_revinclude=Observation:subject",
+            &["p1"],
+            &["o1", "o2"],
+        ),
+        (
+            "/Patient?_id=p2&_revinclude=Flag:patient&_revinclude=Observation:patient",
+            &["p2"],
+            &["f1", "o3", "o5"],
+        ),
+        (
+            "/Observation?_id=o1&_include=Observation:subject&_revinclude:iterate=Flag:patient",
+            &["o1"],
+            &["p1", "f2"],
+        ),
+        (
+            "/Observation?_id=o1&_include=Observation:performer",
+            &["o1"],
+            &[],
+        ),
+    ];
+    for (query, matched, included) in cases {
+        assert_eq!(by_mode(&s, query), (set(matched), set(included)), "{query}");
+    }
+    // Includes never change the total, which counts matches only.
+    assert_eq!(
+        s.get("/Patient?_id=p1&_revinclude=Observation:subject", &[])
+            .json()["total"],
+        1
+    );
+    s.get("/Observation?_include=Observation:code", &[])
+        .outcome(400);
+    s.get("/Observation?_include=nonsense", &[]).outcome(400);
+    let cs = s.get("/metadata", &[]).json();
+    let obs = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Observation")
+        .unwrap()
+        .clone();
+    assert!(obs["searchInclude"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v == "Observation:subject"));
+    let pat = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Patient")
+        .unwrap()
+        .clone();
+    assert!(pat["searchRevInclude"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v == "Flag:patient"));
+}

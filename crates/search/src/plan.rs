@@ -1,7 +1,9 @@
 //! From query parameters to a [`SearchPlan`]: which parameters apply, which were ignored, the
 //! SQL filter, ordering, page size, total mode and paging cursor.
 
-use store::{Bind, Cursor, Filter, SortColumn, SortKey};
+use store::{Bind, Cursor, Filter, IncludeSpec, SortColumn, SortKey};
+
+use fhir_model::search_params;
 
 use crate::clause::Compiler;
 use crate::text::pairs;
@@ -50,6 +52,8 @@ pub struct SearchPlan {
     pub applied: Vec<(String, String)>,
     /// Parameters ignored (unknown or unsupported), for a warning.
     pub ignored: Vec<String>,
+    /// `_include` and `_revinclude` values.
+    pub includes: Vec<IncludeSpec>,
 }
 
 /// Parameters the HTTP layer handles; they are neither applied here nor reported as ignored.
@@ -73,6 +77,7 @@ pub fn plan(
         snapshot: None,
         applied: Vec::new(),
         ignored: Vec::new(),
+        includes: Vec::new(),
     };
     for (name, value) in params {
         let base = name.split([':', '.']).next().unwrap_or(name);
@@ -110,6 +115,24 @@ pub fn plan(
                 plan.applied.push((name.clone(), value.clone()));
                 continue;
             }
+            "_include" | "_revinclude" => {
+                let iterate = match name.split_once(':').map(|(_, m)| m) {
+                    None => false,
+                    Some("iterate" | "recurse") => true,
+                    Some(m) => {
+                        return Err(bad(
+                            name,
+                            value,
+                            &format!("no ':{m}' modifier; use :iterate"),
+                        ))
+                    }
+                };
+                parse_include(types, base == "_revinclude", iterate, value).map(|spec| {
+                    plan.includes.push(spec);
+                    plan.applied.push((name.clone(), value.clone()));
+                    None
+                })
+            }
             "_cursor" => {
                 let (snapshot, cursor) = decode_cursor(value)?;
                 plan.snapshot = Some(snapshot);
@@ -145,6 +168,49 @@ pub fn plan(
         });
     }
     Ok(plan)
+}
+
+/// `Source:param[:Target]`, `Source:*` or `*`.
+fn parse_include(
+    types: &[String],
+    reverse: bool,
+    iterate: bool,
+    value: &str,
+) -> Result<IncludeSpec, SearchError> {
+    let name = if reverse { "_revinclude" } else { "_include" };
+    let parts: Vec<&str> = value.split(':').collect();
+    let (source, param, target) = match parts.as_slice() {
+        ["*"] if types.len() == 1 && !reverse => (types[0].clone(), None, None),
+        [s, "*"] => (s.to_string(), None, None),
+        [s, p] => (s.to_string(), Some(p.to_string()), None),
+        [s, p, t] => (s.to_string(), Some(p.to_string()), Some(t.to_string())),
+        _ => return Err(bad(name, value, "Type:parameter[:targetType]")),
+    };
+    if !search_params::is_searchable(&source) {
+        return Err(SearchError::Unsupported(format!("{name}={value}")));
+    }
+    if let Some(p) = &param {
+        let def =
+            search_params::lookup(&source, p).ok_or_else(|| SearchError::UnknownParameter {
+                resource_type: source.clone(),
+                param: format!("{name}={value}"),
+            })?;
+        if def.kind != search_params::ParamType::Reference {
+            return Err(bad(name, value, "a reference parameter"));
+        }
+        if let Some(t) = &target {
+            if !def.targets.iter().any(|d| d == t) {
+                return Err(bad(name, value, &format!("a target type of {source}:{p}")));
+            }
+        }
+    }
+    Ok(IncludeSpec {
+        reverse,
+        source_type: source,
+        param,
+        target_type: target,
+        iterate,
+    })
 }
 
 fn parse_sort(value: &str) -> Result<Vec<SortKey>, SearchError> {

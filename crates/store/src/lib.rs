@@ -7,6 +7,7 @@
 
 mod error;
 mod history;
+mod include;
 mod index_rows;
 mod meta;
 mod pool;
@@ -18,6 +19,7 @@ mod write;
 
 pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, HistoryQuery, HistoryScope};
+pub use include::IncludeSpec;
 pub use pool::{Store, StoreConfig};
 pub use query::{Cursor, FoundResource, ResourcePage, ResourceQuery, SortColumn, SortKey};
 pub use read::Stored;

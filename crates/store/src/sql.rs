@@ -20,6 +20,8 @@ pub enum Bind {
     OptTime(Option<chrono::DateTime<chrono::Utc>>),
     /// `text[]`.
     TextArray(Vec<String>),
+    /// `bigint[]`.
+    BigIntArray(Vec<i64>),
     /// `boolean`.
     Bool(bool),
     /// `bytea`.
@@ -80,6 +82,7 @@ pub(crate) fn query(sql: &str, binds: &[Bind]) -> Query {
             Bind::BigInt(v) => q.bind::<BigInt, _>(v),
             Bind::OptTime(v) => q.bind::<Nullable<Timestamptz>, _>(v),
             Bind::TextArray(v) => q.bind::<Array<Text>, _>(v),
+            Bind::BigIntArray(v) => q.bind::<Array<BigInt>, _>(v),
             Bind::Bool(v) => q.bind::<Bool, _>(v),
             Bind::Bytes(v) => q.bind::<Bytea, _>(v),
             Bind::OptBytes(v) => q.bind::<Nullable<Bytea>, _>(v),

@@ -23,6 +23,12 @@ pub async fn metadata(
         .body(output.render(&output.subset(&statement))?))
 }
 
+fn reference_params(t: &str) -> impl Iterator<Item = &'static search_params::SearchParamDef> {
+    search_params::params_for(t)
+        .into_iter()
+        .filter(|p| p.kind == search_params::ParamType::Reference)
+}
+
 /// Builds the CapabilityStatement.
 pub fn capability_statement(base_url: &str) -> Value {
     let searchable = search_params::searchable_types();
@@ -68,6 +74,21 @@ pub fn capability_statement(base_url: &str) -> Value {
                     })
                     .collect();
                 r["searchParam"] = Value::Array(params);
+                let mut includes = vec![Value::from("*")];
+                includes
+                    .extend(reference_params(t).map(|p| Value::from(format!("{t}:{}", p.code))));
+                r["searchInclude"] = Value::Array(includes);
+            }
+            let revincludes: Vec<Value> = searchable
+                .iter()
+                .flat_map(|source| {
+                    reference_params(source)
+                        .filter(|p| p.targets.iter().any(|target| target == t))
+                        .map(move |p| Value::from(format!("{source}:{}", p.code)))
+                })
+                .collect();
+            if !revincludes.is_empty() {
+                r["searchRevInclude"] = Value::Array(revincludes);
             }
             r
         })
@@ -84,7 +105,7 @@ pub fn capability_statement(base_url: &str) -> Value {
         "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
         "rest": [{
             "mode": "server",
-            "documentation": "Search supports string, token, date, reference, quantity, number and uri parameters with their modifiers (:missing, :exact, :contains, :not, :text, :Type, :identifier, :below, :above) and prefixes; chains and _has are supported; composite parameters, _include and _revinclude are not supported yet and are ignored (or refused under Prefer: handling=strict).",
+            "documentation": "Search supports string, token, date, reference, quantity, number and uri parameters with their modifiers (:missing, :exact, :contains, :not, :text, :Type, :identifier, :below, :above) and prefixes; chains and _has are supported; _include and _revinclude (with :iterate) are supported; composite parameters are not supported yet and are ignored (or refused under Prefer: handling=strict).",
             "resource": resources,
             "interaction": [{"code": "history-system"}, {"code": "search-system"}],
             "searchParam": [

@@ -197,7 +197,18 @@ async fn run(
         count_total: plan.total == TotalMode::Accurate || total_only,
     };
     let store = state.store.clone();
-    let page = blocking(move || store.query_resources(&query)).await?;
+    let includes = plan.includes.clone();
+    let include_limit = state.config.search_max_count as usize;
+    let (page, included, cut) = blocking(move || {
+        let page = store.query_resources(&query)?;
+        let (included, cut) = if includes.is_empty() || page.rows.is_empty() {
+            (Vec::new(), false)
+        } else {
+            store.include(&includes, &page.rows, include_limit)?
+        };
+        Ok((page, included, cut))
+    })
+    .await?;
     let links = links(&self_base, &plan, &page, &output);
     let base_url = &state.config.base_url;
     let mut bundle = json!({
@@ -210,30 +221,43 @@ async fn run(
         bundle["total"] = json!(total);
     }
     bundle["link"] = Value::Array(links);
-    let outcome = (!plan.ignored.is_empty()).then(|| {
+    let mut warnings = Vec::new();
+    if !plan.ignored.is_empty() {
+        warnings.push(json!({"severity": "warning", "code": "not-supported",
+            "diagnostics": format!("Parameters not supported and ignored: {}", plan.ignored.join(", "))}));
+    }
+    if cut {
+        warnings.push(json!({"severity": "warning", "code": "too-costly",
+            "diagnostics": format!("Only the first {include_limit} included resources are returned")}));
+    }
+    let outcome = (!warnings.is_empty()).then(|| {
         json!({
-            "resource": {"resourceType": "OperationOutcome", "issue": [{
-                "severity": "warning", "code": "not-supported",
-                "diagnostics": format!("Parameters not supported and ignored: {}", plan.ignored.join(", "))}]},
+            "resource": {"resourceType": "OperationOutcome", "issue": warnings},
             "search": {"mode": "outcome"}
         })
     });
+    let entries: Vec<(&FoundResource, &str)> = page
+        .rows
+        .iter()
+        .map(|r| (r, "match"))
+        .chain(included.iter().map(|r| (r, "include")))
+        .collect();
     let body = if output.is_verbatim() {
-        splice(bundle, &page.rows, outcome, base_url)?
+        splice(bundle, &entries, outcome, base_url)?
     } else {
-        let mut entries = Vec::with_capacity(page.rows.len() + 1);
-        for row in &page.rows {
+        let mut values = Vec::with_capacity(entries.len() + 1);
+        for (row, mode) in &entries {
             let resource: Value =
                 serde_json::from_slice(&row.body).map_err(crate::error::internal)?;
-            entries.push(json!({
+            values.push(json!({
                 "fullUrl": format!("{base_url}/{}/{}", row.res_type, row.id),
                 "resource": output.subset(&resource),
-                "search": {"mode": "match"},
+                "search": {"mode": mode},
             }));
         }
-        entries.extend(outcome);
-        if !entries.is_empty() {
-            bundle["entry"] = Value::Array(entries);
+        values.extend(outcome);
+        if !values.is_empty() {
+            bundle["entry"] = Value::Array(values);
         }
         output.render(&bundle)?
     };
@@ -245,7 +269,7 @@ async fn run(
 /// Writes the Bundle with each stored body copied in as it is, without parsing it again.
 fn splice(
     bundle: Value,
-    rows: &[FoundResource],
+    rows: &[(&FoundResource, &str)],
     outcome: Option<Value>,
     base_url: &str,
 ) -> Result<Vec<u8>, ApiError> {
@@ -255,7 +279,7 @@ fn splice(
     }
     out.pop(); // the closing brace
     out.extend_from_slice(b",\"entry\":[");
-    for (i, row) in rows.iter().enumerate() {
+    for (i, (row, mode)) in rows.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -265,7 +289,9 @@ fn splice(
         out.extend_from_slice(full_url.as_bytes());
         out.extend_from_slice(b",\"resource\":");
         out.extend_from_slice(&row.body);
-        out.extend_from_slice(b",\"search\":{\"mode\":\"match\"}}");
+        out.extend_from_slice(b",\"search\":{\"mode\":\"");
+        out.extend_from_slice(mode.as_bytes());
+        out.extend_from_slice(b"\"}}");
     }
     if let Some(o) = outcome {
         if !rows.is_empty() {

@@ -1,0 +1,116 @@
+//! `_include` and `_revinclude`: the resources a page of matches refers to, or that refer to it,
+//! found through the reference index, optionally iterated.
+
+use std::collections::HashSet;
+
+use diesel::RunQueryDsl;
+
+use crate::error::StoreError;
+use crate::pool::Store;
+use crate::query::FoundResource;
+use crate::sql::{query, Bind};
+
+/// Rounds of `:iterate` followed at most.
+const MAX_ROUNDS: usize = 4;
+
+/// One `_include` or `_revinclude` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncludeSpec {
+    /// `_revinclude` (resources of `source_type` pointing at the results) rather than
+    /// `_include` (resources the results of `source_type` point at).
+    pub reverse: bool,
+    /// The type holding the reference.
+    pub source_type: String,
+    /// The reference parameter; `None` for `*` (every reference parameter).
+    pub param: Option<String>,
+    /// Only targets of this type.
+    pub target_type: Option<String>,
+    /// `:iterate`: apply to included resources too.
+    pub iterate: bool,
+}
+
+impl Store {
+    /// The resources to include alongside `matches`, without duplicates or the matches
+    /// themselves, at most `limit`. Returns them and whether the limit cut the set short.
+    pub fn include(
+        &self,
+        specs: &[IncludeSpec],
+        matches: &[FoundResource],
+        limit: usize,
+    ) -> Result<(Vec<FoundResource>, bool), StoreError> {
+        let mut conn = self.conn()?;
+        let mut seen: HashSet<i64> = matches.iter().map(|m| m.rid).collect();
+        let mut found: Vec<FoundResource> = Vec::new();
+        let mut frontier: Vec<FoundResource> = matches.to_vec();
+        for round in 0..MAX_ROUNDS {
+            let mut fresh = Vec::new();
+            for spec in specs.iter().filter(|s| round == 0 || s.iterate) {
+                let rows = run_spec(&mut conn, spec, &frontier, limit + 1)?;
+                for row in rows {
+                    if seen.insert(row.rid) {
+                        fresh.push(row);
+                    }
+                }
+            }
+            if fresh.is_empty() {
+                break;
+            }
+            found.extend(fresh.iter().cloned());
+            if found.len() > limit {
+                found.truncate(limit);
+                return Ok((found, true));
+            }
+            frontier = fresh;
+        }
+        Ok((found, false))
+    }
+}
+
+fn run_spec(
+    conn: &mut diesel::pg::PgConnection,
+    spec: &IncludeSpec,
+    frontier: &[FoundResource],
+    limit: usize,
+) -> Result<Vec<FoundResource>, StoreError> {
+    let sources: Vec<&FoundResource> = frontier.iter().collect();
+    if sources.is_empty()
+        || (!spec.reverse && !sources.iter().any(|s| s.res_type == spec.source_type))
+    {
+        return Ok(Vec::new());
+    }
+    let mut binds = vec![
+        Bind::Text(spec.source_type.clone()),
+        Bind::OptText(spec.param.clone()),
+        Bind::OptText(spec.target_type.clone()),
+        Bind::BigInt(limit as i64),
+    ];
+    let sql = if spec.reverse {
+        binds.push(Bind::TextArray(
+            sources.iter().map(|s| s.res_type.clone()).collect(),
+        ));
+        binds.push(Bind::TextArray(
+            sources.iter().map(|s| s.id.clone()).collect(),
+        ));
+        "SELECT DISTINCT s.rid, s.res_type, s.id, s.version, s.last_updated, s.body \
+         FROM idx_reference x JOIN resource s ON s.rid = x.rid AND NOT s.deleted \
+         WHERE x.res_type = $1 AND ($2::text IS NULL OR x.param = $2) \
+         AND ($3::text IS NULL OR x.target_type = $3) \
+         AND (x.target_type, x.target_id) IN (SELECT * FROM unnest($5::text[], $6::text[])) \
+         ORDER BY s.rid LIMIT $4"
+    } else {
+        binds.push(Bind::BigIntArray(
+            sources
+                .iter()
+                .filter(|s| s.res_type == spec.source_type)
+                .map(|s| s.rid)
+                .collect(),
+        ));
+        "SELECT DISTINCT t.rid, t.res_type, t.id, t.version, t.last_updated, t.body \
+         FROM idx_reference x JOIN resource t ON t.res_type = x.target_type \
+         AND t.id = x.target_id AND NOT t.deleted \
+         WHERE x.rid = ANY($5) AND x.res_type = $1 \
+         AND ($2::text IS NULL OR x.param = $2) AND ($3::text IS NULL OR t.res_type = $3) \
+         ORDER BY t.rid LIMIT $4"
+    };
+    Ok(query(sql, &binds).load(conn)?)
+}

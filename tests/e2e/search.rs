@@ -460,3 +460,75 @@ fn include_and_revinclude() {
         .iter()
         .any(|v| v == "Flag:patient"));
 }
+
+/// Every match in order, following next links.
+fn ordered(s: &Server, query: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut url = s.url(query);
+    loop {
+        let r = s.get(&url, &[]);
+        assert_eq!(r.status, 200, "{url}: {}", String::from_utf8_lossy(&r.body));
+        let b = r.json();
+        for e in b["entry"].as_array().cloned().unwrap_or_default() {
+            if e["search"]["mode"] == "match" {
+                out.push(e["resource"]["id"].as_str().unwrap().to_string());
+            }
+        }
+        match b["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+        {
+            Some(l) => url = l["url"].as_str().unwrap().to_string(),
+            None => return out,
+        }
+    }
+}
+
+#[test]
+fn sorting_by_parameters_with_paging() {
+    let s = Server::start();
+    seed(&s);
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "/Patient?_sort=family",
+            &["p3", "p4", "p2", "p1", "renamed"],
+        ),
+        (
+            "/Patient?_sort=family&_count=2",
+            &["p3", "p4", "p2", "p1", "renamed"],
+        ),
+        (
+            "/Patient?_sort=-birthdate&_count=2",
+            &["p3", "p2", "p1", "p4", "renamed"],
+        ),
+        (
+            "/Patient?_sort=birthdate&_count=1",
+            &["p1", "p2", "p3", "p4", "renamed"],
+        ),
+        (
+            "/Observation?_sort=-date&_count=2",
+            &["o1", "o3", "o2", "o4", "o5"],
+        ),
+        (
+            "/Observation?_sort=value-quantity&_count=3",
+            &["o3", "o2", "o4", "o1", "o5"],
+        ),
+        (
+            "/Observation?_sort=status,-date&_count=2",
+            &["o1", "o3", "o2", "o4", "o5"],
+        ),
+        (
+            "/Patient?_sort=gender,family&_count=2",
+            &["p3", "p1", "p2", "p4", "renamed"],
+        ),
+    ];
+    for (query, expected) in cases {
+        let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        assert_eq!(ordered(&s, query), expected, "{query}");
+    }
+    s.get("/Patient?_sort=a,b,c,d", &[]).outcome(400);
+    s.get("/Patient?_sort=link", &[("Prefer", "handling=strict")])
+        .outcome(400);
+}

@@ -111,7 +111,14 @@ pub fn plan(
                 continue;
             }
             "_sort" => {
-                plan.sort = parse_sort(value)?;
+                plan.sort = match parse_sort(types, value) {
+                    Ok(sort) => sort,
+                    Err(SearchError::Unsupported(_)) if !options.strict => {
+                        plan.ignored.push(format!("_sort={value}"));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 plan.applied.push((name.clone(), value.clone()));
                 continue;
             }
@@ -213,10 +220,16 @@ fn parse_include(
     })
 }
 
-fn parse_sort(value: &str) -> Result<Vec<SortKey>, SearchError> {
-    value
-        .split(',')
-        .filter(|k| !k.is_empty())
+fn parse_sort(types: &[String], value: &str) -> Result<Vec<SortKey>, SearchError> {
+    let keys: Vec<&str> = value.split(',').filter(|k| !k.is_empty()).collect();
+    if keys.len() > store::MAX_SORT_KEYS {
+        return Err(bad(
+            "_sort",
+            value,
+            &format!("at most {} keys", store::MAX_SORT_KEYS),
+        ));
+    }
+    keys.into_iter()
         .map(|k| {
             let (descending, name) = match k.strip_prefix('-') {
                 Some(n) => (true, n),
@@ -225,7 +238,22 @@ fn parse_sort(value: &str) -> Result<Vec<SortKey>, SearchError> {
             let column = match name {
                 "_lastUpdated" => SortColumn::LastUpdated,
                 "_id" => SortColumn::Id,
-                other => return Err(SearchError::Unsupported(format!("_sort={other}"))),
+                other => {
+                    let def = types
+                        .first()
+                        .and_then(|t| search_params::lookup(t, other))
+                        .filter(|_| types.len() == 1)
+                        .ok_or_else(|| SearchError::Unsupported(format!("_sort={other}")))?;
+                    let code = def.code.clone();
+                    match def.kind {
+                        search_params::ParamType::String => SortColumn::String(code),
+                        search_params::ParamType::Token => SortColumn::Token(code),
+                        search_params::ParamType::Date => SortColumn::Date(code),
+                        search_params::ParamType::Number => SortColumn::Number(code),
+                        search_params::ParamType::Quantity => SortColumn::Quantity(code),
+                        _ => return Err(SearchError::Unsupported(format!("_sort={other}"))),
+                    }
+                }
             };
             Ok(SortKey { column, descending })
         })
@@ -237,7 +265,13 @@ pub fn encode_cursor(snapshot: i64, cursor: &Cursor) -> String {
     let mut raw = format!("{snapshot}\u{1f}{}", cursor.rid);
     for v in &cursor.values {
         raw.push('\u{1f}');
-        raw.push_str(v);
+        match v {
+            Some(v) => {
+                raw.push('v');
+                raw.push_str(v);
+            }
+            None => raw.push('n'),
+        }
     }
     raw.bytes().map(|b| format!("{b:02x}")).collect()
 }
@@ -265,7 +299,13 @@ fn decode_cursor(token: &str) -> Result<(i64, Cursor), SearchError> {
         .next()
         .and_then(|s| s.parse().ok())
         .ok_or_else(broken)?;
-    let values = parts.map(str::to_string).collect();
+    let values = parts
+        .map(|p| match p.split_at_checked(1) {
+            Some(("v", v)) => Ok(Some(v.to_string())),
+            Some(("n", "")) => Ok(None),
+            _ => Err(broken()),
+        })
+        .collect::<Result<_, _>>()?;
     Ok((snapshot, Cursor { values, rid }))
 }
 
@@ -359,7 +399,7 @@ mod tests {
     #[test]
     fn cursors_round_trip() {
         let c = Cursor {
-            values: vec!["2026-01-01T00:00:00.000000Z".into()],
+            values: vec![Some("2026-01-01 00:00:00+00".into()), None],
             rid: 42,
         };
         let token = encode_cursor(7, &c);

@@ -7,7 +7,7 @@ use diesel::RunQueryDsl;
 
 use crate::error::StoreError;
 use crate::pool::Store;
-use crate::query::FoundResource;
+use crate::query::{FoundResource, FoundRow};
 use crate::sql::{query, Bind};
 
 /// Rounds of `:iterate` followed at most.
@@ -112,5 +112,6 @@ fn run_spec(
          AND ($2::text IS NULL OR x.param = $2) AND ($3::text IS NULL OR t.res_type = $3) \
          ORDER BY t.rid LIMIT $4"
     };
-    Ok(query(sql, &binds).load(conn)?)
+    let rows: Vec<FoundRow> = query(sql, &binds).load(conn)?;
+    Ok(rows.into_iter().map(FoundResource::from).collect())
 }

@@ -21,7 +21,9 @@ pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, HistoryQuery, HistoryScope};
 pub use include::IncludeSpec;
 pub use pool::{Store, StoreConfig};
-pub use query::{Cursor, FoundResource, ResourcePage, ResourceQuery, SortColumn, SortKey};
+pub use query::{
+    Cursor, FoundResource, ResourcePage, ResourceQuery, SortColumn, SortKey, MAX_SORT_KEYS,
+};
 pub use read::Stored;
 pub use sql::{Bind, Filter};
 pub use write::{Condition, Written};

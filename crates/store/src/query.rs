@@ -9,17 +9,27 @@ use crate::error::StoreError;
 use crate::pool::Store;
 use crate::sql::{query, Bind, Filter};
 
-/// A column a search can be ordered by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a search can be ordered by.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SortColumn {
     /// `_lastUpdated`.
     LastUpdated,
     /// `_id`.
     Id,
+    /// A string parameter (its normalised value).
+    String(String),
+    /// A token parameter (its code).
+    Token(String),
+    /// A date parameter (range start ascending, range end descending).
+    Date(String),
+    /// A number parameter.
+    Number(String),
+    /// A quantity parameter.
+    Quantity(String),
 }
 
 /// One ordering key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortKey {
     /// What to order by.
     pub column: SortColumn,
@@ -30,8 +40,9 @@ pub struct SortKey {
 /// Where the previous page ended: the sort-key values of its last row and that row's `rid`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
-    /// One value per sort key, as text (`last_updated` as RFC 3339 with microseconds).
-    pub values: Vec<String>,
+    /// One value per sort key, as text (instants as RFC 3339 with microseconds); `None` when
+    /// the row has no value for that key (such rows sort last).
+    pub values: Vec<Option<String>>,
     /// The row id, the final tie-breaker.
     pub rid: i64,
 }
@@ -58,26 +69,53 @@ pub struct ResourceQuery {
 }
 
 /// A matching resource.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone)]
 pub struct FoundResource {
     /// Row id (cursor tie-breaker).
-    #[diesel(sql_type = BigInt)]
     pub rid: i64,
     /// Resource type.
-    #[diesel(sql_type = Text)]
     pub res_type: String,
     /// Logical id.
-    #[diesel(sql_type = Text)]
     pub id: String,
     /// Current version.
-    #[diesel(sql_type = Integer)]
     pub version: i32,
     /// When it was written.
-    #[diesel(sql_type = Timestamptz)]
     pub last_updated: DateTime<Utc>,
     /// The stored body.
-    #[diesel(sql_type = Bytea)]
     pub body: Vec<u8>,
+    /// The values of the search's sort keys for this row (for the next page's cursor).
+    pub sort_values: Vec<Option<String>>,
+}
+
+/// A resource row as loaded.
+#[derive(QueryableByName)]
+pub(crate) struct FoundRow {
+    #[diesel(sql_type = BigInt)]
+    rid: i64,
+    #[diesel(sql_type = Text)]
+    res_type: String,
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Integer)]
+    version: i32,
+    #[diesel(sql_type = Timestamptz)]
+    last_updated: DateTime<Utc>,
+    #[diesel(sql_type = Bytea)]
+    body: Vec<u8>,
+}
+
+impl From<FoundRow> for FoundResource {
+    fn from(r: FoundRow) -> Self {
+        FoundResource {
+            rid: r.rid,
+            res_type: r.res_type,
+            id: r.id,
+            version: r.version,
+            last_updated: r.last_updated,
+            body: r.body,
+            sort_values: Vec::new(),
+        }
+    }
 }
 
 /// A page of results.
@@ -98,6 +136,9 @@ struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
 }
+
+/// Sort keys a search may have.
+pub const MAX_SORT_KEYS: usize = 3;
 
 impl Store {
     /// Runs a search page.
@@ -136,32 +177,57 @@ impl Store {
         } else {
             None
         };
+        if q.sort.len() > MAX_SORT_KEYS {
+            return Err(StoreError::Invalid(format!(
+                "at most {MAX_SORT_KEYS} _sort keys are supported"
+            )));
+        }
         let mut page_conds = conds.clone();
         let mut page_binds = binds.clone();
+        let exprs: Vec<String> = q
+            .sort
+            .iter()
+            .map(|k| sort_expr(k, &mut page_binds))
+            .collect();
         if let Some(after) = &q.after {
-            page_conds.push(keyset_condition(&q.sort, after, &mut page_binds)?);
+            page_conds.push(keyset_condition(&q.sort, &exprs, after, &mut page_binds)?);
         }
         let mut order: Vec<String> = q
             .sort
             .iter()
-            .map(|k| {
-                format!(
-                    "{} {}",
-                    column(k.column),
-                    if k.descending { "DESC" } else { "ASC" }
-                )
+            .zip(&exprs)
+            .map(|(k, e)| {
+                let dir = if k.descending { "DESC" } else { "ASC" };
+                format!("{e} {dir} NULLS LAST")
             })
             .collect();
         order.push("r.rid ASC".into());
+        // Sorted searches also select each row's sort values (s0..s2) for the next cursor.
+        let values: Vec<String> = if exprs.is_empty() {
+            Vec::new()
+        } else {
+            (0..MAX_SORT_KEYS)
+                .map(|i| match exprs.get(i) {
+                    Some(e) => format!(", ({e})::text AS s{i}"),
+                    None => format!(", NULL::text AS s{i}"),
+                })
+                .collect()
+        };
         page_binds.push(Bind::BigInt(q.limit + 1));
         let sql = format!(
-            "SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.body FROM resource r \
+            "SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.body{} FROM resource r \
              WHERE {} ORDER BY {} LIMIT ${}",
+            values.concat(),
             page_conds.join(" AND "),
             order.join(", "),
             page_binds.len()
         );
-        let mut rows: Vec<FoundResource> = query(&sql, &page_binds).load(&mut conn)?;
+        let mut rows: Vec<FoundResource> = if q.sort.is_empty() {
+            let rows: Vec<FoundRow> = query(&sql, &page_binds).load(&mut conn)?;
+            rows.into_iter().map(FoundResource::from).collect()
+        } else {
+            load_with_sort_values(&mut conn, &sql, &page_binds, q.sort.len())?
+        };
         let more = rows.len() as i64 > q.limit;
         rows.truncate(q.limit.max(0) as usize);
         Ok(ResourcePage {
@@ -173,17 +239,50 @@ impl Store {
     }
 }
 
-fn column(c: SortColumn) -> &'static str {
-    match c {
-        SortColumn::LastUpdated => "r.last_updated",
-        SortColumn::Id => "r.id",
+/// The SQL value a sort key orders by, per resource row `r`.
+fn sort_expr(key: &SortKey, binds: &mut Vec<Bind>) -> String {
+    let mut sub = |table: &str, column: &str| {
+        binds.push(match &key.column {
+            SortColumn::String(p)
+            | SortColumn::Token(p)
+            | SortColumn::Date(p)
+            | SortColumn::Number(p)
+            | SortColumn::Quantity(p) => Bind::Text(p.clone()),
+            _ => Bind::Text(String::new()),
+        });
+        // Ascending sorts use a resource's lowest value, descending its highest (R4 search).
+        let agg = if key.descending { "MAX" } else { "MIN" };
+        format!(
+            "(SELECT {agg}(x.{column}) FROM {table} x WHERE x.rid = r.rid AND x.param = ${})",
+            binds.len()
+        )
+    };
+    match &key.column {
+        SortColumn::LastUpdated => "r.last_updated".into(),
+        SortColumn::Id => "r.id".into(),
+        SortColumn::String(_) => sub("idx_string", "norm"),
+        SortColumn::Token(_) => sub("idx_token", "code"),
+        SortColumn::Date(_) if key.descending => sub("idx_date", "hi"),
+        SortColumn::Date(_) => sub("idx_date", "lo"),
+        SortColumn::Number(_) => sub("idx_number", "value"),
+        SortColumn::Quantity(_) => sub("idx_quantity", "value"),
     }
 }
 
-/// Rows strictly after the cursor in the (mixed-direction) sort order, `rid` last:
-/// `(k1 > v1) OR (k1 = v1 AND k2 > v2) OR … OR (all equal AND rid > r)`.
+/// The SQL type a cursor value is cast to for comparison with the key's expression.
+fn cast(column: &SortColumn) -> &'static str {
+    match column {
+        SortColumn::LastUpdated | SortColumn::Date(_) => "::timestamptz",
+        SortColumn::Number(_) | SortColumn::Quantity(_) => "::numeric",
+        _ => "",
+    }
+}
+
+/// Rows strictly after the cursor in the sort order (NULLS LAST, `rid` the final tie-breaker):
+/// for each key i, all earlier keys equal and key i after; or all equal and `rid` greater.
 fn keyset_condition(
     sort: &[SortKey],
+    exprs: &[String],
     after: &Cursor,
     binds: &mut Vec<Bind>,
 ) -> Result<String, StoreError> {
@@ -192,37 +291,65 @@ fn keyset_condition(
             "the paging cursor does not fit this search".into(),
         ));
     }
-    let mut placeholders = Vec::new();
-    for (key, value) in sort.iter().zip(&after.values) {
-        match key.column {
-            SortColumn::LastUpdated => {
-                let at = DateTime::parse_from_rfc3339(value)
-                    .map_err(|_| StoreError::Invalid("the paging cursor is damaged".into()))?
-                    .with_timezone(&Utc);
-                binds.push(Bind::OptTime(Some(at)));
+    let mut equal = Vec::new();
+    let mut beyond = Vec::new();
+    for ((key, expr), value) in sort.iter().zip(exprs).zip(&after.values) {
+        match value {
+            Some(v) => {
+                binds.push(Bind::Text(v.clone()));
+                let ph = format!("${}{}", binds.len(), cast(&key.column));
+                let op = if key.descending { "<" } else { ">" };
+                equal.push(format!("{expr} = {ph}"));
+                beyond.push(format!("({expr} {op} {ph} OR {expr} IS NULL)"));
             }
-            SortColumn::Id => binds.push(Bind::Text(value.clone())),
+            None => {
+                equal.push(format!("{expr} IS NULL"));
+                beyond.push("FALSE".into());
+            }
         }
-        placeholders.push(format!("${}", binds.len()));
     }
     binds.push(Bind::BigInt(after.rid));
     let rid = format!("${}", binds.len());
     let mut alternatives = Vec::new();
     for i in 0..=sort.len() {
-        let mut parts: Vec<String> = (0..i)
-            .map(|j| format!("{} = {}", column(sort[j].column), placeholders[j]))
-            .collect();
-        if i < sort.len() {
-            let op = if sort[i].descending { "<" } else { ">" };
-            parts.push(format!(
-                "{} {op} {}",
-                column(sort[i].column),
-                placeholders[i]
-            ));
+        let mut parts: Vec<String> = equal[..i].to_vec();
+        parts.push(if i < sort.len() {
+            beyond[i].clone()
         } else {
-            parts.push(format!("r.rid > {rid}"));
-        }
+            format!("r.rid > {rid}")
+        });
         alternatives.push(format!("({})", parts.join(" AND ")));
     }
     Ok(format!("({})", alternatives.join(" OR ")))
+}
+
+/// A found resource together with the text of its sort values.
+#[derive(QueryableByName)]
+struct SortedRow {
+    #[diesel(embed)]
+    found: FoundRow,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    s0: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    s1: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    s2: Option<String>,
+}
+
+/// Loads rows with their sort values (`s0`..`s2`).
+fn load_with_sort_values(
+    conn: &mut diesel::pg::PgConnection,
+    sql: &str,
+    binds: &[Bind],
+    keys: usize,
+) -> Result<Vec<FoundResource>, StoreError> {
+    let rows: Vec<SortedRow> = query(sql, binds).load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut found = FoundResource::from(r.found);
+            found.sort_values = [r.s0, r.s1, r.s2].into_iter().take(keys).collect();
+            found
+        })
+        .collect())
 }

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use search::text::{encode, pairs};
 use search::{PlanOptions, SearchPlan, TotalMode};
 use serde_json::{json, Value};
-use store::{Cursor, FoundResource, ResourceQuery, SortColumn};
+use store::{Cursor, FoundResource, ResourceQuery};
 
 use super::{blocking, logical_id, resource_type};
 use crate::error::ApiError;
@@ -331,16 +331,7 @@ fn links(
     ];
     if page.more {
         if let Some(last) = page.rows.last() {
-            let values = plan
-                .sort
-                .iter()
-                .map(|k| match k.column {
-                    SortColumn::LastUpdated => last
-                        .last_updated
-                        .to_rfc3339_opts(SecondsFormat::Micros, true),
-                    SortColumn::Id => last.id.clone(),
-                })
-                .collect();
+            let values = last.sort_values.clone();
             let cursor = Cursor {
                 values,
                 rid: last.rid,

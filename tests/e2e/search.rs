@@ -532,3 +532,54 @@ fn sorting_by_parameters_with_paging() {
     s.get("/Patient?_sort=link", &[("Prefer", "handling=strict")])
         .outcome(400);
 }
+
+/// The pages of a search, following `relation` links from `start`.
+fn pages(s: &Server, start: &str, relation: &str) -> (Vec<Vec<String>>, String) {
+    let mut out = Vec::new();
+    let mut url = s.url(start);
+    loop {
+        let b = s.get(&url, &[]).json();
+        out.push(
+            b["entry"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+                .collect(),
+        );
+        match b["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == relation)
+        {
+            Some(l) => url = l["url"].as_str().unwrap().to_string(),
+            None => return (out, url),
+        }
+    }
+}
+
+#[test]
+fn previous_links_walk_back_through_the_same_pages() {
+    let s = Server::start();
+    seed(&s);
+    for query in [
+        "/Observation?_sort=-date&_count=2",
+        "/Patient?_count=2",
+        "/Patient?_sort=family,-_id&_count=3",
+    ] {
+        let (forward, last_url) = pages(&s, query, "next");
+        assert!(forward.len() >= 2, "{query}");
+        let (mut backward, _) = pages(&s, &last_url, "previous");
+        backward.reverse();
+        assert_eq!(backward, forward, "{query}");
+    }
+    // The first page has no previous link.
+    let first = s.get("/Patient?_count=2", &[]).json();
+    assert!(!first["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["relation"] == "previous"));
+}

@@ -48,6 +48,8 @@ pub struct SearchPlan {
     pub cursor: Option<Cursor>,
     /// The snapshot from `_cursor`.
     pub snapshot: Option<i64>,
+    /// The cursor points backwards (a `previous` link).
+    pub backward: bool,
     /// The parameters applied, as `(name, value)`, for the `self` link.
     pub applied: Vec<(String, String)>,
     /// Parameters ignored (unknown or unsupported), for a warning.
@@ -75,6 +77,7 @@ pub fn plan(
         total: TotalMode::Accurate,
         cursor: None,
         snapshot: None,
+        backward: false,
         applied: Vec::new(),
         ignored: Vec::new(),
         includes: Vec::new(),
@@ -141,9 +144,10 @@ pub fn plan(
                 })
             }
             "_cursor" => {
-                let (snapshot, cursor) = decode_cursor(value)?;
+                let (snapshot, cursor, backward) = decode_cursor(value)?;
                 plan.snapshot = Some(snapshot);
                 plan.cursor = Some(cursor);
+                plan.backward = backward;
                 continue;
             }
             _ => compiler.parameter(types, name, value).map(Some),
@@ -260,9 +264,10 @@ fn parse_sort(types: &[String], value: &str) -> Result<Vec<SortKey>, SearchError
         .collect()
 }
 
-/// Encodes where the next page starts: snapshot, row id and sort values, hex-encoded.
-pub fn encode_cursor(snapshot: i64, cursor: &Cursor) -> String {
-    let mut raw = format!("{snapshot}\u{1f}{}", cursor.rid);
+/// Encodes where a page starts: direction, snapshot, row id and sort values, hex-encoded.
+pub fn encode_cursor(snapshot: i64, cursor: &Cursor, backward: bool) -> String {
+    let dir = if backward { 'b' } else { 'f' };
+    let mut raw = format!("{dir}{snapshot}\u{1f}{}", cursor.rid);
     for v in &cursor.values {
         raw.push('\u{1f}');
         match v {
@@ -276,7 +281,7 @@ pub fn encode_cursor(snapshot: i64, cursor: &Cursor) -> String {
     raw.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_cursor(token: &str) -> Result<(i64, Cursor), SearchError> {
+fn decode_cursor(token: &str) -> Result<(i64, Cursor, bool), SearchError> {
     let broken = || {
         SearchError::Malformed(
             "the paging link is damaged or from another search; start the search again".into(),
@@ -290,7 +295,12 @@ fn decode_cursor(token: &str) -> Result<(i64, Cursor), SearchError> {
         .map(|i| u8::from_str_radix(&token[i..i + 2], 16).ok())
         .collect();
     let raw = String::from_utf8(bytes.ok_or_else(broken)?).map_err(|_| broken())?;
-    let mut parts = raw.split('\u{1f}');
+    let backward = match raw.get(..1) {
+        Some("f") => false,
+        Some("b") => true,
+        _ => return Err(broken()),
+    };
+    let mut parts = raw[1..].split('\u{1f}');
     let snapshot = parts
         .next()
         .and_then(|s| s.parse().ok())
@@ -306,7 +316,7 @@ fn decode_cursor(token: &str) -> Result<(i64, Cursor), SearchError> {
             _ => Err(broken()),
         })
         .collect::<Result<_, _>>()?;
-    Ok((snapshot, Cursor { values, rid }))
+    Ok((snapshot, Cursor { values, rid }, backward))
 }
 
 fn bad(param: &str, value: &str, what: &str) -> SearchError {
@@ -402,8 +412,8 @@ mod tests {
             values: vec![Some("2026-01-01 00:00:00+00".into()), None],
             rid: 42,
         };
-        let token = encode_cursor(7, &c);
-        assert_eq!(decode_cursor(&token).unwrap(), (7, c));
+        let token = encode_cursor(7, &c, true);
+        assert_eq!(decode_cursor(&token).unwrap(), (7, c, true));
         assert!(decode_cursor("zz").is_err());
     }
 

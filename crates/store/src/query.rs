@@ -60,6 +60,8 @@ pub struct ResourceQuery {
     pub sort: Vec<SortKey>,
     /// Continue after this row.
     pub after: Option<Cursor>,
+    /// With `after`: the page that ends just before that row instead (a `previous` link).
+    pub backward: bool,
     /// Rows created after the first page was served are left out (largest `rid` then).
     pub snapshot: Option<i64>,
     /// Page size.
@@ -190,7 +192,13 @@ impl Store {
             .map(|k| sort_expr(k, &mut page_binds))
             .collect();
         if let Some(after) = &q.after {
-            page_conds.push(keyset_condition(&q.sort, &exprs, after, &mut page_binds)?);
+            page_conds.push(keyset_condition(
+                &q.sort,
+                &exprs,
+                after,
+                q.backward,
+                &mut page_binds,
+            )?);
         }
         let mut order: Vec<String> = q
             .sort
@@ -198,10 +206,23 @@ impl Store {
             .zip(&exprs)
             .map(|(k, e)| {
                 let dir = if k.descending { "DESC" } else { "ASC" };
-                format!("{e} {dir} NULLS LAST")
+                // Walking backwards reads the same order reversed, then flips the page.
+                match (dir, q.backward) {
+                    ("ASC", false) => format!("{e} ASC NULLS LAST"),
+                    ("DESC", false) => format!("{e} DESC NULLS LAST"),
+                    ("ASC", true) => format!("{e} DESC NULLS FIRST"),
+                    _ => format!("{e} ASC NULLS FIRST"),
+                }
             })
             .collect();
-        order.push("r.rid ASC".into());
+        order.push(
+            if q.backward {
+                "r.rid DESC"
+            } else {
+                "r.rid ASC"
+            }
+            .into(),
+        );
         // Sorted searches also select each row's sort values (s0..s2) for the next cursor.
         let values: Vec<String> = if exprs.is_empty() {
             Vec::new()
@@ -230,6 +251,9 @@ impl Store {
         };
         let more = rows.len() as i64 > q.limit;
         rows.truncate(q.limit.max(0) as usize);
+        if q.backward {
+            rows.reverse();
+        }
         Ok(ResourcePage {
             rows,
             total,
@@ -278,12 +302,14 @@ fn cast(column: &SortColumn) -> &'static str {
     }
 }
 
-/// Rows strictly after the cursor in the sort order (NULLS LAST, `rid` the final tie-breaker):
+/// Rows strictly after (or, `backward`, strictly before) the cursor in the sort order (NULLS
+/// LAST, `rid` the final tie-breaker):
 /// for each key i, all earlier keys equal and key i after; or all equal and `rid` greater.
 fn keyset_condition(
     sort: &[SortKey],
     exprs: &[String],
     after: &Cursor,
+    backward: bool,
     binds: &mut Vec<Bind>,
 ) -> Result<String, StoreError> {
     if after.values.len() != sort.len() {
@@ -298,13 +324,22 @@ fn keyset_condition(
             Some(v) => {
                 binds.push(Bind::Text(v.clone()));
                 let ph = format!("${}{}", binds.len(), cast(&key.column));
-                let op = if key.descending { "<" } else { ">" };
                 equal.push(format!("{expr} = {ph}"));
-                beyond.push(format!("({expr} {op} {ph} OR {expr} IS NULL)"));
+                // Missing values sort after every present one.
+                beyond.push(match (key.descending != backward, backward) {
+                    (false, false) => format!("({expr} > {ph} OR {expr} IS NULL)"),
+                    (true, false) => format!("({expr} < {ph} OR {expr} IS NULL)"),
+                    (false, true) => format!("{expr} > {ph}"),
+                    (true, true) => format!("{expr} < {ph}"),
+                });
             }
             None => {
                 equal.push(format!("{expr} IS NULL"));
-                beyond.push("FALSE".into());
+                beyond.push(if backward {
+                    format!("{expr} IS NOT NULL")
+                } else {
+                    "FALSE".into()
+                });
             }
         }
     }
@@ -316,7 +351,7 @@ fn keyset_condition(
         parts.push(if i < sort.len() {
             beyond[i].clone()
         } else {
-            format!("r.rid > {rid}")
+            format!("r.rid {} {rid}", if backward { "<" } else { ">" })
         });
         alternatives.push(format!("({})", parts.join(" AND ")));
     }

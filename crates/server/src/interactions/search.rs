@@ -192,6 +192,7 @@ async fn run(
         filter: plan.filter.clone(),
         sort: plan.sort.clone(),
         after: plan.cursor.clone(),
+        backward: plan.backward,
         snapshot: plan.snapshot,
         limit: if total_only { 0 } else { plan.count },
         count_total: plan.total == TotalMode::Accurate || total_only,
@@ -322,29 +323,38 @@ fn links(
         query.push(format!("_elements={}", encode(&e.join(","))));
     }
     let sep = if self_base.contains('?') { '&' } else { '?' };
-    let mut self_query = query.clone();
-    if let (Some(c), Some(s)) = (&plan.cursor, plan.snapshot) {
-        self_query.push(format!("_cursor={}", search::encode_cursor(s, c)));
-    }
-    let mut links = vec![
-        json!({"relation": "self", "url": format!("{self_base}{sep}{}", self_query.join("&"))}),
-    ];
-    if page.more {
-        if let Some(last) = page.rows.last() {
-            let values = last.sort_values.clone();
-            let cursor = Cursor {
-                values,
-                rid: last.rid,
-            };
-            let mut next = query;
-            next.push(format!(
+    let link = |relation: &str, cursor: Option<(Cursor, bool)>| {
+        let mut q = query.clone();
+        if let Some((c, backward)) = cursor {
+            q.push(format!(
                 "_cursor={}",
-                search::encode_cursor(page.snapshot, &cursor)
+                search::encode_cursor(page.snapshot, &c, backward)
             ));
-            links.push(
-                json!({"relation": "next", "url": format!("{self_base}{sep}{}", next.join("&"))}),
-            );
         }
+        json!({"relation": relation, "url": format!("{self_base}{sep}{}", q.join("&"))})
+    };
+    let at = |row: &FoundResource, backward: bool| {
+        Some((
+            Cursor {
+                values: row.sort_values.clone(),
+                rid: row.rid,
+            },
+            backward,
+        ))
+    };
+    let here = plan.cursor.clone().map(|c| (c, plan.backward));
+    let mut links = vec![link("self", here)];
+    // Forward pages have more after them when `more`; backward pages have more before them.
+    let (more_after, more_before) = if plan.backward {
+        (true, page.more)
+    } else {
+        (page.more, plan.cursor.is_some())
+    };
+    if let (true, Some(first)) = (more_before, page.rows.first()) {
+        links.push(link("previous", at(first, true)));
+    }
+    if let (true, Some(last)) = (more_after, page.rows.last()) {
+        links.push(link("next", at(last, false)));
     }
     links
 }

@@ -52,11 +52,17 @@ pub struct Server {
     pub db_url: String,
     db_name: String,
     port: u16,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
     /// Creates a database and starts a server on it.
     pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables for the server.
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
         let n = NEXT_DB.fetch_add(1, Ordering::SeqCst);
         let db_name = format!(
             "invicta_e2e_{}_{}_{}",
@@ -78,6 +84,10 @@ impl Server {
             db_url,
             db_name,
             port,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -91,6 +101,7 @@ impl Server {
             .env("INVICTA_MAX_BODY", (16 * 1024 * 1024).to_string())
             .env("INVICTA_DB_POOL", "8")
             .env("INVICTA_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -583,3 +583,30 @@ fn previous_links_walk_back_through_the_same_pages() {
         .iter()
         .any(|l| l["relation"] == "previous"));
 }
+
+#[test]
+fn explain_is_for_operators_only() {
+    let s = Server::start_with(&[("INVICTA_SEARCH_EXPLAIN", "on")]);
+    seed(&s);
+    let r = s
+        .get(
+            "/Observation?code=http://loinc.org|59261-8&_explain=true",
+            &[],
+        )
+        .json();
+    assert_eq!(r["resourceType"], "Parameters");
+    let sql = r["parameter"][0]["valueString"].as_str().unwrap();
+    assert!(
+        sql.contains("idx_token") && !sql.contains("59261-8"),
+        "{sql}"
+    );
+    let plan = r["parameter"][2]["valueString"].as_str().unwrap();
+    assert!(
+        plan.contains("Scan") && plan.contains("actual time"),
+        "{plan}"
+    );
+    // Off by default: the parameter is unknown and ignored.
+    let off = Server::start();
+    let b = off.get("/Patient?_explain=true", &[]).json();
+    assert_eq!(b["resourceType"], "Bundle");
+}

@@ -9,6 +9,7 @@
 //! | `INVICTA_DB_POOL` | `--db-pool` | `16` |
 //! | `INVICTA_SEARCH_DEFAULT_COUNT` | | `20` |
 //! | `INVICTA_SEARCH_MAX_COUNT` | | `1000` |
+//! | `INVICTA_SEARCH_EXPLAIN` | | `off` |
 
 use std::net::SocketAddr;
 
@@ -40,6 +41,8 @@ pub struct Config {
     pub search_default_count: i64,
     /// Largest search page, whatever `_count` asks.
     pub search_max_count: i64,
+    /// `_explain=true` on a search returns its SQL and plan (for operators; off by default).
+    pub search_explain: bool,
 }
 
 const USAGE: &str = "usage: invicta [serve|migrate|reindex] [--database-url URL] [--listen ADDR] [--base-url URL] [--max-body BYTES] [--db-pool N]";
@@ -115,6 +118,15 @@ impl Config {
             "INVICTA_SEARCH_MAX_COUNT",
             1000,
         )?;
+        let search_explain = match env("INVICTA_SEARCH_EXPLAIN").as_deref() {
+            None | Some("off" | "false" | "0" | "") => false,
+            Some("on" | "true" | "1") => true,
+            Some(other) => {
+                return Err(format!(
+                    "INVICTA_SEARCH_EXPLAIN must be on or off, got '{other}'"
+                ))
+            }
+        };
         if search_max_count == 0 || search_default_count > search_max_count {
             return Err("INVICTA_SEARCH_DEFAULT_COUNT must not exceed INVICTA_SEARCH_MAX_COUNT, which must be above zero".into());
         }
@@ -131,6 +143,7 @@ impl Config {
                 pool_size: pool_size as u32,
                 search_default_count: search_default_count as i64,
                 search_max_count: search_max_count as i64,
+                search_explain,
             },
         ))
     }

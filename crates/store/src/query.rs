@@ -134,6 +134,12 @@ pub struct ResourcePage {
 }
 
 #[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+#[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
@@ -143,6 +149,20 @@ struct Count {
 pub const MAX_SORT_KEYS: usize = 3;
 
 impl Store {
+    /// The SQL a search page runs (values stay placeholders) and PostgreSQL's plan for it,
+    /// for operators diagnosing a slow search.
+    pub fn explain_query(&self, q: &ResourceQuery) -> Result<(String, String), StoreError> {
+        let mut conn = self.conn()?;
+        let st = statements(q, q.snapshot.unwrap_or(i64::MAX))?;
+        let rows: Vec<PlanLine> = query(
+            &format!("EXPLAIN (ANALYZE, BUFFERS) {}", st.page_sql),
+            &st.page_binds,
+        )
+        .load(&mut conn)?;
+        let plan: Vec<String> = rows.into_iter().map(|r| r.line).collect();
+        Ok((st.page_sql, plan.join("\n")))
+    }
+
     /// Runs a search page.
     pub fn query_resources(&self, q: &ResourceQuery) -> Result<ResourcePage, StoreError> {
         let mut conn = self.conn()?;
@@ -155,94 +175,14 @@ impl Store {
                 rows.first().map_or(0, |c| c.n)
             }
         };
-        let mut binds = vec![Bind::TextArray(q.types.clone()), Bind::BigInt(snapshot)];
-        let mut conds = vec![
-            "r.res_type = ANY($1)".to_string(),
-            "NOT r.deleted".to_string(),
-            "r.rid <= $2".to_string(),
-        ];
-        if let Some(patient) = &q.compartment {
-            binds.push(Bind::TextArray(vec![patient.clone()]));
-            conds.push(format!("r.compartments @> ${}", binds.len()));
-        }
-        if let Some(filter) = &q.filter {
-            conds.push(format!("({})", filter.renumbered(binds.len())));
-            binds.extend(filter.binds.iter().cloned());
-        }
+        let st = statements(q, snapshot)?;
         let total = if q.count_total {
-            let sql = format!(
-                "SELECT COUNT(*) AS n FROM resource r WHERE {}",
-                conds.join(" AND ")
-            );
-            let rows: Vec<Count> = query(&sql, &binds).load(&mut conn)?;
+            let rows: Vec<Count> = query(&st.count_sql, &st.binds).load(&mut conn)?;
             Some(rows.first().map_or(0, |c| c.n))
         } else {
             None
         };
-        if q.sort.len() > MAX_SORT_KEYS {
-            return Err(StoreError::Invalid(format!(
-                "at most {MAX_SORT_KEYS} _sort keys are supported"
-            )));
-        }
-        let mut page_conds = conds.clone();
-        let mut page_binds = binds.clone();
-        let exprs: Vec<String> = q
-            .sort
-            .iter()
-            .map(|k| sort_expr(k, &mut page_binds))
-            .collect();
-        if let Some(after) = &q.after {
-            page_conds.push(keyset_condition(
-                &q.sort,
-                &exprs,
-                after,
-                q.backward,
-                &mut page_binds,
-            )?);
-        }
-        let mut order: Vec<String> = q
-            .sort
-            .iter()
-            .zip(&exprs)
-            .map(|(k, e)| {
-                let dir = if k.descending { "DESC" } else { "ASC" };
-                // Walking backwards reads the same order reversed, then flips the page.
-                match (dir, q.backward) {
-                    ("ASC", false) => format!("{e} ASC NULLS LAST"),
-                    ("DESC", false) => format!("{e} DESC NULLS LAST"),
-                    ("ASC", true) => format!("{e} DESC NULLS FIRST"),
-                    _ => format!("{e} ASC NULLS FIRST"),
-                }
-            })
-            .collect();
-        order.push(
-            if q.backward {
-                "r.rid DESC"
-            } else {
-                "r.rid ASC"
-            }
-            .into(),
-        );
-        // Sorted searches also select each row's sort values (s0..s2) for the next cursor.
-        let values: Vec<String> = if exprs.is_empty() {
-            Vec::new()
-        } else {
-            (0..MAX_SORT_KEYS)
-                .map(|i| match exprs.get(i) {
-                    Some(e) => format!(", ({e})::text AS s{i}"),
-                    None => format!(", NULL::text AS s{i}"),
-                })
-                .collect()
-        };
-        page_binds.push(Bind::BigInt(q.limit + 1));
-        let sql = format!(
-            "SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.body{} FROM resource r \
-             WHERE {} ORDER BY {} LIMIT ${}",
-            values.concat(),
-            page_conds.join(" AND "),
-            order.join(", "),
-            page_binds.len()
-        );
+        let (sql, page_binds) = (st.page_sql, st.page_binds);
         let mut rows: Vec<FoundResource> = if q.sort.is_empty() {
             let rows: Vec<FoundRow> = query(&sql, &page_binds).load(&mut conn)?;
             rows.into_iter().map(FoundResource::from).collect()
@@ -261,6 +201,105 @@ impl Store {
             snapshot,
         })
     }
+}
+
+/// The SQL of one search page and of its total.
+struct Statements {
+    count_sql: String,
+    binds: Vec<Bind>,
+    page_sql: String,
+    page_binds: Vec<Bind>,
+}
+
+fn statements(q: &ResourceQuery, snapshot: i64) -> Result<Statements, StoreError> {
+    let mut binds = vec![Bind::TextArray(q.types.clone()), Bind::BigInt(snapshot)];
+    let mut conds = vec![
+        "r.res_type = ANY($1)".to_string(),
+        "NOT r.deleted".to_string(),
+        "r.rid <= $2".to_string(),
+    ];
+    if let Some(patient) = &q.compartment {
+        binds.push(Bind::TextArray(vec![patient.clone()]));
+        conds.push(format!("r.compartments @> ${}", binds.len()));
+    }
+    if let Some(filter) = &q.filter {
+        conds.push(format!("({})", filter.renumbered(binds.len())));
+        binds.extend(filter.binds.iter().cloned());
+    }
+    if q.sort.len() > MAX_SORT_KEYS {
+        return Err(StoreError::Invalid(format!(
+            "at most {MAX_SORT_KEYS} _sort keys are supported"
+        )));
+    }
+    let mut page_conds = conds.clone();
+    let mut page_binds = binds.clone();
+    let exprs: Vec<String> = q
+        .sort
+        .iter()
+        .map(|k| sort_expr(k, &mut page_binds))
+        .collect();
+    if let Some(after) = &q.after {
+        page_conds.push(keyset_condition(
+            &q.sort,
+            &exprs,
+            after,
+            q.backward,
+            &mut page_binds,
+        )?);
+    }
+    let mut order: Vec<String> = q
+        .sort
+        .iter()
+        .zip(&exprs)
+        .map(|(k, e)| {
+            let dir = if k.descending { "DESC" } else { "ASC" };
+            // Walking backwards reads the same order reversed, then flips the page.
+            match (dir, q.backward) {
+                ("ASC", false) => format!("{e} ASC NULLS LAST"),
+                ("DESC", false) => format!("{e} DESC NULLS LAST"),
+                ("ASC", true) => format!("{e} DESC NULLS FIRST"),
+                _ => format!("{e} ASC NULLS FIRST"),
+            }
+        })
+        .collect();
+    order.push(
+        if q.backward {
+            "r.rid DESC"
+        } else {
+            "r.rid ASC"
+        }
+        .into(),
+    );
+    // Sorted searches also select each row's sort values (s0..s2) for the next cursor.
+    let values: Vec<String> = if exprs.is_empty() {
+        Vec::new()
+    } else {
+        (0..MAX_SORT_KEYS)
+            .map(|i| match exprs.get(i) {
+                Some(e) => format!(", ({e})::text AS s{i}"),
+                None => format!(", NULL::text AS s{i}"),
+            })
+            .collect()
+    };
+    page_binds.push(Bind::BigInt(q.limit + 1));
+    let sql = format!(
+        "SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.body{} FROM resource r \
+         WHERE {} ORDER BY {} LIMIT ${}",
+        values.concat(),
+        page_conds.join(" AND "),
+        order.join(", "),
+        page_binds.len()
+    );
+    let count_sql = format!(
+        "SELECT COUNT(*) AS n FROM resource r WHERE {}",
+        conds.join(" AND ")
+    );
+    Ok(Statements {
+        count_sql,
+        binds,
+        page_sql: sql,
+        page_binds,
+    })
 }
 
 /// The SQL value a sort key orders by, per resource row `r`.

@@ -177,6 +177,16 @@ async fn run(
     params: Vec<(String, String)>,
     self_base: String,
 ) -> Result<HttpResponse, ApiError> {
+    let explain =
+        state.config.search_explain && params.iter().any(|(k, v)| k == "_explain" && v == "true");
+    let params: Vec<(String, String)> = if state.config.search_explain {
+        params
+            .into_iter()
+            .filter(|(k, _)| k != "_explain")
+            .collect()
+    } else {
+        params
+    };
     let output = Output::from_request(req, &Params::from_pairs(params.clone()))?;
     let options = PlanOptions {
         default_count: state.config.search_default_count,
@@ -197,6 +207,18 @@ async fn run(
         limit: if total_only { 0 } else { plan.count },
         count_total: plan.total == TotalMode::Accurate || total_only,
     };
+    if explain {
+        let store = state.store.clone();
+        let (sql, plan_text) = blocking(move || store.explain_query(&query)).await?;
+        let parameters = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "sql", "valueString": sql},
+            {"name": "binds", "valueString": "values are bound as parameters $1..$n and not shown"},
+            {"name": "plan", "valueString": plan_text},
+        ]});
+        return Ok(HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, output.content_type()))
+            .body(output.render(&parameters)?));
+    }
     let store = state.store.clone();
     let includes = plan.includes.clone();
     let include_limit = state.config.search_max_count as usize;

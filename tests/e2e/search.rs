@@ -610,3 +610,44 @@ fn explain_is_for_operators_only() {
     let b = off.get("/Patient?_explain=true", &[]).json();
     assert_eq!(b["resourceType"], "Bundle");
 }
+
+#[test]
+fn composite_parameters_pair_values_from_the_same_element() {
+    let s = Server::start();
+    seed(&s);
+    let bp = |id: &str, sys: f64, dia: f64| {
+        json!({"resourceType": "Observation", "id": id, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-05-01",
+            "component": [
+                {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                 "valueQuantity": {"value": sys, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+                {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                 "valueQuantity": {"value": dia, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}]})
+    };
+    put(&s, bp("bp-high", 165.0, 95.0));
+    put(&s, bp("bp-normal", 120.0, 150.0));
+    put(
+        &s,
+        json!({"resourceType": "Observation", "id": "smoker", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
+        "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "77176002"}]}}),
+    );
+    let cases: &[(&str, &[&str])] = &[
+        ("/Observation?component-code-value-quantity=http://loinc.org|8480-6$gt140", &["bp-high"]),
+        ("/Observation?component-code-value-quantity=8462-4$gt140", &["bp-normal"]),
+        ("/Observation?component-code-value-quantity=8480-6$gt140|http://unitsofmeasure.org|mm[Hg]", &["bp-high"]),
+        ("/Observation?component-code-value-quantity=8480-6$gt140|http://unitsofmeasure.org|kg", &[]),
+        ("/Observation?code-value-quantity=http://loinc.org|59261-8$gt40", &["o1"]),
+        ("/Observation?code-value-quantity=59261-8$5.4,2823-3$4.1", &["o2", "o3"]),
+        ("/Observation?code-value-concept=72166-2$http://snomed.info/sct|77176002", &["smoker"]),
+        ("/Observation?combo-code-value-quantity=8480-6$ge165", &["bp-high"]),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(ids(&s, query), set(expected), "{query}");
+    }
+    s.get("/Observation?code-value-quantity=59261-8", &[])
+        .outcome(400);
+    s.get("/Observation?code-value-quantity=59261-8$abc", &[])
+        .outcome(400);
+}

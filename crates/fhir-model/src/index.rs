@@ -91,6 +91,16 @@ pub enum IndexValue {
         /// Upper precision bound (exclusive).
         high: String,
     },
+    /// A composite value: the coded first component and the value of the second, taken from the
+    /// same element (the resource, or one `component`), so pairs never mix across elements.
+    Composite {
+        /// First component's code system.
+        system: Option<String>,
+        /// First component's code.
+        code: Option<String>,
+        /// The second component's value (Token, Quantity, String or Date).
+        value: Box<IndexValue>,
+    },
     /// A URI, matched as text.
     Uri {
         /// The URI.
@@ -187,7 +197,7 @@ fn compiled(p: &'static SearchParamDef) -> Option<&'static Expr> {
         .get_or_init(|| {
             search_params::all_params()
                 .iter()
-                .filter(|p| !matches!(p.kind, ParamType::Composite | ParamType::Special))
+                .filter(|p| p.kind != ParamType::Special)
                 .filter_map(|p| {
                     let e = fhirpath::parse(&p.expression).ok()?;
                     Some(((p.resource.as_str(), p.code.as_str()), e))
@@ -214,6 +224,18 @@ pub fn extract(resource: &Value) -> Vec<IndexEntry> {
         let Some(expr) = compiled(p) else {
             continue;
         };
+        if p.kind == ParamType::Composite {
+            for value in composite_values(p, expr, &root) {
+                let entry = IndexEntry {
+                    param: p.code.clone(),
+                    value,
+                };
+                if seen.insert(entry.clone()) {
+                    out.push(entry);
+                }
+            }
+            continue;
+        }
         for node in fhirpath::eval(expr, &root) {
             for value in values_of(p.kind, &node) {
                 let entry = IndexEntry {
@@ -223,6 +245,61 @@ pub fn extract(resource: &Value) -> Vec<IndexEntry> {
                 if seen.insert(entry.clone()) {
                     out.push(entry);
                 }
+            }
+        }
+    }
+    out
+}
+
+/// The kind of a composite's second component, from the parameter its definition names.
+pub fn composite_value_kind(p: &SearchParamDef) -> Option<ParamType> {
+    let url = &p.components.get(1)?.definition;
+    search_params::all_params()
+        .iter()
+        .find(|d| &d.url == url)
+        .map(|d| d.kind)
+}
+
+fn composite_values(p: &'static SearchParamDef, expr: &Expr, root: &[Node<'_>]) -> Vec<IndexValue> {
+    static PARTS: OnceLock<HashMap<String, Expr>> = OnceLock::new();
+    let parts = PARTS.get_or_init(|| {
+        search_params::all_params()
+            .iter()
+            .flat_map(|p| p.components.iter())
+            .filter_map(|c| Some((c.expression.clone(), fhirpath::parse(&c.expression).ok()?)))
+            .collect()
+    });
+    let (Some(first), Some(second), Some(kind)) = (
+        p.components.first().and_then(|c| parts.get(&c.expression)),
+        p.components.get(1).and_then(|c| parts.get(&c.expression)),
+        composite_value_kind(p),
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for context in fhirpath::eval(expr, root) {
+        let ctx = [context];
+        let mut codes = Vec::new();
+        for node in fhirpath::eval(first, &ctx) {
+            tokens(&node, &mut codes);
+        }
+        let mut values = Vec::new();
+        for node in fhirpath::eval(second, &ctx) {
+            values.extend(values_of(kind, &node));
+        }
+        for c in &codes {
+            let IndexValue::Token { system, code, .. } = c else {
+                continue;
+            };
+            if code.is_none() {
+                continue;
+            }
+            for v in &values {
+                out.push(IndexValue::Composite {
+                    system: system.clone(),
+                    code: code.clone(),
+                    value: Box::new(v.clone()),
+                });
             }
         }
     }
@@ -254,7 +331,7 @@ fn values_of(kind: ParamType, node: &Node<'_>) -> Vec<IndexValue> {
                 });
             }
         }
-        // Composite and special parameters need their own matching logic; not indexed yet.
+        // Composites are built per element by `composite_values`; special ones are not indexed.
         ParamType::Composite | ParamType::Special => {}
     }
     out

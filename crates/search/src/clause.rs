@@ -248,6 +248,7 @@ impl Compiler<'_> {
             ParamType::Quantity => "idx_quantity",
             ParamType::Number => "idx_number",
             ParamType::Uri => "idx_uri",
+            ParamType::Composite => "idx_composite",
             _ => return Err(SearchError::Unsupported(def.code.clone())),
         };
         if modifier == Some("missing") {
@@ -272,6 +273,7 @@ impl Compiler<'_> {
                 ParamType::Reference => self.reference(def, modifier, v)?,
                 ParamType::Quantity => self.quantity(&def.code, modifier, v)?,
                 ParamType::Number => self.number(&def.code, modifier, v)?,
+                ParamType::Composite => self.composite(def, modifier, v)?,
                 _ => self.uri(&def.code, modifier, v)?,
             };
             alternatives.push(cond);
@@ -412,6 +414,19 @@ impl Compiler<'_> {
         Ok(self.rids("idx_number", code, &cond))
     }
 
+    fn numeric_condition_on(
+        &mut self,
+        col: &str,
+        code: &str,
+        prefix: Prefix,
+        text: &str,
+        raw: &str,
+    ) -> Result<String, SearchError> {
+        Ok(self
+            .numeric_condition(code, prefix, text, raw)?
+            .replace("x.value", col))
+    }
+
     fn numeric_condition(
         &mut self,
         code: &str,
@@ -463,6 +478,87 @@ impl Compiler<'_> {
             _ => return Err(bad(code, v, "a quantity is [prefix]number[|system|code]")),
         }
         Ok(self.rids("idx_quantity", code, &cond))
+    }
+
+    /// `code-value-quantity=http://loinc.org|8480-6$gt100|http://unitsofmeasure.org|mm[Hg]`:
+    /// the coded first part and the second part, matched on the same element.
+    fn composite(
+        &mut self,
+        def: &SearchParamDef,
+        modifier: Option<&str>,
+        v: &str,
+    ) -> Result<String, SearchError> {
+        let code = &def.code;
+        if let Some(m) = modifier {
+            return Err(SearchError::Unsupported(format!("{code}:{m}")));
+        }
+        let parts = split_unescaped(v, '$');
+        let [first, second] = parts.as_slice() else {
+            return Err(bad(code, v, "a composite value is code$value"));
+        };
+        let mut cond = match split_unescaped(first, '|').as_slice() {
+            [c] => format!("x.code = {}", self.text(&unescape(c))),
+            [s, c] if s.is_empty() => {
+                format!("x.code = {} AND x.system IS NULL", self.text(&unescape(c)))
+            }
+            [s, c] => {
+                let c = self.text(&unescape(c));
+                let s = self.text(&unescape(s));
+                format!("x.code = {c} AND x.system = {s}")
+            }
+            _ => return Err(bad(code, v, "the first part is [system|]code")),
+        };
+        let kind = fhir_model::index::composite_value_kind(def)
+            .ok_or_else(|| SearchError::Unsupported(code.clone()))?;
+        let second_cond = match kind {
+            ParamType::Token => match split_unescaped(second, '|').as_slice() {
+                [c] => format!("x.v_code = {}", self.text(&unescape(c))),
+                [s, c] => {
+                    let c = self.text(&unescape(c));
+                    let s = self.text(&unescape(s));
+                    format!("x.v_code = {c} AND x.v_system = {s}")
+                }
+                _ => return Err(bad(code, v, "the second part is [system|]code")),
+            },
+            ParamType::Quantity => {
+                let q = split_unescaped(second, '|');
+                let (prefix, number) = split_prefix(&q[0]);
+                let mut c = self.numeric_condition_on("x.v_value", code, prefix, number, v)?;
+                match q.as_slice() {
+                    [_] => {}
+                    [_, system, unit] if system.is_empty() => {
+                        c.push_str(&format!(" AND x.v_code = {}", self.text(&unescape(unit))));
+                    }
+                    [_, system, unit] => {
+                        let s = self.text(&unescape(system));
+                        let u = self.text(&unescape(unit));
+                        c.push_str(&format!(" AND x.v_system = {s} AND x.v_code = {u}"));
+                    }
+                    _ => {
+                        return Err(bad(
+                            code,
+                            v,
+                            "the second part is [prefix]number[|system|code]",
+                        ))
+                    }
+                }
+                c
+            }
+            ParamType::Date => {
+                let (prefix, text) = split_prefix(second);
+                let (lo, hi) = date_range(text)
+                    .ok_or_else(|| bad(code, v, "the second part is a FHIR date"))?;
+                self.range_condition(prefix, lo, hi, "x.d_lo", "x.d_hi")
+            }
+            ParamType::String => format!(
+                "x.v_text LIKE {} || '%'",
+                self.text(&like_escape(&normalize_string(&unescape(second))))
+            ),
+            _ => return Err(SearchError::Unsupported(code.clone())),
+        };
+        cond.push_str(" AND ");
+        cond.push_str(&second_cond);
+        Ok(self.rids("idx_composite", code, &cond))
     }
 
     fn reference(

@@ -11,7 +11,7 @@ use crate::sql::{query, Bind};
 /// Binds per statement: far below PostgreSQL's limit of 65,535.
 const MAX_BINDS: usize = 30_000;
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "idx_string",
     "idx_token",
     "idx_date",
@@ -19,10 +19,11 @@ const TABLES: [&str; 7] = [
     "idx_quantity",
     "idx_number",
     "idx_uri",
+    "idx_composite",
 ];
 
 /// Column lists and per-column SQL wrappers of each table (`{}` is the placeholder).
-const COLUMNS: [(&str, &[&str]); 7] = [
+const COLUMNS: [(&str, &[&str]); 8] = [
     ("value, norm", &["{}", "{}"]),
     ("system, code, text", &["{}", "{}", "{}"]),
     (
@@ -52,11 +53,26 @@ const COLUMNS: [(&str, &[&str]); 7] = [
         &["{}::numeric", "{}::numeric", "{}::numeric"],
     ),
     ("uri", &["{}"]),
+    (
+        "system, code, v_system, v_code, v_text, v_value, v_lo, v_hi, d_lo, d_hi",
+        &[
+            "{}",
+            "{}",
+            "{}",
+            "{}",
+            "{}",
+            "{}::numeric",
+            "{}::numeric",
+            "{}::numeric",
+            "{}",
+            "{}",
+        ],
+    ),
 ];
 
 /// Removes every index row of a resource (before re-indexing, or on delete), in one round trip.
 pub(crate) fn clear(conn: &mut PgConnection, rid: i64) -> Result<(), StoreError> {
-    let ctes: Vec<String> = TABLES[..6]
+    let ctes: Vec<String> = TABLES[..TABLES.len() - 1]
         .iter()
         .enumerate()
         .map(|(i, t)| format!("d{i} AS (DELETE FROM {t} WHERE rid = $1)"))
@@ -78,7 +94,7 @@ pub(crate) fn insert(
     res_type: &str,
     entries: &[IndexEntry],
 ) -> Result<(), StoreError> {
-    let mut by_table: [Vec<(&str, Vec<Bind>)>; 7] = Default::default();
+    let mut by_table: [Vec<(&str, Vec<Bind>)>; 8] = Default::default();
     for e in entries {
         let (slot, values) = row_values(&e.value);
         by_table[slot].push((e.param.as_str(), values));
@@ -216,5 +232,74 @@ fn row_values(value: &IndexValue) -> (usize, Vec<Bind>) {
             ],
         ),
         IndexValue::Uri { value } => (6, vec![Bind::Text(value.clone())]),
+        IndexValue::Composite {
+            system,
+            code,
+            value,
+        } => {
+            let none = || Bind::OptText(None);
+            let (v_system, v_code, v_text, num, date) = match value.as_ref() {
+                IndexValue::Token { system, code, .. } => (t(system), t(code), none(), None, None),
+                IndexValue::Quantity {
+                    value,
+                    low,
+                    high,
+                    system,
+                    code,
+                    ..
+                } => (
+                    t(system),
+                    t(code),
+                    none(),
+                    Some((value.clone(), low.clone(), high.clone())),
+                    None,
+                ),
+                IndexValue::String { normalized, .. } => (
+                    none(),
+                    none(),
+                    Bind::OptText(Some(normalized.clone())),
+                    None,
+                    None,
+                ),
+                IndexValue::Date { start, end } => {
+                    (none(), none(), none(), None, Some((*start, *end)))
+                }
+                _ => (none(), none(), none(), None, None),
+            };
+            let (value, lo, hi) = match num {
+                Some((v, l, h)) => (Some(v), Some(l), Some(h)),
+                None => (None, None, None),
+            };
+            let (d_lo, d_hi) = match date {
+                // Open ends become the ends of the calendar PostgreSQL and FHIR share.
+                Some((s, e)) => (
+                    Some(s.unwrap_or_else(|| calendar_edge(1, 1, 1))),
+                    Some(e.unwrap_or_else(|| calendar_edge(9999, 12, 31))),
+                ),
+                None => (None, None),
+            };
+            (
+                7,
+                vec![
+                    t(system),
+                    Bind::OptText(code.clone()),
+                    v_system,
+                    v_code,
+                    v_text,
+                    Bind::OptText(value),
+                    Bind::OptText(lo),
+                    Bind::OptText(hi),
+                    Bind::OptTime(d_lo),
+                    Bind::OptTime(d_hi),
+                ],
+            )
+        }
     }
+}
+
+fn calendar_edge(y: i32, m: u32, d: u32) -> chrono::DateTime<chrono::Utc> {
+    chrono::NaiveDate::from_ymd_opt(y, m, d)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or_default()
 }

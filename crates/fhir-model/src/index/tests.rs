@@ -434,7 +434,21 @@ fn observation_choice_types() {
             "subject",
             vec![rf(Some("Patient"), Some("p1"), None, None, None)],
         ),
-        ("code-value-quantity", vec![]),
+        (
+            "code-value-quantity",
+            vec![IndexValue::Composite {
+                system: Some("http://loinc.org".into()),
+                code: Some("55284-4".into()),
+                value: Box::new(IndexValue::Quantity {
+                    value: "5.4".into(),
+                    low: "5.35".into(),
+                    high: "5.45".into(),
+                    system: Some("http://unitsofmeasure.org".into()),
+                    code: Some("mmol/L".into()),
+                    unit: Some("mmol/L".into()),
+                }),
+            }],
+        ),
     ];
     for (param, want) in cases {
         assert_eq!(of(&obs, param), want, "{param}");

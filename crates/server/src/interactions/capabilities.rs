@@ -105,7 +105,7 @@ pub fn capability_statement(base_url: &str) -> Value {
         "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
         "rest": [{
             "mode": "server",
-            "documentation": "Search supports string, token, date, reference, quantity, number and uri parameters with their modifiers (:missing, :exact, :contains, :not, :text, :Type, :identifier, :below, :above) and prefixes; chains and _has are supported; _include and _revinclude (with :iterate) are supported; composite parameters are not supported yet and are ignored (or refused under Prefer: handling=strict).",
+            "documentation": "Search supports string, token, date, reference, quantity, number, uri and composite parameters with their modifiers (:missing, :exact, :contains, :not, :text, :Type, :identifier, :below, :above) and prefixes; chains and _has are supported; _include and _revinclude (with :iterate) and composite parameters are supported and are ignored (or refused under Prefer: handling=strict).",
             "resource": resources,
             "interaction": [{"code": "history-system"}, {"code": "search-system"}],
             "searchParam": [

@@ -133,8 +133,10 @@ else
   BIN=target/release/invicta
 fi
 
-rm -rf "$OUT"
 mkdir -p "$OUT"
+# Only this script's outputs: other tools (bench/body-storage.sh) also write to target/bench.
+rm -f "$OUT"/results.md "$OUT"/wrk-*.txt "$OUT"/pgbench-*.txt "$OUT"/pgbench-*.log.* \
+  "$OUT"/pgbench-*-as-server.sql "$OUT"/server.log "$OUT"/index-rows.txt "$OUT"/sample-create.json
 
 # ---------------------------------------------------------------------------------------------
 # Database: a dedicated one, dropped and recreated for a clean run
@@ -339,7 +341,6 @@ for c in $CONCURRENCY; do
     -v p95="$(field p95_ms "$W_LINE")" -v p99="$(field p99_ms "$W_LINE")" \
     'BEGIN { printf "| GET /health | %d | %.0f | %.2f ms | %.2f ms | %.2f ms |", c, rps, p50, p95, p99 }')")
 done
-load_after=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 
 # ---------------------------------------------------------------------------------------------
 # Report
@@ -365,8 +366,8 @@ fi
   cat <<EOF
 # Invicta benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')
 
-- Machine: $(nproc) CPUs, $mem, ${cpu:-unknown CPU}; $(uname -sr); load average (1 min)
-  $load_before before the run, $load_after after.
+- Machine: $(nproc) CPUs, $mem, ${cpu:-unknown CPU}; $(uname -sr); load average (1 min) before
+  the run $load_before.
 - PostgreSQL $pg_version ($pg_settings; clients connect with $pg_tls).
 - Build: $rev, \`$BIN\`; wrk $wrk_version; pgbench $pgbench_version.
 - Server, PostgreSQL, wrk and pgbench all run on this machine, over loopback. Server log level

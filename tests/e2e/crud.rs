@@ -96,7 +96,11 @@ fn update_as_create_and_no_op_update() {
     let again = s.send_json("PUT", "/Patient/pat-khan", &p, &[]);
     assert_eq!(again.status, 200);
     assert_eq!(again.header("etag"), Some("W/\"1\""));
-    assert_eq!(s.get("/Patient/pat-khan/_history", &[]).json()["total"], 1);
+    let hist = s.get("/Patient/pat-khan/_history", &[]).json();
+    assert_eq!(hist["total"], 1);
+    assert_eq!(hist["entry"][0]["request"]["method"], "PUT");
+    assert_eq!(hist["entry"][0]["request"]["url"], "Patient/pat-khan");
+    assert_eq!(hist["entry"][0]["response"]["status"], "201 Created");
     // The body's id must match the URL.
     s.send_json("PUT", "/Patient/other", &p, &[]).outcome(400);
     let mut no_id = p.clone();

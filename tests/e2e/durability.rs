@@ -73,3 +73,30 @@ fn acknowledged_writes_survive_sigkill() {
     assert_eq!(unindexed, "0");
     assert!(s.terminate(), "SIGTERM should end the server cleanly");
 }
+
+#[test]
+fn a_database_restart_costs_a_retry_not_a_crash() {
+    let s = Server::start();
+    let mut p = patient("Restart");
+    p["id"] = json!("restart");
+    assert_eq!(s.send_json("PUT", "/Patient/restart", &p, &[]).status, 201);
+    // Kill every connection the server holds, as a PostgreSQL restart would.
+    sql_value(
+        &s.db_url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    // Requests on dead connections answer 503 with Retry-After until the pool has replaced them.
+    let mut ok = false;
+    for _ in 0..20 {
+        let r = s.get("/Patient/restart", &[]);
+        if r.status == 200 {
+            ok = true;
+            break;
+        }
+        let oo = r.outcome(503);
+        assert_eq!(oo["issue"][0]["code"], "transient");
+        assert!(r.header("retry-after").is_some());
+    }
+    assert!(ok, "the server never recovered its connections");
+}

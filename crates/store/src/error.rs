@@ -35,10 +35,24 @@ pub enum StoreError {
     Unavailable(String),
     /// Any other database failure.
     #[error("database error: {0}")]
-    Database(#[from] diesel::result::Error),
+    Database(diesel::result::Error),
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migration(String),
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            // The server went away (restart, failover): retryable, not a bug.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => StoreError::Unavailable(info.message().to_string()),
+            other => StoreError::Database(other),
+        }
+    }
 }
 
 impl From<diesel::r2d2::PoolError> for StoreError {

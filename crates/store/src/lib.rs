@@ -14,6 +14,7 @@ mod pool;
 mod query;
 mod read;
 mod reindex;
+mod schema;
 mod sql;
 mod write;
 

@@ -11,21 +11,6 @@ use crate::error::StoreError;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-/// Settings applied to every pooled connection when it is opened.
-#[derive(Debug)]
-struct SessionSettings;
-
-impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
-    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        // Search statements have the same shape with very different values; a cached generic
-        // plan for them was measured 22x slower than a custom one, so never use generic plans.
-        diesel::sql_query("SET plan_cache_mode = force_custom_plan")
-            .execute(conn)
-            .map(|_| ())
-            .map_err(diesel::r2d2::Error::QueryError)
-    }
-}
-
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -51,7 +36,10 @@ impl Store {
         let manager = ConnectionManager::<PgConnection>::new(&config.database_url);
         let pool = Pool::builder()
             .max_size(config.pool_size)
-            .connection_customizer(Box::new(SessionSettings))
+            // The ping on check-out costs a round trip, but it is the only way r2d2 learns that
+            // PostgreSQL dropped a connection (restart, failover); without it dead connections
+            // would stay in the pool and fail every request that drew them.
+            .test_on_check_out(true)
             .min_idle(Some(1))
             .connection_timeout(config.connect_timeout)
             .build(manager)

@@ -2,14 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{Bool, Bytea, Integer, Nullable, Text, Timestamptz};
-use diesel::{QueryableByName, RunQueryDsl};
+use diesel::{
+    ExpressionMethods, OptionalExtension, QueryDsl, Queryable, QueryableByName, RunQueryDsl,
+};
 
 use crate::error::StoreError;
 use crate::pool::Store;
-use crate::sql::{query, Bind};
 
 /// A stored version: its metadata and the exact bytes to send.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, Queryable, QueryableByName)]
 pub struct Stored {
     /// Logical id.
     #[diesel(sql_type = Text)]
@@ -31,13 +32,15 @@ pub struct Stored {
 impl Store {
     /// The current version of a resource, deleted or not; `None` when it never existed.
     pub fn read(&self, res_type: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        use crate::schema::resource::dsl as r;
         let mut conn = self.conn()?;
-        let rows: Vec<Stored> = query(
-            "SELECT id, version, last_updated, deleted, body FROM resource WHERE res_type = $1 AND id = $2",
-            &[Bind::Text(res_type.into()), Bind::Text(id.into())],
-        )
-        .load(&mut conn)?;
-        Ok(rows.into_iter().next())
+        let row = r::resource
+            .filter(r::res_type.eq(res_type))
+            .filter(r::id.eq(id))
+            .select((r::id, r::version, r::last_updated, r::deleted, r::body))
+            .first::<Stored>(&mut conn)
+            .optional()?;
+        Ok(row)
     }
 
     /// One version of a resource; `None` when that version does not exist.
@@ -47,17 +50,15 @@ impl Store {
         id: &str,
         version: i32,
     ) -> Result<Option<Stored>, StoreError> {
+        use crate::schema::resource_history::dsl as h;
         let mut conn = self.conn()?;
-        let rows: Vec<Stored> = query(
-            "SELECT id, version, last_updated, deleted, body FROM resource_history \
-             WHERE res_type = $1 AND id = $2 AND version = $3",
-            &[
-                Bind::Text(res_type.into()),
-                Bind::Text(id.into()),
-                Bind::Int(version),
-            ],
-        )
-        .load(&mut conn)?;
-        Ok(rows.into_iter().next())
+        let row = h::resource_history
+            .filter(h::res_type.eq(res_type))
+            .filter(h::id.eq(id))
+            .filter(h::version.eq(version))
+            .select((h::id, h::version, h::last_updated, h::deleted, h::body))
+            .first::<Stored>(&mut conn)
+            .optional()?;
+        Ok(row)
     }
 }

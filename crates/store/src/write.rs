@@ -134,7 +134,8 @@ impl Store {
                     }
                     // Two clients creating the same id race here: the loser of the unique key
                     // falls back to updating what the winner wrote.
-                    if let Some(written) = try_insert_new(conn, res_type, id, body.clone())? {
+                    if let Some(written) = try_insert_new(conn, res_type, id, body.clone(), "PUT")?
+                    {
                         return Ok(written);
                     }
                     lock_current(conn, res_type, id)?
@@ -245,7 +246,7 @@ fn insert_new(
     id: &str,
     body: Value,
 ) -> Result<Written, StoreError> {
-    try_insert_new(conn, res_type, id, body)?
+    try_insert_new(conn, res_type, id, body, "POST")?
         .ok_or_else(|| StoreError::Invalid(format!("{res_type}/{id} already exists")))
 }
 
@@ -254,6 +255,7 @@ fn try_insert_new(
     res_type: &str,
     id: &str,
     body: Value,
+    method: &str,
 ) -> Result<Option<Written>, StoreError> {
     let at = now_millis();
     let stamped = stamp(body, id, 1, at);
@@ -274,7 +276,7 @@ fn try_insert_new(
     let Some(Rid { rid }) = rows.into_iter().next() else {
         return Ok(None);
     };
-    insert_history(conn, rid, res_type, id, 1, at, Some(&bytes), "POST")?;
+    insert_history(conn, rid, res_type, id, 1, at, Some(&bytes), method)?;
     index_rows::insert(conn, rid, res_type, &fhir_model::index::extract(&stamped))?;
     Ok(Some(Written {
         id: id.to_string(),

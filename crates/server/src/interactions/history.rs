@@ -131,8 +131,8 @@ async fn history(
         };
         entry["request"] = json!({"method": e.method, "url": url});
         let status = match e.method.as_str() {
-            "POST" => "201 Created",
             "DELETE" => "204 No Content",
+            _ if e.version == 1 => "201 Created",
             _ => "200 OK",
         };
         entry["response"] = json!({

@@ -66,3 +66,33 @@ fn malformed_bodies_are_refused_and_leave_no_trace() {
     assert_eq!(sql_value(&s.db_url, "SELECT count(*) FROM idx_string"), "0");
     assert_eq!(s.get("/_history", &[]).json()["total"], json!(0));
 }
+
+#[test]
+fn errors_come_in_the_format_asked_for() {
+    let s = Server::start();
+    let r = s.get("/Patient/nobody", &[("Accept", "application/fhir+xml")]);
+    assert_eq!(r.status, 404);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/fhir+xml"));
+    let text = String::from_utf8(r.body).unwrap();
+    assert!(
+        text.contains("<OperationOutcome") && text.contains("not-found"),
+        "{text}"
+    );
+    let r = s.send(
+        "POST",
+        "/Patient?_format=xml",
+        &[("Content-Type", "application/fhir+json")],
+        br#"{"resourceType":"Patient","birthDate":"2023-02-29"}"#,
+    );
+    assert_eq!(r.status, 400);
+    let text = String::from_utf8(r.body).unwrap();
+    assert!(
+        text.contains("<expression value=\"Patient.birthDate\"/>"),
+        "{text}"
+    );
+    // JSON stays the default.
+    s.get("/Patient/nobody", &[]).outcome(404);
+}

@@ -134,6 +134,23 @@ impl Output {
     }
 }
 
+/// True when the request asked for XML by `_format` or `Accept` (lenient: for error bodies).
+pub fn prefers_xml(req: &HttpRequest) -> bool {
+    let format = req.query_string().split('&').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        (k == "_format").then(|| {
+            v.replace("%2B", "+")
+                .replace("%2b", "+")
+                .replace("%2F", "/")
+                .replace("%2f", "/")
+        })
+    });
+    match format {
+        Some(f) => format_from_mime(&f) == Some(Format::Xml),
+        None => matches!(accept_format(req), Ok(Format::Xml)),
+    }
+}
+
 fn format_from_mime(f: &str) -> Option<Format> {
     // An unencoded `+` in `_format=application/fhir+xml` arrives as a space.
     let base = f

@@ -4,6 +4,7 @@
 mod app;
 mod config;
 mod error;
+mod error_format;
 mod format;
 mod interactions;
 mod query;
@@ -85,6 +86,7 @@ async fn serve(state: AppState) -> std::io::Result<()> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .wrap(from_fn(error_format::xml_errors))
             .wrap(from_fn(app::request_log))
             .configure(app::configure)
     })

@@ -56,7 +56,8 @@ fn seed(s: &Server) {
     put(
         s,
         json!({"resourceType": "Patient", "id": "p1", "active": true, "gender": "female",
-        "identifier": [{"system": nhs, "value": "9434765919"}, {"system": "urn:hosp", "value": "H1"}],
+        "identifier": [{"system": nhs, "value": "9434765919"}, {"system": "urn:hosp", "value": "H1",
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}}],
         "name": [{"family": "Thornton", "given": ["Margaret", "Ann"]}], "birthDate": "1938-02-11",
         "address": [{"city": "Canterbury", "postalCode": "CT1 2AB"}]}),
     );
@@ -162,6 +163,9 @@ fn parameter_types_modifiers_and_prefixes() {
         ("/Patient?identifier=9000000009", &["p2"]),
         ("/Patient?identifier=urn:hosp|", &["p1"]),
         ("/Patient?identifier=|H1", &[]),
+        ("/Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|H1", &["p1"]),
+        ("/Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|9434765919", &[]),
+        ("/Patient?identifier=H1", &["p1"]),
         ("/Patient?active=true", &["p1"]),
         ("/Patient?active:missing=true", &["p3", "p4", "renamed"]),
         ("/Observation?code=http://loinc.org|59261-8", &["o1", "o2"]),

@@ -46,6 +46,8 @@ pub enum IndexValue {
         code: Option<String>,
         /// Human-readable text for the `:text` modifier.
         text: Option<String>,
+        /// For an Identifier, one coding of `Identifier.type` (system, code), for `:of-type`.
+        of_type: Option<(Option<String>, String)>,
     },
     /// half-open instant range [start, end); None = unbounded on that side
     Date {
@@ -405,6 +407,7 @@ fn push_token(
         system: owned(system),
         code: owned(code),
         text: owned(text),
+        of_type: None,
     });
 }
 
@@ -440,12 +443,33 @@ fn tokens(node: &Node<'_>, out: &mut Vec<IndexValue>) {
             .get("type")
             .and_then(Value::as_object)
             .and_then(concept_text);
+        let before = out.len();
         push_token(
             str_field(o, "system"),
             str_field(o, "value"),
             type_text,
             out,
         );
+        // One more row per typed coding (e.g. v2-0203 MR), so `:of-type` can match the pair.
+        if let (Some(value), Some(codings)) = (
+            str_field(o, "value"),
+            o.get("type")
+                .and_then(|t| t.get("coding"))
+                .and_then(Value::as_array),
+        ) {
+            if out.len() > before {
+                for c in codings.iter().filter_map(Value::as_object) {
+                    if let Some(code) = str_field(c, "code") {
+                        out.push(IndexValue::Token {
+                            system: owned(str_field(o, "system")),
+                            code: Some(value.to_string()),
+                            text: owned(type_text),
+                            of_type: Some((owned(str_field(c, "system")), code.to_string())),
+                        });
+                    }
+                }
+            }
+        }
     } else if o.contains_key("code") || o.contains_key("system") || o.contains_key("display") {
         push_token(
             str_field(o, "system"),

@@ -211,7 +211,7 @@ pub(crate) fn compartment_table() -> &'static HashMap<String, Vec<CompartmentPar
 }
 
 /// Bump when index extraction changes in a way that alters stored index rows.
-const INDEX_FORMAT_VERSION: u32 = 2;
+const INDEX_FORMAT_VERSION: u32 = 3;
 
 /// A fingerprint of the parameter definitions and the extraction format: when it changes, the
 /// store rebuilds existing index rows so new definitions apply to old resources too.

@@ -336,6 +336,17 @@ impl Compiler<'_> {
                     _ => return Err(bad(code, v, "a token is [system|]code")),
                 }
             }
+            Some("of-type") => match split_unescaped(v, '|').as_slice() {
+                [type_system, type_code, value] if !type_code.is_empty() && !value.is_empty() => {
+                    let value = self.text(&unescape(value));
+                    let type_code = self.text(&unescape(type_code));
+                    let type_system = self.text(&unescape(type_system));
+                    format!(
+                        "x.code = {value} AND x.type_code = {type_code} AND x.type_system = {type_system}"
+                    )
+                }
+                _ => return Err(bad(code, v, "':of-type' takes system|code|value")),
+            },
             Some("text") => format!(
                 "lower(x.text) LIKE {} || '%'",
                 self.text(&like_escape(&unescape(v).to_lowercase()))

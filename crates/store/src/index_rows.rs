@@ -25,7 +25,10 @@ const TABLES: [&str; 8] = [
 /// Column lists and per-column SQL wrappers of each table (`{}` is the placeholder).
 const COLUMNS: [(&str, &[&str]); 8] = [
     ("value, norm", &["{}", "{}"]),
-    ("system, code, text", &["{}", "{}", "{}"]),
+    (
+        "system, code, text, type_system, type_code",
+        &["{}", "{}", "{}", "{}", "{}"],
+    ),
     (
         "lo, hi",
         &[
@@ -187,7 +190,27 @@ fn row_values(value: &IndexValue) -> (usize, Vec<Bind>) {
             0,
             vec![Bind::Text(value.clone()), Bind::Text(normalized.clone())],
         ),
-        IndexValue::Token { system, code, text } => (1, vec![t(system), t(code), t(text)]),
+        IndexValue::Token {
+            system,
+            code,
+            text,
+            of_type,
+        } => {
+            let (type_system, type_code) = match of_type {
+                Some((s, c)) => (s.clone(), Some(c.clone())),
+                None => (None, None),
+            };
+            (
+                1,
+                vec![
+                    t(system),
+                    t(code),
+                    t(text),
+                    Bind::OptText(type_system),
+                    Bind::OptText(type_code),
+                ],
+            )
+        }
         IndexValue::Date { start, end } => (2, vec![Bind::OptTime(*start), Bind::OptTime(*end)]),
         IndexValue::Reference {
             target_type,

@@ -25,6 +25,7 @@ fn tok(system: Option<&str>, code: Option<&str>, text: Option<&str>) -> IndexVal
         system: system.map(Into::into),
         code: code.map(Into::into),
         text: text.map(Into::into),
+        of_type: None,
     }
 }
 
@@ -168,6 +169,15 @@ fn patient_tokens() {
                     Some("MRN-1"),
                     Some("Medical record number"),
                 ),
+                IndexValue::Token {
+                    system: Some("urn:oid:1.2.3".into()),
+                    code: Some("MRN-1".into()),
+                    text: Some("Medical record number".into()),
+                    of_type: Some((
+                        Some("http://terminology.hl7.org/CodeSystem/v2-0203".into()),
+                        "MR".into(),
+                    )),
+                },
                 tok(None, Some("no-system"), None),
             ],
         ),

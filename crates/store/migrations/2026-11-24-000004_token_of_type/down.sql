@@ -1,0 +1,1 @@
+ALTER TABLE idx_token DROP COLUMN type_system, DROP COLUMN type_code;

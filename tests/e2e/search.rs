@@ -209,6 +209,8 @@ fn parameter_types_modifiers_and_prefixes() {
         ),
         // special parameters and compartments
         ("/Patient?_id=p1,p3", &["p1", "p3"]),
+        ("/Patient?_lastUpdated=gt2000-01-01,lt1990&family=thornt", &["p1"]),
+        ("/Patient?_lastUpdated=lt2000-01-01", &[]),
         ("/Patient/p1/Observation", &["o1", "o2"]),
         ("/Patient/p2/Observation?status=preliminary", &["o5"]),
         ("/?_type=Patient,Observation&_id=p1,o5", &["p1", "o5"]),

@@ -92,7 +92,13 @@ impl Compiler<'_> {
                 let b = self.bind(Bind::TextArray(ids));
                 Ok(format!("{}.id = ANY({b})", self.alias))
             }
-            ("_lastUpdated", None) => self.last_updated(value),
+            ("_lastUpdated", None) => {
+                let alternatives = split_unescaped(value, ',')
+                    .iter()
+                    .map(|v| self.last_updated(v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(format!("({})", alternatives.join(" OR ")))
+            }
             _ => match common_def(types, base) {
                 Some(def) => self.clause(def, modifier, value),
                 None => Err(SearchError::UnknownParameter {

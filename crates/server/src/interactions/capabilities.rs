@@ -111,7 +111,7 @@ pub fn capability_statement(base_url: &str) -> Value {
             "searchParam": [
                 {"name": "_count", "type": "number", "documentation": "Page size (default and maximum configurable)."},
                 {"name": "_total", "type": "token", "documentation": "none | estimate | accurate (estimate is served as accurate)."},
-                {"name": "_sort", "type": "string", "documentation": "_lastUpdated and _id, '-' for descending."},
+                {"name": "_sort", "type": "string", "documentation": "Up to three keys: _lastUpdated, _id, or any string, token, date, number or quantity parameter; '-' for descending."},
                 {"name": "_type", "type": "token", "documentation": "Resource types of a system search."}
             ],
         }],

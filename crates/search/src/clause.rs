@@ -319,6 +319,27 @@ impl Compiler<'_> {
         Ok(self.rids("idx_string", code, &cond))
     }
 
+    /// `code`, `system|code`, `|code` (no system) or `system|` (any code) as a condition on the
+    /// given columns; `None` when the value has another shape.
+    fn coded(&mut self, v: &str, system_col: &str, code_col: &str) -> Option<String> {
+        Some(match split_unescaped(v, '|').as_slice() {
+            [c] => format!("{code_col} = {}", self.text(&unescape(c))),
+            [s, c] if s.is_empty() => {
+                format!(
+                    "{code_col} = {} AND {system_col} IS NULL",
+                    self.text(&unescape(c))
+                )
+            }
+            [s, c] if c.is_empty() => format!("{system_col} = {}", self.text(&unescape(s))),
+            [s, c] => {
+                let c = self.text(&unescape(c));
+                let s = self.text(&unescape(s));
+                format!("{code_col} = {c} AND {system_col} = {s}")
+            }
+            _ => return None,
+        })
+    }
+
     fn token(
         &mut self,
         code: &str,
@@ -326,22 +347,9 @@ impl Compiler<'_> {
         v: &str,
     ) -> Result<String, SearchError> {
         let cond = match modifier {
-            None | Some("not") => {
-                let parts = split_unescaped(v, '|');
-                match parts.as_slice() {
-                    [c] => format!("x.code = {}", self.text(&unescape(c))),
-                    [s, c] if s.is_empty() => {
-                        format!("x.code = {} AND x.system IS NULL", self.text(&unescape(c)))
-                    }
-                    [s, c] if c.is_empty() => format!("x.system = {}", self.text(&unescape(s))),
-                    [s, c] => {
-                        let c = self.text(&unescape(c));
-                        let s = self.text(&unescape(s));
-                        format!("x.code = {c} AND x.system = {s}")
-                    }
-                    _ => return Err(bad(code, v, "a token is [system|]code")),
-                }
-            }
+            None | Some("not") => self
+                .coded(v, "x.system", "x.code")
+                .ok_or_else(|| bad(code, v, "a token is [system|]code"))?,
             Some("of-type") => match split_unescaped(v, '|').as_slice() {
                 [type_system, type_code, value] if !type_code.is_empty() && !value.is_empty() => {
                     let value = self.text(&unescape(value));
@@ -513,30 +521,16 @@ impl Compiler<'_> {
         let [first, second] = parts.as_slice() else {
             return Err(bad(code, v, "a composite value is code$value"));
         };
-        let mut cond = match split_unescaped(first, '|').as_slice() {
-            [c] => format!("x.code = {}", self.text(&unescape(c))),
-            [s, c] if s.is_empty() => {
-                format!("x.code = {} AND x.system IS NULL", self.text(&unescape(c)))
-            }
-            [s, c] => {
-                let c = self.text(&unescape(c));
-                let s = self.text(&unescape(s));
-                format!("x.code = {c} AND x.system = {s}")
-            }
-            _ => return Err(bad(code, v, "the first part is [system|]code")),
-        };
+        let mut cond = self
+            .coded(first, "x.system", "x.code")
+            .filter(|_| !first.ends_with('|'))
+            .ok_or_else(|| bad(code, v, "the first part is [system|]code"))?;
         let kind = fhir_model::index::composite_value_kind(def)
             .ok_or_else(|| SearchError::Unsupported(code.clone()))?;
         let second_cond = match kind {
-            ParamType::Token => match split_unescaped(second, '|').as_slice() {
-                [c] => format!("x.v_code = {}", self.text(&unescape(c))),
-                [s, c] => {
-                    let c = self.text(&unescape(c));
-                    let s = self.text(&unescape(s));
-                    format!("x.v_code = {c} AND x.v_system = {s}")
-                }
-                _ => return Err(bad(code, v, "the second part is [system|]code")),
-            },
+            ParamType::Token => self
+                .coded(second, "x.v_system", "x.v_code")
+                .ok_or_else(|| bad(code, v, "the second part is [system|]code"))?,
             ParamType::Quantity => {
                 let q = split_unescaped(second, '|');
                 let (prefix, number) = split_prefix(&q[0]);

@@ -16,7 +16,7 @@ pub async fn metadata(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let output = Output::from_request(&req, &Params::parse(req.query_string()))?;
+    let output = Output::from_request(&req, &Params::parse(req.query_string())?)?;
     let statement = capability_statement(&state.config.base_url);
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, output.content_type()))

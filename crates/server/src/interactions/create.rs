@@ -18,7 +18,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let res_type = resource_type(&req)?;
-    let output = Output::from_request(&req, &Params::parse(req.query_string()))?;
+    let output = Output::from_request(&req, &Params::parse(req.query_string())?)?;
     let body = read_resource(&req, payload, state.config.max_body).await?;
     check_type(&body, &res_type)?;
     fhir_model::format::check_business_rules(&body)?;

@@ -10,9 +10,10 @@ use store::{HistoryQuery, HistoryScope};
 use super::{blocking, logical_id, resource_type};
 use crate::error::ApiError;
 use crate::format::Output;
-use crate::query::{encode, Params};
+use crate::query::Params;
 use crate::respond::{etag, http_date};
 use crate::state::AppState;
+use search::text::encode;
 
 /// Page size when `_count` is absent.
 const DEFAULT_COUNT: i64 = 50;
@@ -51,7 +52,7 @@ async fn history(
     state: web::Data<AppState>,
     scope: HistoryScope,
 ) -> Result<HttpResponse, ApiError> {
-    let params = Params::parse(req.query_string());
+    let params = Params::parse(req.query_string())?;
     let output = Output::from_request(&req, &params)?;
     let count = match params.get("_count") {
         None => DEFAULT_COUNT,

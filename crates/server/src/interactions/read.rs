@@ -16,7 +16,7 @@ use crate::state::AppState;
 pub async fn read(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let res_type = resource_type(&req)?;
     let id = logical_id(&req)?;
-    let output = Output::from_request(&req, &Params::parse(req.query_string()))?;
+    let output = Output::from_request(&req, &Params::parse(req.query_string())?)?;
     let store = state.store.clone();
     let (t, i) = (res_type.clone(), id.clone());
     let stored = blocking(move || store.read(&t, &i))
@@ -33,7 +33,7 @@ pub async fn vread(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     let version: i32 = vid.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
         ApiError::not_found(format!("'{vid}' is not a version of {res_type}/{id}"))
     })?;
-    let output = Output::from_request(&req, &Params::parse(req.query_string()))?;
+    let output = Output::from_request(&req, &Params::parse(req.query_string())?)?;
     let store = state.store.clone();
     let (t, i) = (res_type.clone(), id.clone());
     let stored = blocking(move || store.vread(&t, &i, version))

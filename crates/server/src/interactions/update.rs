@@ -19,7 +19,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let res_type = resource_type(&req)?;
     let id = logical_id(&req)?;
-    let output = Output::from_request(&req, &Params::parse(req.query_string()))?;
+    let output = Output::from_request(&req, &Params::parse(req.query_string())?)?;
     let if_match = match req.headers().get("if-match") {
         None => None,
         Some(h) => Some(h.to_str().ok().and_then(parse_etag).ok_or_else(|| {

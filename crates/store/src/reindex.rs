@@ -91,6 +91,9 @@ impl Store {
             }
         }
         record(&mut conn, definitions_hash)?;
+        // Rebuilt tables have fresh rows and stale statistics; plans chosen on them can be
+        // orders of magnitude off until autovacuum gets round to it.
+        query("ANALYZE", &[]).execute(&mut conn)?;
         Ok(done)
     }
 }

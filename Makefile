@@ -4,13 +4,14 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt bench bench-search plan-check clean-data
+.PHONY: help run test lint fmt bench bench-http bench-search plan-check clean-data
 
 help:
 	@echo "make run    build, start PostgreSQL if needed, load sample data, serve on http://127.0.0.1:8080/fhir"
 	@echo "make test   every test of the workspace, end-to-end tests against a real PostgreSQL"
 	@echo "make lint   rustfmt and clippy, as CI runs them"
-	@echo "make bench  create/read throughput over HTTP beside the raw pgbench ceiling (target/bench/)"
+	@echo "make bench  both benchmarks below (about 30 minutes; results in target/bench/)"
+	@echo "make bench-http    create/read throughput over HTTP beside the raw pgbench ceiling (~3 min)"
 	@echo "make bench-search  search req/s and p50/p95/p99 over a generated care record, 100k and 500k resources (~25 min)"
 	@echo "make plan-check    SQL and plans of the common searches into crates/search/PLANS.md; fails on a sequential scan"
 
@@ -27,7 +28,9 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench:
+bench: bench-http bench-search
+
+bench-http:
 	@scripts/bench.sh
 
 bench-search:

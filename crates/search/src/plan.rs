@@ -290,9 +290,15 @@ fn decode_cursor(token: &str) -> Result<(i64, Cursor, bool), SearchError> {
     if !token.len().is_multiple_of(2) || token.len() > 4096 {
         return Err(broken());
     }
-    let bytes: Option<Vec<u8>> = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&token[i..i + 2], 16).ok())
+    // Byte pairs, not string slices: a token with multi-byte characters must not split one.
+    let bytes: Option<Vec<u8>> = token
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect();
     let raw = String::from_utf8(bytes.ok_or_else(broken)?).map_err(|_| broken())?;
     let backward = match raw.get(..1) {
@@ -415,6 +421,8 @@ mod tests {
         let token = encode_cursor(7, &c, true);
         assert_eq!(decode_cursor(&token).unwrap(), (7, c, true));
         assert!(decode_cursor("zz").is_err());
+        assert!(decode_cursor("aé").is_err());
+        assert!(decode_cursor("éé").is_err());
     }
 
     #[test]

@@ -88,6 +88,11 @@ pub(crate) fn date_range(text: &str) -> Option<Range> {
     let d = NaiveDate::from_ymd_opt(year, month?, day?)?;
     let zone_at = time.find(['Z', '+', '-']).unwrap_or(time.len());
     let (clock, zone) = time.split_at(zone_at);
+    // Search values come from clients: anything but ASCII here is malformed, and checking it
+    // first keeps the byte-offset slicing below on character boundaries.
+    if !clock.is_ascii() {
+        return None;
+    }
     let offset = parse_zone(zone)?;
     let (hm, seconds) = match clock.len() {
         5 => (clock, None),
@@ -187,6 +192,9 @@ mod tests {
             "2024-03-05T25:00:00Z",
             "2024-03-05T10:20:30+2",
             "2024-03-05T10:20:30.Z",
+            "2024-03-05T10:2é:00Z",
+            "2024-03-05T10:20:3éZ",
+            "2024-03-05Té",
             "yesterday",
         ] {
             assert_eq!(date_range(bad), None, "{bad}");

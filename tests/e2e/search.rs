@@ -308,6 +308,8 @@ fn paging_totals_sorting_and_errors() {
         "/Patient?active:missing=perhaps",
         "/Patient?_cursor=zz",
         "/Patient?family=%zz",
+        "/Patient?birthdate=2024-03-05T10:2%C3%A9:00Z",
+        "/Patient?_cursor=a%C3%A9",
     ] {
         s.get(bad, &[]).outcome(400);
     }

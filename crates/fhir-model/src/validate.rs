@@ -224,6 +224,20 @@ fn check_primitive(
             return;
         }
     };
+    // FHIR strings exclude control characters other than tab, CR and LF (and PostgreSQL text
+    // cannot hold NUL at all).
+    if json == "string"
+        && text
+            .chars()
+            .any(|c| c < ' ' && !matches!(c, '\t' | '\r' | '\n'))
+    {
+        issues.push(Issue::at(
+            IssueCode::Value,
+            path,
+            format!("A {name} value must not contain control characters"),
+        ));
+        return;
+    }
     if json == "string" && text.trim().is_empty() {
         issues.push(Issue::at(
             IssueCode::Value,
@@ -378,6 +392,10 @@ mod tests {
             (
                 json!({"resourceType": "Patient", "id": "bad id!"}),
                 "Patient.id",
+            ),
+            (
+                json!({"resourceType": "Patient", "name": [{"family": "a\u{0}b"}]}),
+                "Patient.name[0].family",
             ),
             (
                 json!({"resourceType": "Patient", "multipleBirthInteger": 1.5}),

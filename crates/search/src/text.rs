@@ -25,7 +25,19 @@ pub fn decode(s: &str) -> Result<String, SearchError> {
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| SearchError::Malformed(format!("'{s}' is not UTF-8")))
+    let text = String::from_utf8(out)
+        .map_err(|_| SearchError::Malformed(format!("'{s}' is not UTF-8")))?;
+    // No stored value holds a control character (validation refuses them), and PostgreSQL text
+    // cannot carry NUL at all.
+    if text
+        .chars()
+        .any(|c| c < ' ' && !matches!(c, '\t' | '\r' | '\n'))
+    {
+        return Err(SearchError::Malformed(format!(
+            "'{s}' contains a control character"
+        )));
+    }
+    Ok(text)
 }
 
 /// Splits a query string into decoded `(name, value)` pairs, in order.
@@ -105,6 +117,7 @@ mod tests {
         assert_eq!(split_unescaped(r"sys|co\|de", '|'), ["sys", "co|de"]);
         assert_eq!(unescape(r"a\$b"), "a$b");
         assert!(decode("%zz").is_err());
+        assert!(decode("a%00b").is_err());
         assert_eq!(decode("a+b%2Cc").unwrap(), "a b,c");
     }
 }

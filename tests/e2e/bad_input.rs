@@ -20,6 +20,7 @@ fn malformed_bodies_are_refused_and_leave_no_trace() {
         ("bad NHS number", br#"{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765918"}]}"#.to_vec(), 422, Some("Patient.identifier[0].value")),
         ("invalid JSON", br#"{"resourceType":"Patient","#.to_vec(), 400, None),
         ("invalid UTF-8", b"{\"resourceType\":\"Patient\",\"gender\":\"\xff\"}".to_vec(), 400, None),
+        ("control character", br#"{"resourceType":"Patient","name":[{"family":"a\u0000b"}]}"#.to_vec(), 400, Some("Patient.name[0].family")),
         ("not an object", b"[1,2]".to_vec(), 400, None),
         ("empty body", b"".to_vec(), 400, None),
     ];

@@ -310,6 +310,7 @@ fn paging_totals_sorting_and_errors() {
         "/Patient?family=%zz",
         "/Patient?birthdate=2024-03-05T10:2%C3%A9:00Z",
         "/Patient?_cursor=a%C3%A9",
+        "/Patient?family=a%00b",
     ] {
         s.get(bad, &[]).outcome(400);
     }

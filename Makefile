@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt bench bench-http bench-search plan-check clean-data
+.PHONY: help run test lint fmt bench bench-http bench-search bench-auth plan-check clean-data
 
 help:
 	@echo "make run    build, start PostgreSQL if needed, load sample data, serve on http://127.0.0.1:8080/fhir"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench  both benchmarks below (about 30 minutes; results in target/bench/)"
 	@echo "make bench-http    create/read throughput over HTTP beside the raw pgbench ceiling (~3 min)"
 	@echo "make bench-search  search req/s and p50/p95/p99 over a generated care record, 100k and 500k resources (~25 min)"
+	@echo "make bench-auth    what token checks, access rules and the audit trail cost: req/s with and without (~3 min)"
 	@echo "make plan-check    SQL and plans of the common searches into crates/search/PLANS.md; fails on a sequential scan"
 
 run:
@@ -28,13 +29,16 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench: bench-http bench-search
+bench: bench-http bench-search bench-auth
 
 bench-http:
 	@scripts/bench.sh
 
 bench-search:
 	@scripts/bench-search.sh $(if $(PATIENTS),--patients $(PATIENTS))
+
+bench-auth:
+	@scripts/bench-auth.sh
 
 plan-check:
 	@scripts/plan-check.sh

@@ -36,5 +36,9 @@ M.headers = {
   ["Content-Type"] = "application/fhir+json",
   ["Accept"] = "application/fhir+json",
 }
+-- With access control on, the scripts send BENCH_TOKEN (see scripts/bench-auth.sh).
+if os.getenv("BENCH_TOKEN") then
+  M.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+end
 
 return M

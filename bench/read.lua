@@ -8,6 +8,9 @@ local report = require("report")
 thread_no = 1
 local seeded = 2000
 local headers = { ["Accept"] = "application/fhir+json" }
+if os.getenv("BENCH_TOKEN") then
+  headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+end
 
 function init(args)
   seeded = tonumber(args[1]) or seeded

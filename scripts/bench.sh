@@ -185,8 +185,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 say "starting $BIN serve on $LISTEN (INVICTA_LOG=$LOG_LEVEL, output in $OUT/server.log)"
+# The engine is measured without tokens or audit (comparable with pgbench); `make bench-auth`
+# measures what access control and auditing add on top.
 DATABASE_URL=$DB_URL INVICTA_LISTEN=$LISTEN INVICTA_BASE_URL="$BASE/fhir" INVICTA_LOG=$LOG_LEVEL \
-  "$BIN" serve >"$OUT/server.log" 2>&1 &
+  INVICTA_AUTH=off INVICTA_AUDIT=off "$BIN" serve >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
 ready=0
 for _ in $(seq 1 300); do

@@ -19,6 +19,8 @@ fi
 export DATABASE_URL="$db" INVICTA_LISTEN="$listen" INVICTA_BASE_URL="$base"
 
 "$bin" migrate
+# Access control is on (INVICTA_AUTH defaults to on). The server's signing key lives in
+# .data/signing-key.pem (INVICTA_SIGNING_KEY), created on first start; `invicta token` signs with it.
 "$bin" serve &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
@@ -29,7 +31,8 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-echo "==> loading the sample care record from examples/" >&2
+echo "==> loading the sample care record from examples/ (as the acute trust's feed, ODS R0X)" >&2
+feed_token="$("$bin" token --role feed --org R0X --client sample-loader)"
 loaded=0
 while read -r file; do
   [[ -z "$file" ]] && continue
@@ -37,10 +40,16 @@ while read -r file; do
   type="${name%%-*}"
   id="${name#*-}"
   status=$(curl -s -o /tmp/invicta-load.$$ -w '%{http_code}' -X PUT "${base}/${type}/${id}" \
+    -H "Authorization: Bearer ${feed_token}" \
     -H 'Content-Type: application/fhir+json' --data-binary "@examples/${file}")
   if [[ "$status" != 200 && "$status" != 201 ]]; then
     echo "failed to load examples/${file}: HTTP ${status}" >&2
     cat /tmp/invicta-load.$$ >&2; echo >&2
+    if [[ "$status" == 403 ]]; then
+      echo "The database holds sample data written before access control (no source organisation)," >&2
+      echo "which the sample feed may not overwrite. Start from an empty database, e.g.:" >&2
+      echo "  psql '${DATABASE_URL%/*}/postgres' -c 'DROP DATABASE ${DATABASE_URL##*/}'" >&2
+    fi
     exit 1
   fi
   loaded=$((loaded + 1))
@@ -53,10 +62,15 @@ cat <<MSG
 Invicta is running.
   FHIR base URL: ${base}
   Database:      ${DATABASE_URL}
+  Get a token:   (in another shell, same directory and environment)
+                 TOKEN=\$(DATABASE_URL='${DATABASE_URL}' INVICTA_BASE_URL='${base}' \\
+                   ${bin} token --role gp --org G82977)
   Try:           curl ${base}/metadata
-                 curl ${base}/Patient/margaret-thornton
+                 curl -H "Authorization: Bearer \$TOKEN" ${base}/Patient/margaret-thornton
+  Roles:         gp, hospital-clinician, paramedic, community-nurse, mental-health-clinician,
+                 pharmacist, social-worker-adults, social-worker-children, safeguarding-lead,
+                 receptionist, patient (--patient ID), privacy-officer, feed (see README "Access")
   Stop:          Ctrl-C
-  Auth:          none yet (access control arrives with the access-control work)
 
 MSG
 set +e

@@ -147,7 +147,10 @@ start_server() {
     die "something already listens on $LISTEN; stop it or set INVICTA_LISTEN=127.0.0.1:OTHERPORT"
   fi
   say "starting $BIN serve on $LISTEN (output in $log)"
+  # The search engine is measured without tokens or audit; `make bench-auth` measures what
+  # access control and auditing add on top.
   env DATABASE_URL="$DB_URL" INVICTA_LISTEN="$LISTEN" INVICTA_BASE_URL="$BASE/fhir" \
+    INVICTA_AUTH=off INVICTA_AUDIT=off \
     INVICTA_LOG="${LOG_LEVEL:-warn}" "$@" "$BIN" serve >"$log" 2>&1 &
   SERVER_PID=$!
   while ! curl -fs -o /dev/null --max-time 2 "$BASE/ready"; do

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+static NEXT_JTI: AtomicUsize = AtomicUsize::new(0);
 
 /// The admin URL of the test PostgreSQL (database `postgres`).
 pub fn admin_url() -> String {
@@ -53,12 +54,64 @@ pub struct Server {
     db_name: String,
     port: u16,
     env: Vec<(String, String)>,
+    /// The server's signing key file (tests sign their tokens with it).
+    pub key_path: std::path::PathBuf,
 }
 
 impl Server {
-    /// Creates a database and starts a server on it.
+    /// Creates a database and starts a server on it, with tokens off (`INVICTA_AUTH=off`):
+    /// the foundation and search tests are about FHIR behaviour, not access control.
     pub fn start() -> Server {
         Self::start_with(&[])
+    }
+
+    /// Like [`Server::start`] with access control on, as in production.
+    pub fn secure() -> Server {
+        Self::start_with(&[("INVICTA_AUTH", "on")])
+    }
+
+    /// Signs `claims` with the server's key, filling `iss`, `aud`, `exp`, `iat`, `jti` and `sub`
+    /// when absent.
+    pub fn sign(&self, mut claims: Value) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let obj = claims.as_object_mut().expect("claims object");
+        for (k, v) in [
+            ("iss", Value::from(self.base.clone())),
+            ("aud", Value::from(self.base.clone())),
+            ("exp", Value::from(now + 600)),
+            ("iat", Value::from(now)),
+            ("sub", Value::from("test-user")),
+            (
+                "jti",
+                Value::from(format!("jti-{}", NEXT_JTI.fetch_add(1, Ordering::SeqCst))),
+            ),
+        ] {
+            obj.entry(k).or_insert(v);
+        }
+        let key = authz::token::SigningKey::load_or_create(&self.key_path).expect("key");
+        key.sign(&claims).expect("sign")
+    }
+
+    /// A token for `role` with `scope`, organisation `org` and launch `patient`.
+    pub fn token(
+        &self,
+        role: &str,
+        scope: &str,
+        org: Option<&str>,
+        patient: Option<&str>,
+    ) -> String {
+        let mut c = serde_json::json!({"role": role, "scope": scope});
+        if let Some(o) = org {
+            c["org"] = o.into();
+        }
+        if let Some(p) = patient {
+            c["patient"] = p.into();
+            c["fhirUser"] = format!("Patient/{p}").into();
+        }
+        self.sign(c)
     }
 
     /// Like [`Server::start`], with extra environment variables for the server.
@@ -77,6 +130,9 @@ impl Server {
         psql(&admin, &format!("CREATE DATABASE {db_name}"));
         let db_url = replace_db(&admin, &db_name);
         let port = free_port();
+        let key_path = std::env::temp_dir()
+            .join("invicta-e2e-keys")
+            .join(format!("{db_name}.pem"));
         let mut s = Server {
             child: None,
             root: format!("http://127.0.0.1:{port}"),
@@ -88,6 +144,7 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            key_path,
         };
         s.spawn();
         s
@@ -100,7 +157,9 @@ impl Server {
             .env("INVICTA_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("INVICTA_MAX_BODY", (16 * 1024 * 1024).to_string())
             .env("INVICTA_DB_POOL", "8")
-            .env("INVICTA_LOG", "warn")
+            .env("INVICTA_LOG", "error")
+            .env("INVICTA_AUTH", "off")
+            .env("INVICTA_SIGNING_KEY", &self.key_path)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -203,6 +262,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_file(&self.key_path);
         let admin = admin_url();
         let _ = Command::new("psql")
             .args([

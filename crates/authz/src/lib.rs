@@ -1,11 +1,21 @@
 //! Access decisions for Invicta: the one place where a request's permissions are decided.
-//! Today it holds the SMART App Launch scope grammar; tokens, care-record roles, security labels
-//! and audit build on it (see the access-control issue).
+//! Tokens are verified (`token`), read into a [`Principal`] (`principal`), checked against the
+//! SMART scopes they carry (`scope`) and the care-record role policy (`policy`), and turned into
+//! [`Rules`] for the request (`decide`); every request leaves AuditEvents (`audit`).
 //!
 //! **Invariant:** authz decides but runs no SQL; `search` and `store` apply its decisions as
 //! filters inside their SQL.
 
+pub mod audit;
+pub mod decide;
+pub mod policy;
+pub mod principal;
 pub mod scope;
+pub mod token;
+
+pub use decide::{decide, BreakGlass, Decision, Denied, Emergency, Rules, TypeSet};
+pub use policy::{Policy, RolePolicy};
+pub use principal::{from_claims, Principal, PrincipalError};
 
 pub use scope::{
     parse_scope, parse_scopes, Context, Interaction, Permissions, ResourceScope, Scope, ScopeError,

@@ -27,6 +27,8 @@ SEARCHABLE = [
     "Flag",
     "CarePlan",
     "Observation",
+    # The audit trail: searched by privacy officers and by patients for their own record.
+    "AuditEvent",
 ]
 
 # Common parameters that the index can back. _content, _text, _query, _filter, _list, _has and
@@ -92,6 +94,9 @@ EXTRA = [
     {"resourceType": "SearchParameter", "url": PROJECT + "Flag-code", "code": "code",
      "base": ["Flag"], "type": "token", "expression": "Flag.code",
      "description": "The coded alert, e.g. SNOMED CT not-for-resuscitation (Invicta extension)"},
+    {"resourceType": "SearchParameter", "url": PROJECT + "AuditEvent-purpose", "code": "purpose",
+     "base": ["AuditEvent"], "type": "token", "expression": "AuditEvent.purposeOfEvent | AuditEvent.agent.purposeOfUse",
+     "description": "Purpose of use of the access, e.g. BTG for break-glass (Invicta extension: R4 defines no AuditEvent purpose parameter)"},
 ]
 
 

@@ -5,6 +5,7 @@
 //! **Invariant:** this crate knows no HTTP and no SQL, and it is the only crate that names
 //! fhirbolt. Everything else works on `serde_json::Value` and bytes.
 
+pub mod access;
 pub mod compartment;
 pub mod elements;
 pub mod format;

@@ -13,7 +13,7 @@ const DATA: &str = include_str!("../data/search-parameters.json");
 /// Pseudo resource type under which the parameters common to all resources are stored.
 pub const COMMON_RESOURCE: &str = "Resource";
 
-/// The six resource types this server can search.
+/// The resource types this server can search: the six of the care record and the audit trail.
 const SEARCHABLE: &[&str] = &[
     "Patient",
     "MedicationStatement",
@@ -21,6 +21,7 @@ const SEARCHABLE: &[&str] = &[
     "Flag",
     "CarePlan",
     "Observation",
+    "AuditEvent",
 ];
 
 /// The FHIR search parameter type.
@@ -211,7 +212,7 @@ pub(crate) fn compartment_table() -> &'static HashMap<String, Vec<CompartmentPar
 }
 
 /// Bump when index extraction changes in a way that alters stored index rows.
-const INDEX_FORMAT_VERSION: u32 = 3;
+const INDEX_FORMAT_VERSION: u32 = 4;
 
 /// A fingerprint of the parameter definitions and the extraction format: when it changes, the
 /// store rebuilds existing index rows so new definitions apply to old resources too.

@@ -60,6 +60,9 @@ pub struct Compiler<'a> {
     pub types: String,
     /// Chain depth, bounded so a hostile query cannot build an enormous statement.
     pub depth: usize,
+    /// The request's access rules, applied to every resource a chain or `_has` looks at, so a
+    /// hidden resource cannot be probed through a search that points at it.
+    pub access: Option<&'a store::Access>,
 }
 
 /// How deep chains and `_has` may nest.
@@ -124,6 +127,7 @@ impl Compiler<'_> {
             alias: format!("c{depth}"),
             types: types_ph,
             depth,
+            access: self.access,
         })
     }
 
@@ -170,11 +174,12 @@ impl Compiler<'_> {
         let alias = inner.alias.clone();
         let inner_types = inner.types.clone();
         let cond = inner.parameter(&targets, tail, value)?;
+        let visible = inner.visible();
         Ok(format!(
             "{outer_alias}.rid IN (SELECT x.rid FROM idx_reference x JOIN resource {alias} \
              ON {alias}.res_type = x.target_type AND {alias}.id = x.target_id \
              WHERE x.res_type = ANY({outer_types}) AND x.param = {p} AND NOT {alias}.deleted \
-             AND {alias}.res_type = ANY({inner_types}) AND {cond})"
+             AND {alias}.res_type = ANY({inner_types}) AND {cond} AND {visible})"
         ))
     }
 
@@ -208,11 +213,21 @@ impl Compiler<'_> {
         let alias = inner.alias.clone();
         let inner_types = inner.types.clone();
         let cond = inner.parameter(&types, tail, value)?;
+        let visible = inner.visible();
         Ok(format!(
             "({outer_alias}.res_type, {outer_alias}.id) IN (SELECT x.target_type, x.target_id \
              FROM idx_reference x JOIN resource {alias} ON {alias}.rid = x.rid \
-             WHERE x.res_type = ANY({inner_types}) AND x.param = {p} AND NOT {alias}.deleted AND {cond})"
+             WHERE x.res_type = ANY({inner_types}) AND x.param = {p} AND NOT {alias}.deleted \
+             AND {cond} AND {visible})"
         ))
+    }
+
+    /// The access condition over this compiler's alias (`TRUE` without rules).
+    fn visible(&mut self) -> String {
+        match self.access {
+            Some(a) => a.predicate(&self.alias.clone(), self.binds),
+            None => "TRUE".into(),
+        }
     }
 
     /// Adds a bind value and returns its placeholder.

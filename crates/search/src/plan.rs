@@ -29,6 +29,9 @@ pub struct PlanOptions {
     pub strict: bool,
     /// The FHIR base URL (absolute references to it match relative ones).
     pub base_url: String,
+    /// The request's access rules, applied inside chains and `_has` (the store applies them to
+    /// the matches themselves).
+    pub access: Option<store::Access>,
 }
 
 /// A checked, compiled search.
@@ -93,6 +96,7 @@ pub fn plan(
             alias: "r".into(),
             types: "$1".into(),
             depth: 0,
+            access: options.access.as_ref(),
         };
         let outcome: Result<Option<String>, SearchError> = match base {
             "_count" => {
@@ -346,6 +350,7 @@ pub fn compile_condition(resource_type: &str, query: &str) -> Result<Filter, Sea
         max_count: 2,
         strict: true,
         base_url: String::new(),
+        access: None,
     };
     let plan = plan(&[resource_type.to_string()], &params, &options)?;
     plan.filter
@@ -362,6 +367,7 @@ mod tests {
             max_count: 100,
             strict,
             base_url: "http://h/fhir".into(),
+            access: None,
         }
     }
 

@@ -7,7 +7,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
 use crate::interactions::{capabilities, create, delete, history, read, search, update};
@@ -28,6 +28,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/_search")
                         .route(web::post().to(search::system_post))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/.well-known/smart-configuration")
+                        .route(web::get().to(capabilities::smart_configuration))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/.well-known/jwks.json")
+                        .route(web::get().to(capabilities::jwks))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
@@ -117,6 +127,10 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
     ))
 }
 
+/// The request's id, for handlers and the audit trail.
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
 /// Gives every request an id (the client's `X-Request-Id` when sent), echoes it, and logs one
 /// line per request with method, path, status and duration.
 pub async fn request_log(
@@ -133,6 +147,7 @@ pub async fn request_log(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = req.method().to_string();
     let path = req.path().to_string();
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     let result = next.call(req).await;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     match result {

@@ -10,6 +10,13 @@
 //! | `INVICTA_SEARCH_DEFAULT_COUNT` | | `20` |
 //! | `INVICTA_SEARCH_MAX_COUNT` | | `1000` |
 //! | `INVICTA_SEARCH_EXPLAIN` | | `off` |
+//! | `INVICTA_AUTH` | | `on` (`off`: no tokens, development only) |
+//! | `INVICTA_AUDIT` | | `on` (`off`: no audit trail, benchmarking only) |
+//! | `INVICTA_SIGNING_KEY` | | `.data/signing-key.pem` (created when missing) |
+//! | `INVICTA_ISSUER` | | the base URL |
+//! | `INVICTA_OIDC_ISSUERS` | | none (comma-separated issuer URLs) |
+//! | `INVICTA_POLICY` | | the shipped `profiles/role-policy.json` |
+//! | `INVICTA_ROLE_CLAIM` | | `role` |
 
 use std::net::SocketAddr;
 
@@ -22,6 +29,8 @@ pub enum Command {
     Migrate,
     /// Apply migrations, rebuild every index row and exit.
     Reindex,
+    /// Print an access token signed with the server's key.
+    Token,
 }
 
 /// The server's settings, validated.
@@ -43,9 +52,25 @@ pub struct Config {
     pub search_max_count: i64,
     /// `_explain=true` on a search returns its SQL and plan (for operators; off by default).
     pub search_explain: bool,
+    /// Tokens are required (the default); off only for local development.
+    pub auth: bool,
+    /// Every access is audited (the default); off only to measure what auditing costs.
+    pub audit: bool,
+    /// PKCS#8 PEM file of the server's own signing key.
+    pub signing_key: std::path::PathBuf,
+    /// `iss` of tokens signed with the server's key.
+    pub issuer: String,
+    /// External OpenID Connect issuers trusted for tokens.
+    pub oidc_issuers: Vec<String>,
+    /// Role policy file (`None`: the shipped one).
+    pub policy: Option<std::path::PathBuf>,
+    /// The claim naming the care-record role when there are no CIS2 RBAC claims.
+    pub role_claim: String,
+    /// Arguments after `token` (for the token tool).
+    pub token_args: Vec<String>,
 }
 
-const USAGE: &str = "usage: invicta [serve|migrate|reindex] [--database-url URL] [--listen ADDR] [--base-url URL] [--max-body BYTES] [--db-pool N]";
+const USAGE: &str = "usage: invicta [serve|migrate|reindex] [--database-url URL] [--listen ADDR] [--base-url URL] [--max-body BYTES] [--db-pool N] | invicta token --role ROLE [--patient ID] [--scope \"...\"] [--ttl SECS] [--client ID] [--org ODS] [--sub ID]";
 
 impl Config {
     /// Reads the environment (through `env`) and the arguments (without the program name).
@@ -59,8 +84,14 @@ impl Config {
         let mut base_url = env("INVICTA_BASE_URL");
         let mut max_body = env("INVICTA_MAX_BODY");
         let mut pool = env("INVICTA_DB_POOL");
+        let mut token_args = Vec::new();
         let mut it = args.iter();
         while let Some(arg) = it.next() {
+            if arg == "token" {
+                command = Command::Token;
+                token_args = it.by_ref().cloned().collect();
+                break;
+            }
             let (flag, inline) = match arg.split_once('=') {
                 Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
                 _ => (arg.as_str(), None),
@@ -130,6 +161,28 @@ impl Config {
         if search_max_count == 0 || search_default_count > search_max_count {
             return Err("INVICTA_SEARCH_DEFAULT_COUNT must not exceed INVICTA_SEARCH_MAX_COUNT, which must be above zero".into());
         }
+        let on_off = |name: &str| -> Result<bool, String> {
+            match env(name).as_deref() {
+                None | Some("on" | "true" | "1" | "") => Ok(true),
+                Some("off" | "false" | "0") => Ok(false),
+                Some(other) => Err(format!("{name} must be on or off, got '{other}'")),
+            }
+        };
+        let auth = on_off("INVICTA_AUTH")?;
+        let audit = on_off("INVICTA_AUDIT")?;
+        let oidc_issuers: Vec<String> = env("INVICTA_OIDC_ISSUERS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().trim_end_matches('/').to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        for i in &oidc_issuers {
+            if !(i.starts_with("https://") || i.starts_with("http://")) {
+                return Err(format!(
+                    "INVICTA_OIDC_ISSUERS must hold http(s) URLs, got '{i}'"
+                ));
+            }
+        }
         if max_body == 0 || pool_size == 0 {
             return Err("INVICTA_MAX_BODY and INVICTA_DB_POOL must be greater than zero".into());
         }
@@ -138,12 +191,22 @@ impl Config {
             Config {
                 database_url,
                 listen,
-                base_url,
                 max_body,
                 pool_size: pool_size as u32,
                 search_default_count: search_default_count as i64,
                 search_max_count: search_max_count as i64,
                 search_explain,
+                auth,
+                audit,
+                signing_key: env("INVICTA_SIGNING_KEY")
+                    .unwrap_or_else(|| ".data/signing-key.pem".into())
+                    .into(),
+                issuer: env("INVICTA_ISSUER").unwrap_or_else(|| base_url.clone()),
+                oidc_issuers,
+                policy: env("INVICTA_POLICY").map(Into::into),
+                role_claim: env("INVICTA_ROLE_CLAIM").unwrap_or_else(|| "role".into()),
+                token_args,
+                base_url,
             },
         ))
     }

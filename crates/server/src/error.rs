@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// `(issue code, diagnostics, expression)` triples.
     pub issues: Vec<(&'static str, String, Option<String>)>,
+    /// `WWW-Authenticate` challenge of a 401.
+    pub www_authenticate: Option<String>,
 }
 
 impl ApiError {
@@ -22,6 +24,7 @@ impl ApiError {
         ApiError {
             status,
             issues: vec![(code, diagnostics.into(), None)],
+            www_authenticate: None,
         }
     }
 
@@ -71,6 +74,9 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             res.insert_header((header::RETRY_AFTER, "5"));
         }
+        if let Some(challenge) = &self.www_authenticate {
+            res.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
+        }
         res.body(serde_json::to_vec(&self.outcome()).unwrap_or_default())
     }
 }
@@ -97,7 +103,11 @@ impl From<ModelError> for ApiError {
                 (code, i.diagnostics, i.expression)
             })
             .collect();
-        ApiError { status, issues }
+        ApiError {
+            status,
+            issues,
+            www_authenticate: None,
+        }
     }
 }
 
@@ -129,6 +139,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::PRECONDITION_FAILED, "multiple-matches", msg)
             }
             StoreError::Invalid(msg) => ApiError::bad_request(msg),
+            StoreError::Forbidden(msg) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", msg),
             StoreError::Unavailable(msg) => {
                 tracing::error!(error = %msg, "database unavailable");
                 ApiError::new(

@@ -2,6 +2,8 @@
 //! serves HTTP; `invicta migrate` applies migrations and exits.
 
 mod app;
+mod audit_sink;
+mod auth;
 mod config;
 mod error;
 mod error_format;
@@ -10,6 +12,7 @@ mod interactions;
 mod query;
 mod respond;
 mod state;
+mod token_tool;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -50,6 +53,17 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command, config: Config) -> Result<(), String> {
+    let policy = match &config.policy {
+        Some(path) => authz::Policy::load(path)?,
+        None => authz::Policy::from_json(authz::policy::DEFAULT_POLICY)?,
+    };
+    let key = authz::token::SigningKey::load_or_create(&config.signing_key)
+        .map_err(|e| format!("signing key {}: {e}", config.signing_key.display()))?;
+    if command == Command::Token {
+        let token = token_tool::issue(&config, &policy, &key)?;
+        println!("{token}");
+        return Ok(());
+    }
     let store = Store::connect(&StoreConfig {
         database_url: config.database_url.clone(),
         pool_size: config.pool_size,
@@ -75,7 +89,35 @@ fn run(command: Command, config: Config) -> Result<(), String> {
     if command != Command::Serve {
         return Ok(());
     }
-    serve(AppState { store, config }).map_err(|e| format!("server failed: {e}"))
+    if !config.auth {
+        tracing::warn!("INVICTA_AUTH=off: no tokens are checked and every request may do anything. For local development only; never expose this server.");
+    }
+    if !config.audit {
+        tracing::warn!(
+            "INVICTA_AUDIT=off: accesses are not audited. For measuring the cost of auditing only."
+        );
+    }
+    let verifier = authz::token::Verifier::new(authz::token::VerifierConfig {
+        audience: config.base_url.clone(),
+        own_issuer: config.issuer.clone(),
+        own_key: Some(key.clone()),
+        external_issuers: config.oidc_issuers.clone(),
+        leeway: Duration::from_secs(60),
+    });
+    let security = auth::Security {
+        verifier,
+        policy: std::sync::Arc::new(policy),
+        enabled: config.auth,
+        audit: audit_sink::AuditSink::start(store.clone(), config.audit),
+        role_claim: config.role_claim.clone(),
+        jwks: vec![key.public_jwk()],
+    };
+    serve(AppState {
+        store,
+        config,
+        security,
+    })
+    .map_err(|e| format!("server failed: {e}"))
 }
 
 #[actix_web::main]
@@ -86,6 +128,7 @@ async fn serve(state: AppState) -> std::io::Result<()> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .wrap(from_fn(auth::gate))
             .wrap(from_fn(error_format::xml_errors))
             .wrap(from_fn(app::request_log))
             .configure(app::configure)

@@ -2,6 +2,7 @@
 
 use store::Store;
 
+use crate::auth::Security;
 use crate::config::Config;
 
 /// Shared application state, built once in `main` (and once per test server).
@@ -11,4 +12,6 @@ pub struct AppState {
     pub store: Store,
     /// Validated configuration.
     pub config: Config,
+    /// Tokens, policy and audit.
+    pub security: Security,
 }

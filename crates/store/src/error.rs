@@ -27,6 +27,10 @@ pub enum StoreError {
     /// A conditional interaction matched more resources than it may act on.
     #[error("{0}")]
     MultipleMatches(String),
+    /// The request's access rules do not allow this change (the resource, before or after it,
+    /// is outside what the client may write).
+    #[error("{0}")]
+    Forbidden(String),
     /// The resource could not be stored as given.
     #[error("{0}")]
     Invalid(String),

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bool, Bytea, Integer, Nullable, Text, Timestamptz};
 use diesel::{QueryableByName, RunQueryDsl};
 
+use crate::access::Access;
 use crate::error::StoreError;
 use crate::pool::Store;
 use crate::sql::{query, Bind};
@@ -35,6 +36,8 @@ pub struct HistoryQuery {
     pub before: Option<i64>,
     /// Snapshot: rows written after the first page was served are left out of later pages.
     pub snapshot: Option<i64>,
+    /// The request's access rules, applied to each version; `None` admits everything.
+    pub access: Option<Access>,
 }
 
 /// One version in a history page.
@@ -64,6 +67,9 @@ pub struct HistoryEntry {
     /// The body (none for a deletion).
     #[diesel(sql_type = Nullable<Bytea>)]
     pub body: Option<Vec<u8>>,
+    /// The patients whose compartment held the version.
+    #[diesel(sql_type = diesel::sql_types::Array<Text>)]
+    pub compartments: Vec<String>,
 }
 
 /// A page of history.
@@ -103,7 +109,9 @@ impl Store {
         let mut conds = vec!["h.hid <= $1".to_string()];
         let mut binds = vec![Bind::BigInt(snapshot)];
         match &q.scope {
-            HistoryScope::System => {}
+            // The audit trail is its own log: system history is about the record, and the
+            // AuditEvents of every request would drown it. `AuditEvent/_history` serves them.
+            HistoryScope::System => conds.push("h.res_type <> 'AuditEvent'".into()),
             HistoryScope::Type(t) => {
                 binds.push(Bind::Text(t.clone()));
                 conds.push(format!("h.res_type = ${}", binds.len()));
@@ -134,20 +142,29 @@ impl Store {
                 conds.join(" AND ")
             )
         };
-        let total: Vec<Count> =
-            query(&format!("SELECT COUNT(*) AS n FROM {base}"), &binds).load(&mut conn)?;
+        // Access applies to the version chosen (under `_at`, a hidden version is not replaced by
+        // an older visible one).
+        let visible = match &q.access {
+            Some(a) => a.predicate("h", &mut binds),
+            None => "TRUE".into(),
+        };
+        let total: Vec<Count> = query(
+            &format!("SELECT COUNT(*) AS n FROM {base} WHERE {visible}"),
+            &binds,
+        )
+        .load(&mut conn)?;
         let total = total.first().map_or(0, |c| c.n);
         let mut page_binds = binds.clone();
         let cursor = match q.before {
             Some(before) => {
                 page_binds.push(Bind::BigInt(before));
-                format!("WHERE h.hid < ${}", page_binds.len())
+                format!("WHERE {visible} AND h.hid < ${}", page_binds.len())
             }
-            None => String::new(),
+            None => format!("WHERE {visible}"),
         };
         page_binds.push(Bind::BigInt(q.count + 1));
         let sql = format!(
-            "SELECT h.hid, h.res_type, h.id, h.version, h.last_updated, h.deleted, h.method, h.body \
+            "SELECT h.hid, h.res_type, h.id, h.version, h.last_updated, h.deleted, h.method, h.body, h.compartments \
              FROM {base} {cursor} ORDER BY h.hid DESC LIMIT ${}",
             page_binds.len()
         );

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use diesel::RunQueryDsl;
 
+use crate::access::Access;
 use crate::error::StoreError;
 use crate::pool::Store;
 use crate::query::{FoundResource, FoundRow};
@@ -37,6 +38,7 @@ impl Store {
         specs: &[IncludeSpec],
         matches: &[FoundResource],
         limit: usize,
+        access: Option<&Access>,
     ) -> Result<(Vec<FoundResource>, bool), StoreError> {
         let mut conn = self.conn()?;
         let mut seen: HashSet<i64> = matches.iter().map(|m| m.rid).collect();
@@ -45,7 +47,7 @@ impl Store {
         for round in 0..MAX_ROUNDS {
             let mut fresh = Vec::new();
             for spec in specs.iter().filter(|s| round == 0 || s.iterate) {
-                let rows = run_spec(&mut conn, spec, &frontier, limit + 1)?;
+                let rows = run_spec(&mut conn, spec, &frontier, limit + 1, access)?;
                 for row in rows {
                     if seen.insert(row.rid) {
                         fresh.push(row);
@@ -71,6 +73,7 @@ fn run_spec(
     spec: &IncludeSpec,
     frontier: &[FoundResource],
     limit: usize,
+    access: Option<&Access>,
 ) -> Result<Vec<FoundResource>, StoreError> {
     let sources: Vec<&FoundResource> = frontier.iter().collect();
     if sources.is_empty()
@@ -84,19 +87,22 @@ fn run_spec(
         Bind::OptText(spec.target_type.clone()),
         Bind::BigInt(limit as i64),
     ];
-    let sql = if spec.reverse {
+    let sql: String = if spec.reverse {
         binds.push(Bind::TextArray(
             sources.iter().map(|s| s.res_type.clone()).collect(),
         ));
         binds.push(Bind::TextArray(
             sources.iter().map(|s| s.id.clone()).collect(),
         ));
-        "SELECT DISTINCT s.rid, s.res_type, s.id, s.version, s.last_updated, s.body \
-         FROM idx_reference x JOIN resource s ON s.rid = x.rid AND NOT s.deleted \
-         WHERE x.res_type = $1 AND ($2::text IS NULL OR x.param = $2) \
-         AND ($3::text IS NULL OR x.target_type = $3) \
-         AND (x.target_type, x.target_id) IN (SELECT * FROM unnest($5::text[], $6::text[])) \
-         ORDER BY s.rid LIMIT $4"
+        let visible = visible(access, "s", &mut binds);
+        format!(
+            "SELECT DISTINCT s.rid, s.res_type, s.id, s.version, s.last_updated, s.body, s.compartments \
+             FROM idx_reference x JOIN resource s ON s.rid = x.rid AND NOT s.deleted \
+             WHERE x.res_type = $1 AND ($2::text IS NULL OR x.param = $2) \
+             AND ($3::text IS NULL OR x.target_type = $3) \
+             AND (x.target_type, x.target_id) IN (SELECT * FROM unnest($5::text[], $6::text[])) \
+             AND {visible} ORDER BY s.rid LIMIT $4"
+        )
     } else {
         binds.push(Bind::BigIntArray(
             sources
@@ -105,13 +111,21 @@ fn run_spec(
                 .map(|s| s.rid)
                 .collect(),
         ));
-        "SELECT DISTINCT t.rid, t.res_type, t.id, t.version, t.last_updated, t.body \
-         FROM idx_reference x JOIN resource t ON t.res_type = x.target_type \
-         AND t.id = x.target_id AND NOT t.deleted \
-         WHERE x.rid = ANY($5) AND x.res_type = $1 \
-         AND ($2::text IS NULL OR x.param = $2) AND ($3::text IS NULL OR t.res_type = $3) \
-         ORDER BY t.rid LIMIT $4"
+        let visible = visible(access, "t", &mut binds);
+        format!(
+            "SELECT DISTINCT t.rid, t.res_type, t.id, t.version, t.last_updated, t.body, t.compartments \
+             FROM idx_reference x JOIN resource t ON t.res_type = x.target_type \
+             AND t.id = x.target_id AND NOT t.deleted \
+             WHERE x.rid = ANY($5) AND x.res_type = $1 \
+             AND ($2::text IS NULL OR x.param = $2) AND ($3::text IS NULL OR t.res_type = $3) \
+             AND {visible} ORDER BY t.rid LIMIT $4"
+        )
     };
-    let rows: Vec<FoundRow> = query(sql, &binds).load(conn)?;
+    let rows: Vec<FoundRow> = query(&sql, &binds).load(conn)?;
     Ok(rows.into_iter().map(FoundResource::from).collect())
+}
+
+/// The access condition over `alias`, or `TRUE` without rules.
+fn visible(access: Option<&Access>, alias: &str, binds: &mut Vec<Bind>) -> String {
+    access.map_or_else(|| "TRUE".into(), |a| a.predicate(alias, binds))
 }

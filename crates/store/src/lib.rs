@@ -5,6 +5,7 @@
 //! **Invariant:** this crate knows no HTTP. Every write is one database transaction: the resource
 //! row, its history row and its index rows commit together or not at all.
 
+mod access;
 mod error;
 mod history;
 mod include;
@@ -18,6 +19,7 @@ mod schema;
 mod sql;
 mod write;
 
+pub use access::{Access, RelationshipRule, TypeRule};
 pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, HistoryQuery, HistoryScope};
 pub use include::IncludeSpec;
@@ -25,6 +27,6 @@ pub use pool::{Store, StoreConfig};
 pub use query::{
     Cursor, FoundResource, ResourcePage, ResourceQuery, SortColumn, SortKey, MAX_SORT_KEYS,
 };
-pub use read::Stored;
+pub use read::{Stored, Visibility};
 pub use sql::{Bind, Filter};
-pub use write::{Condition, Written};
+pub use write::{AuditHook, Change, Condition, WriteContext, Written};

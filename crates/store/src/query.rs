@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bytea, Integer, Text, Timestamptz};
 use diesel::{QueryableByName, RunQueryDsl};
 
+use crate::access::Access;
 use crate::error::StoreError;
 use crate::pool::Store;
 use crate::sql::{query, Bind, Filter};
@@ -68,6 +69,8 @@ pub struct ResourceQuery {
     pub limit: i64,
     /// Count all matches too.
     pub count_total: bool,
+    /// The request's access rules; `None` admits everything.
+    pub access: Option<Access>,
 }
 
 /// A matching resource.
@@ -87,6 +90,8 @@ pub struct FoundResource {
     pub body: Vec<u8>,
     /// The values of the search's sort keys for this row (for the next page's cursor).
     pub sort_values: Vec<Option<String>>,
+    /// The patients whose compartment holds the resource.
+    pub compartments: Vec<String>,
 }
 
 /// A resource row as loaded.
@@ -104,6 +109,8 @@ pub(crate) struct FoundRow {
     last_updated: DateTime<Utc>,
     #[diesel(sql_type = Bytea)]
     body: Vec<u8>,
+    #[diesel(sql_type = diesel::sql_types::Array<Text>)]
+    compartments: Vec<String>,
 }
 
 impl From<FoundRow> for FoundResource {
@@ -116,6 +123,7 @@ impl From<FoundRow> for FoundResource {
             last_updated: r.last_updated,
             body: r.body,
             sort_values: Vec::new(),
+            compartments: r.compartments,
         }
     }
 }
@@ -131,6 +139,9 @@ pub struct ResourcePage {
     pub more: bool,
     /// The snapshot to carry to the following pages.
     pub snapshot: i64,
+    /// True when matches were left out only by limits break-glass would lift (relationship,
+    /// `R` labels), so the client can be told that something was withheld.
+    pub withheld: bool,
 }
 
 #[derive(QueryableByName)]
@@ -182,6 +193,13 @@ impl Store {
         } else {
             None
         };
+        let withheld = match &st.withheld_sql {
+            Some(sql) => {
+                let rows: Vec<Count> = query(sql, &st.withheld_binds).load(&mut conn)?;
+                rows.first().is_some_and(|c| c.n > 0)
+            }
+            None => false,
+        };
         let (sql, page_binds) = (st.page_sql, st.page_binds);
         let mut rows: Vec<FoundResource> = if q.sort.is_empty() {
             let rows: Vec<FoundRow> = query(&sql, &page_binds).load(&mut conn)?;
@@ -199,12 +217,15 @@ impl Store {
             total,
             more,
             snapshot,
+            withheld,
         })
     }
 }
 
 /// The SQL of one search page and of its total.
 struct Statements {
+    withheld_sql: Option<String>,
+    withheld_binds: Vec<Bind>,
     count_sql: String,
     binds: Vec<Bind>,
     page_sql: String,
@@ -225,6 +246,22 @@ fn statements(q: &ResourceQuery, snapshot: i64) -> Result<Statements, StoreError
     if let Some(filter) = &q.filter {
         conds.push(format!("({})", filter.renumbered(binds.len())));
         binds.extend(filter.binds.iter().cloned());
+    }
+    let (mut withheld_sql, mut withheld_binds) = (None, Vec::new());
+    if let Some(access) = &q.access {
+        if access.liftable() {
+            let mut wb = binds.clone();
+            let lifted = access.lifted().predicate("r", &mut wb);
+            let visible = access.predicate("r", &mut wb);
+            withheld_sql = Some(format!(
+                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM resource r WHERE {} AND {lifted} \
+                 AND NOT ({visible}) LIMIT 1) w",
+                conds.join(" AND ")
+            ));
+            withheld_binds = wb;
+        }
+        let cond = access.predicate("r", &mut binds);
+        conds.push(cond);
     }
     if q.sort.len() > MAX_SORT_KEYS {
         return Err(StoreError::Invalid(format!(
@@ -283,7 +320,7 @@ fn statements(q: &ResourceQuery, snapshot: i64) -> Result<Statements, StoreError
     };
     page_binds.push(Bind::BigInt(q.limit + 1));
     let sql = format!(
-        "SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.body{} FROM resource r \
+        "SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.body, r.compartments{} FROM resource r \
          WHERE {} ORDER BY {} LIMIT ${}",
         values.concat(),
         page_conds.join(" AND "),
@@ -295,6 +332,8 @@ fn statements(q: &ResourceQuery, snapshot: i64) -> Result<Statements, StoreError
         conds.join(" AND ")
     );
     Ok(Statements {
+        withheld_sql,
+        withheld_binds,
         count_sql,
         binds,
         page_sql: sql,

@@ -74,13 +74,21 @@ impl Store {
                         &fhir_model::index::extract(&value),
                     )?;
                     query(
-                        "UPDATE resource SET compartments = $1 WHERE rid = $2",
+                        "UPDATE resource SET compartments = $1, sec_labels = $2, alert_codes = $3 \
+                         WHERE rid = $4",
                         &[
                             Bind::TextArray(fhir_model::compartment::patient_compartments(&value)),
+                            Bind::TextArray(fhir_model::access::security_labels(&value)),
+                            Bind::TextArray(fhir_model::access::alert_codes(&value)),
                             Bind::BigInt(row.rid),
                         ],
                     )
                     .execute(conn)?;
+                    if row.res_type == "Patient" {
+                        if let Some(id) = value["id"].as_str() {
+                            crate::write::sync_registered_practices(conn, id, &value)?;
+                        }
+                    }
                 }
                 Ok(rows.iter().map(|r| r.rid).collect::<Vec<_>>())
             })?;
@@ -90,12 +98,65 @@ impl Store {
                 None => break,
             }
         }
+        rebuild_history_access(&mut conn)?;
         record(&mut conn, definitions_hash)?;
         // Rebuilt tables have fresh rows and stale statistics; plans chosen on them can be
         // orders of magnitude off until autovacuum gets round to it.
         query("ANALYZE", &[]).execute(&mut conn)?;
         Ok(done)
     }
+}
+
+#[derive(QueryableByName)]
+struct HistoryRow {
+    #[diesel(sql_type = BigInt)]
+    hid: i64,
+    #[diesel(sql_type = Bytea)]
+    body: Vec<u8>,
+}
+
+/// Recomputes what the access rules read from every historical version (compartments, labels,
+/// alert codes); deletion markers take them from the version before.
+fn rebuild_history_access(conn: &mut diesel::pg::PgConnection) -> Result<(), StoreError> {
+    let mut after = 0i64;
+    loop {
+        let last = conn.transaction::<_, StoreError, _>(|conn| {
+            let rows: Vec<HistoryRow> = query(
+                "SELECT hid, body FROM resource_history WHERE hid > $1 AND body IS NOT NULL \
+                 ORDER BY hid LIMIT $2",
+                &[Bind::BigInt(after), Bind::BigInt(BATCH)],
+            )
+            .load(conn)?;
+            for row in &rows {
+                let value: serde_json::Value = serde_json::from_slice(&row.body)
+                    .map_err(|e| StoreError::Invalid(format!("history row {}: {e}", row.hid)))?;
+                query(
+                    "UPDATE resource_history SET compartments = $1, sec_labels = $2, \
+                     alert_codes = $3 WHERE hid = $4",
+                    &[
+                        Bind::TextArray(fhir_model::compartment::patient_compartments(&value)),
+                        Bind::TextArray(fhir_model::access::security_labels(&value)),
+                        Bind::TextArray(fhir_model::access::alert_codes(&value)),
+                        Bind::BigInt(row.hid),
+                    ],
+                )
+                .execute(conn)?;
+            }
+            Ok(rows.last().map(|r| r.hid))
+        })?;
+        match last {
+            Some(hid) => after = hid,
+            None => break,
+        }
+    }
+    query(
+        "UPDATE resource_history d SET compartments = p.compartments, sec_labels = p.sec_labels, \
+         alert_codes = p.alert_codes FROM resource_history p \
+         WHERE d.deleted AND p.res_type = d.res_type AND p.id = d.id AND p.version = d.version - 1",
+        &[],
+    )
+    .execute(conn)?;
+    Ok(())
 }
 
 fn record(conn: &mut diesel::pg::PgConnection, hash: &str) -> Result<(), StoreError> {

@@ -27,5 +27,6 @@ diesel::table! {
         deleted -> Bool,
         method -> Text,
         body -> Nullable<Bytea>,
+        compartments -> Array<Text>,
     }
 }

@@ -2,12 +2,15 @@
 //! row, a history row and the index rows, with a row lock so concurrent writers of one resource
 //! queue up instead of losing a version.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Bool, Integer, Text};
 use diesel::{Connection, QueryableByName, RunQueryDsl};
 use serde_json::Value;
 
+use crate::access::Access;
 use crate::error::StoreError;
 use crate::index_rows;
 use crate::meta::{content_of, now_millis, stamp};
@@ -41,6 +44,74 @@ pub struct Condition {
     pub filter: Filter,
 }
 
+/// What a write changed, for the AuditEvent recorded with it.
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    /// Resource type.
+    pub res_type: &'a str,
+    /// Logical id.
+    pub id: &'a str,
+    /// The version now current.
+    pub version: i32,
+    /// `C`, `U` or `D` (FHIR AuditEvent.action); a write that changed nothing is `R`.
+    pub action: &'static str,
+    /// The patients whose compartment holds the resource.
+    pub compartments: &'a [String],
+    /// The version's security labels (`fhir_model::access::security_labels`).
+    pub labels: &'a [String],
+    /// The version's alert codes (`fhir_model::access::alert_codes`).
+    pub alerts: &'a [String],
+}
+
+/// Builds the AuditEvents (JSON) stored in the same transaction as a write.
+pub type AuditHook = Arc<dyn Fn(&Change) -> Vec<Value> + Send + Sync>;
+
+/// Who is writing and what must hold, for one write.
+#[derive(Clone, Default)]
+pub struct WriteContext {
+    /// ODS code of the writer's organisation, kept as the version's `org`.
+    pub org: Option<String>,
+    /// The request's access rules: the current version (for an update or delete) and the new one
+    /// must both meet them, or the transaction rolls back with `Forbidden`.
+    pub access: Option<Access>,
+    /// Record a `source` relationship between `org` and the patients of the new version.
+    pub record_source: bool,
+    /// The audit record of the write, committed in the same transaction.
+    pub audit: Option<AuditHook>,
+}
+
+impl std::fmt::Debug for WriteContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteContext")
+            .field("org", &self.org)
+            .field("access", &self.access)
+            .field("record_source", &self.record_source)
+            .field("audit", &self.audit.is_some())
+            .finish()
+    }
+}
+
+/// A version ready to store: its bytes and what the access rules read from it.
+struct Prepared {
+    bytes: Vec<u8>,
+    compartments: Vec<String>,
+    labels: Vec<String>,
+    alerts: Vec<String>,
+    value: Value,
+}
+
+fn prepare(body: Value, id: &str, version: i32, at: DateTime<Utc>) -> Result<Prepared, StoreError> {
+    let stamped = stamp(body, id, version, at);
+    let bytes = serde_json::to_vec(&stamped).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok(Prepared {
+        bytes,
+        compartments: fhir_model::compartment::patient_compartments(&stamped),
+        labels: fhir_model::access::security_labels(&stamped),
+        alerts: fhir_model::access::alert_codes(&stamped),
+        value: stamped,
+    })
+}
+
 #[derive(QueryableByName)]
 struct CurrentRow {
     #[diesel(sql_type = BigInt)]
@@ -69,6 +140,8 @@ struct MatchRow {
     last_updated: DateTime<Utc>,
     #[diesel(sql_type = diesel::sql_types::Bytea)]
     body: Vec<u8>,
+    #[diesel(sql_type = diesel::sql_types::Array<Text>)]
+    compartments: Vec<String>,
 }
 
 impl Store {
@@ -79,16 +152,31 @@ impl Store {
         res_type: &str,
         body: Value,
         condition: Option<&Condition>,
+        ctx: &WriteContext,
     ) -> Result<Written, StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
             if let Some(cond) = condition {
                 lock_condition(conn, res_type, &cond.query)?;
-                let matches = find_matches(conn, res_type, &cond.filter, 2)?;
+                let matches = find_matches(conn, res_type, &cond.filter, ctx, 2)?;
                 match matches.len() {
                     0 => {}
                     1 => {
                         let m = matches.into_iter().next().expect("one match");
+                        let found: Value = serde_json::from_slice(&m.body).unwrap_or(Value::Null);
+                        audit(
+                            conn,
+                            ctx,
+                            &Change {
+                                res_type,
+                                id: &m.id,
+                                version: m.version,
+                                action: "R",
+                                compartments: &m.compartments,
+                                labels: &fhir_model::access::security_labels(&found),
+                                alerts: &fhir_model::access::alert_codes(&found),
+                            },
+                        )?;
                         return Ok(Written {
                             id: m.id,
                             version: m.version,
@@ -107,7 +195,7 @@ impl Store {
                 }
             }
             let id = uuid::Uuid::new_v4().to_string();
-            insert_new(conn, res_type, &id, body)
+            insert_new(conn, res_type, &id, body, ctx)
         })
     }
 
@@ -119,6 +207,7 @@ impl Store {
         id: &str,
         body: Value,
         if_match: Option<i32>,
+        ctx: &WriteContext,
     ) -> Result<Written, StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
@@ -134,7 +223,8 @@ impl Store {
                     }
                     // Two clients creating the same id race here: the loser of the unique key
                     // falls back to updating what the winner wrote.
-                    if let Some(written) = try_insert_new(conn, res_type, id, body.clone(), "PUT")?
+                    if let Some(written) =
+                        try_insert_new(conn, res_type, id, body.clone(), "PUT", ctx)?
                     {
                         return Ok(written);
                     }
@@ -152,6 +242,9 @@ impl Store {
                 }
             }
             if !current.deleted {
+                check_visible(conn, current.rid, ctx, res_type, id)?;
+            }
+            if !current.deleted {
                 if let Some(stored) = current.body.as_deref() {
                     let old: Value = serde_json::from_slice(stored).unwrap_or(Value::Null);
                     if content_of(&old) == content_of(&body) {
@@ -160,6 +253,19 @@ impl Store {
                             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                             .map(|d| d.with_timezone(&Utc))
                             .unwrap_or_else(now_millis);
+                        audit(
+                            conn,
+                            ctx,
+                            &Change {
+                                res_type,
+                                id,
+                                version: current.version,
+                                action: "R",
+                                compartments: &fhir_model::compartment::patient_compartments(&old),
+                                labels: &fhir_model::access::security_labels(&old),
+                                alerts: &fhir_model::access::alert_codes(&old),
+                            },
+                        )?;
                         return Ok(Written {
                             id: id.to_string(),
                             version: current.version,
@@ -171,13 +277,13 @@ impl Store {
                     }
                 }
             }
-            write_version(conn, &current, res_type, id, body)
+            write_version(conn, &current, res_type, id, body, ctx)
         })
     }
 
     /// Deletes a resource logically. Deleting a deleted resource changes nothing; an unknown one
     /// is `NotFound`. Returns the deleting version, or the earlier one when already deleted.
-    pub fn delete(&self, res_type: &str, id: &str) -> Result<i32, StoreError> {
+    pub fn delete(&self, res_type: &str, id: &str, ctx: &WriteContext) -> Result<i32, StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
             let current = lock_current(conn, res_type, id)?
@@ -185,16 +291,48 @@ impl Store {
             if current.deleted {
                 return Ok(current.version);
             }
+            check_visible(conn, current.rid, ctx, res_type, id)?;
             let version = current.version + 1;
             let at = now_millis();
+            // The deletion marker keeps the last version's compartments and labels, so that its
+            // history entry is hidden from exactly those who could not see that version.
             query(
-                "UPDATE resource SET version = $1, last_updated = $2, deleted = TRUE, body = NULL, \
-                 compartments = '{}' WHERE rid = $3",
-                &[Bind::Int(version), Bind::OptTime(Some(at)), Bind::BigInt(current.rid)],
+                "UPDATE resource SET version = $1, last_updated = $2, deleted = TRUE, body = NULL \
+                 WHERE rid = $3",
+                &[
+                    Bind::Int(version),
+                    Bind::OptTime(Some(at)),
+                    Bind::BigInt(current.rid),
+                ],
             )
             .execute(conn)?;
-            insert_history(conn, current.rid, res_type, id, version, at, None, "DELETE")?;
+            query(
+                "INSERT INTO resource_history (rid, res_type, id, version, last_updated, deleted, \
+                 method, body, compartments, sec_labels, alert_codes, org) \
+                 SELECT rid, res_type, id, version, last_updated, TRUE, 'DELETE', NULL, \
+                 compartments, sec_labels, alert_codes, $2 FROM resource WHERE rid = $1",
+                &[Bind::BigInt(current.rid), Bind::OptText(ctx.org.clone())],
+            )
+            .execute(conn)?;
             index_rows::clear(conn, current.rid)?;
+            let last: Value = current
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+                .unwrap_or(Value::Null);
+            audit(
+                conn,
+                ctx,
+                &Change {
+                    res_type,
+                    id,
+                    version,
+                    action: "D",
+                    compartments: &fhir_model::compartment::patient_compartments(&last),
+                    labels: &fhir_model::access::security_labels(&last),
+                    alerts: &fhir_model::access::alert_codes(&last),
+                },
+            )?;
             Ok(version)
         })
     }
@@ -228,16 +366,77 @@ fn find_matches(
     conn: &mut PgConnection,
     res_type: &str,
     filter: &Filter,
+    ctx: &WriteContext,
     limit: i64,
 ) -> Result<Vec<MatchRow>, StoreError> {
-    let sql = format!(
-        "SELECT r.id, r.version, r.last_updated, r.body FROM resource r \
-         WHERE r.res_type = $1 AND NOT r.deleted AND ({}) LIMIT {limit}",
+    let mut binds = vec![Bind::Text(res_type.into())];
+    let mut sql = format!(
+        "SELECT r.id, r.version, r.last_updated, r.body, r.compartments FROM resource r \
+         WHERE r.res_type = $1 AND NOT r.deleted AND ({})",
         filter.renumbered(1)
     );
-    let mut binds = vec![Bind::Text(res_type.into())];
     binds.extend(filter.binds.iter().cloned());
+    // A conditional create sees only what the client may see; a match hidden from it is
+    // refused rather than silently duplicated or revealed.
+    if let Some(access) = &ctx.access {
+        let visible = access.predicate("r", &mut binds);
+        let hidden: Vec<MatchRow> =
+            query(&format!("{sql} AND NOT ({visible}) LIMIT 1"), &binds).load(conn)?;
+        if !hidden.is_empty() {
+            return Err(StoreError::Forbidden(format!(
+                "the condition matches a {res_type} this client may not see"
+            )));
+        }
+    }
+    sql.push_str(&format!(" LIMIT {limit}"));
     Ok(query(&sql, &binds).load(conn)?)
+}
+
+/// Refuses the write when the current version is outside the client's access rules.
+fn check_visible(
+    conn: &mut PgConnection,
+    rid: i64,
+    ctx: &WriteContext,
+    res_type: &str,
+    id: &str,
+) -> Result<(), StoreError> {
+    let Some(access) = &ctx.access else {
+        return Ok(());
+    };
+    let mut binds = vec![Bind::BigInt(rid)];
+    let cond = access.predicate("r", &mut binds);
+    let rows: Vec<Rid> = query(
+        &format!("SELECT r.rid FROM resource r WHERE r.rid = $1 AND {cond}"),
+        &binds,
+    )
+    .load(conn)?;
+    if rows.is_empty() {
+        return Err(StoreError::Forbidden(format!(
+            "{res_type}/{id} is outside what this client may change"
+        )));
+    }
+    Ok(())
+}
+
+/// Stores the write's audit record in the same transaction.
+fn audit(conn: &mut PgConnection, ctx: &WriteContext, change: &Change) -> Result<(), StoreError> {
+    if let Some(hook) = &ctx.audit {
+        insert_audit_events(conn, hook(change))?;
+    }
+    Ok(())
+}
+
+/// Inserts AuditEvents (already built and valid) with new ids.
+pub(crate) fn insert_audit_events(
+    conn: &mut PgConnection,
+    events: Vec<Value>,
+) -> Result<(), StoreError> {
+    let none = WriteContext::default();
+    for event in events {
+        let id = uuid::Uuid::new_v4().to_string();
+        insert_new(conn, "AuditEvent", &id, event, &none)?;
+    }
+    Ok(())
 }
 
 fn insert_new(
@@ -245,8 +444,9 @@ fn insert_new(
     res_type: &str,
     id: &str,
     body: Value,
+    ctx: &WriteContext,
 ) -> Result<Written, StoreError> {
-    try_insert_new(conn, res_type, id, body, "POST")?
+    try_insert_new(conn, res_type, id, body, "POST", ctx)?
         .ok_or_else(|| StoreError::Invalid(format!("{res_type}/{id} already exists")))
 }
 
@@ -256,33 +456,53 @@ fn try_insert_new(
     id: &str,
     body: Value,
     method: &str,
+    ctx: &WriteContext,
 ) -> Result<Option<Written>, StoreError> {
     let at = now_millis();
-    let stamped = stamp(body, id, 1, at);
-    let bytes = serde_json::to_vec(&stamped).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let compartments = fhir_model::compartment::patient_compartments(&stamped);
+    let v = prepare(body, id, 1, at)?;
     let rows: Vec<Rid> = query(
-        "INSERT INTO resource (res_type, id, version, last_updated, deleted, body, compartments) \
-         VALUES ($1, $2, 1, $3, FALSE, $4, $5) ON CONFLICT (res_type, id) DO NOTHING RETURNING rid",
+        "INSERT INTO resource (res_type, id, version, last_updated, deleted, body, compartments, \
+         sec_labels, alert_codes, org) \
+         VALUES ($1, $2, 1, $3, FALSE, $4, $5, $6, $7, $8) ON CONFLICT (res_type, id) DO NOTHING RETURNING rid",
         &[
             Bind::Text(res_type.into()),
             Bind::Text(id.into()),
             Bind::OptTime(Some(at)),
-            Bind::Bytes(bytes.clone()),
-            Bind::TextArray(compartments),
+            Bind::Bytes(v.bytes.clone()),
+            Bind::TextArray(v.compartments.clone()),
+            Bind::TextArray(v.labels.clone()),
+            Bind::TextArray(v.alerts.clone()),
+            Bind::OptText(ctx.org.clone()),
         ],
     )
     .load(conn)?;
     let Some(Rid { rid }) = rows.into_iter().next() else {
         return Ok(None);
     };
-    insert_history(conn, rid, res_type, id, 1, at, Some(&bytes), method)?;
-    index_rows::insert(conn, rid, res_type, &fhir_model::index::extract(&stamped))?;
+    // A new Patient's registered practice is related before the check, so a practice can
+    // register a patient it may then see.
+    relationships(conn, res_type, id, &v, ctx)?;
+    check_visible(conn, rid, ctx, res_type, id)?;
+    insert_history(conn, rid, res_type, id, 1, at, &v, method, ctx)?;
+    index_rows::insert(conn, rid, res_type, &fhir_model::index::extract(&v.value))?;
+    audit(
+        conn,
+        ctx,
+        &Change {
+            res_type,
+            id,
+            version: 1,
+            action: "C",
+            compartments: &v.compartments,
+            labels: &v.labels,
+            alerts: &v.alerts,
+        },
+    )?;
     Ok(Some(Written {
         id: id.to_string(),
         version: 1,
         last_updated: at,
-        body: bytes,
+        body: v.bytes,
         created: true,
         unchanged: false,
     }))
@@ -294,46 +514,54 @@ fn write_version(
     res_type: &str,
     id: &str,
     body: Value,
+    ctx: &WriteContext,
 ) -> Result<Written, StoreError> {
     let version = current.version + 1;
     let at = now_millis();
-    let stamped = stamp(body, id, version, at);
-    let bytes = serde_json::to_vec(&stamped).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let compartments = fhir_model::compartment::patient_compartments(&stamped);
+    let v = prepare(body, id, version, at)?;
     query(
         "UPDATE resource SET version = $1, last_updated = $2, deleted = FALSE, body = $3, \
-         compartments = $4 WHERE rid = $5",
+         compartments = $4, sec_labels = $5, alert_codes = $6, org = $7 WHERE rid = $8",
         &[
             Bind::Int(version),
             Bind::OptTime(Some(at)),
-            Bind::Bytes(bytes.clone()),
-            Bind::TextArray(compartments),
+            Bind::Bytes(v.bytes.clone()),
+            Bind::TextArray(v.compartments.clone()),
+            Bind::TextArray(v.labels.clone()),
+            Bind::TextArray(v.alerts.clone()),
+            Bind::OptText(ctx.org.clone()),
             Bind::BigInt(current.rid),
         ],
     )
     .execute(conn)?;
-    insert_history(
-        conn,
-        current.rid,
-        res_type,
-        id,
-        version,
-        at,
-        Some(&bytes),
-        "PUT",
-    )?;
+    relationships(conn, res_type, id, &v, ctx)?;
+    check_visible(conn, current.rid, ctx, res_type, id)?;
+    insert_history(conn, current.rid, res_type, id, version, at, &v, "PUT", ctx)?;
     index_rows::clear(conn, current.rid)?;
     index_rows::insert(
         conn,
         current.rid,
         res_type,
-        &fhir_model::index::extract(&stamped),
+        &fhir_model::index::extract(&v.value),
+    )?;
+    audit(
+        conn,
+        ctx,
+        &Change {
+            res_type,
+            id,
+            version,
+            action: if current.deleted { "C" } else { "U" },
+            compartments: &v.compartments,
+            labels: &v.labels,
+            alerts: &v.alerts,
+        },
     )?;
     Ok(Written {
         id: id.to_string(),
         version,
         last_updated: at,
-        body: bytes,
+        body: v.bytes,
         created: current.deleted,
         unchanged: false,
     })
@@ -347,23 +575,171 @@ fn insert_history(
     id: &str,
     version: i32,
     at: DateTime<Utc>,
-    body: Option<&[u8]>,
+    v: &Prepared,
     method: &str,
+    ctx: &WriteContext,
 ) -> Result<(), StoreError> {
     query(
-        "INSERT INTO resource_history (rid, res_type, id, version, last_updated, deleted, method, body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO resource_history (rid, res_type, id, version, last_updated, deleted, method, \
+         body, compartments, sec_labels, alert_codes, org) \
+         VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7, $8, $9, $10, $11)",
         &[
             Bind::BigInt(rid),
             Bind::Text(res_type.into()),
             Bind::Text(id.into()),
             Bind::Int(version),
             Bind::OptTime(Some(at)),
-            Bind::Bool(body.is_none()),
             Bind::Text(method.into()),
-            Bind::OptBytes(body.map(<[u8]>::to_vec)),
+            Bind::Bytes(v.bytes.clone()),
+            Bind::TextArray(v.compartments.clone()),
+            Bind::TextArray(v.labels.clone()),
+            Bind::TextArray(v.alerts.clone()),
+            Bind::OptText(ctx.org.clone()),
         ],
     )
     .execute(conn)?;
     Ok(())
+}
+
+/// Keeps the legitimate-relationship table in step with a write: a Patient's registered
+/// practice, and (for feeds) the writer's organisation as a source of the patients' data.
+fn relationships(
+    conn: &mut PgConnection,
+    res_type: &str,
+    id: &str,
+    v: &Prepared,
+    ctx: &WriteContext,
+) -> Result<(), StoreError> {
+    if res_type == "Patient" {
+        sync_registered_practices(conn, id, &v.value)?;
+    }
+    if let (true, Some(org)) = (ctx.record_source, &ctx.org) {
+        if !v.compartments.is_empty() {
+            query(
+                "INSERT INTO care_relationship (patient_id, org_code, kind) \
+                 SELECT unnest($1::text[]), $2, 'source' ON CONFLICT DO NOTHING",
+                &[
+                    Bind::TextArray(v.compartments.clone()),
+                    Bind::Text(org.clone()),
+                ],
+            )
+            .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a Patient's `registered-gp` relationships with its current registered practices.
+pub(crate) fn sync_registered_practices(
+    conn: &mut PgConnection,
+    id: &str,
+    patient: &Value,
+) -> Result<(), StoreError> {
+    let practices = registered_practices(conn, patient)?;
+    query(
+        "DELETE FROM care_relationship WHERE patient_id = $1 AND kind = 'registered-gp' \
+         AND NOT (org_code = ANY($2))",
+        &[Bind::Text(id.into()), Bind::TextArray(practices.clone())],
+    )
+    .execute(conn)?;
+    query(
+        "INSERT INTO care_relationship (patient_id, org_code, kind) \
+         SELECT $1, unnest($2::text[]), 'registered-gp' ON CONFLICT DO NOTHING",
+        &[Bind::Text(id.into()), Bind::TextArray(practices)],
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
+/// ODS system for organisation codes.
+const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+
+#[derive(QueryableByName)]
+struct BodyRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bytea>)]
+    body: Option<Vec<u8>>,
+}
+
+/// ODS codes of a Patient's registered practices: from `generalPractitioner` references that
+/// carry an ODS identifier, or that point at a stored Organization with one.
+fn registered_practices(
+    conn: &mut PgConnection,
+    patient: &Value,
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for gp in patient["generalPractitioner"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if gp["identifier"]["system"].as_str() == Some(ODS_SYSTEM) {
+            if let Some(code) = gp["identifier"]["value"].as_str() {
+                out.push(code.to_string());
+                continue;
+            }
+        }
+        let Some(org_id) = gp["reference"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("Organization/"))
+        else {
+            continue;
+        };
+        let rows: Vec<BodyRow> = query(
+            "SELECT body FROM resource WHERE res_type = 'Organization' AND id = $1 AND NOT deleted",
+            &[Bind::Text(org_id.to_string())],
+        )
+        .load(conn)?;
+        let org: Option<Value> = rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.body)
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(org) = org {
+            out.extend(
+                org["identifier"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|i| i["system"].as_str() == Some(ODS_SYSTEM))
+                    .filter_map(|i| i["value"].as_str().map(str::to_string)),
+            );
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+impl Store {
+    /// Stores a batch of AuditEvents in one transaction (one commit for many requests).
+    pub fn record_audit(&self, events: Vec<Value>) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| insert_audit_events(conn, events))
+    }
+
+    /// Records a self-claimed relationship between an organisation and patients, valid for
+    /// `days`; an existing claim is renewed with the new reason.
+    pub fn claim_relationship(
+        &self,
+        patients: &[String],
+        org: &str,
+        reason: &str,
+        days: i32,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        query(
+            "INSERT INTO care_relationship (patient_id, org_code, kind, reason, expires_at) \
+             SELECT unnest($1::text[]), $2, 'self-claimed', $3, now() + make_interval(days => $4) \
+             ON CONFLICT (patient_id, org_code, kind) DO UPDATE \
+             SET reason = EXCLUDED.reason, expires_at = EXCLUDED.expires_at",
+            &[
+                Bind::TextArray(patients.to_vec()),
+                Bind::Text(org.into()),
+                Bind::Text(reason.into()),
+                Bind::Int(days),
+            ],
+        )
+        .execute(&mut conn)?;
+        Ok(())
+    }
 }

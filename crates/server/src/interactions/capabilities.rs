@@ -18,9 +18,69 @@ pub async fn metadata(
 ) -> Result<HttpResponse, ApiError> {
     let output = Output::from_request(&req, &Params::parse(req.query_string())?)?;
     let statement = capability_statement(&state.config.base_url);
+    let mut statement = statement;
+    statement["rest"][0]["security"] = security(&state);
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, output.content_type()))
         .body(output.render(&output.subset(&statement))?))
+}
+
+/// The SMART endpoints this server points clients to. The authorization server that serves
+/// them is a later piece of work; until then tokens come from `invicta token` or an external
+/// OpenID Connect issuer (`INVICTA_OIDC_ISSUERS`).
+fn endpoints(state: &AppState) -> (String, String) {
+    let issuer = state.config.issuer.trim_end_matches('/');
+    (
+        format!("{issuer}/auth/authorize"),
+        format!("{issuer}/auth/token"),
+    )
+}
+
+/// `rest.security`: SMART-on-FHIR with the oauth-uris extension.
+fn security(state: &AppState) -> Value {
+    let (authorize, token) = endpoints(state);
+    json!({
+        "extension": [{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [
+                {"url": "authorize", "valueUri": authorize},
+                {"url": "token", "valueUri": token}
+            ]
+        }],
+        "cors": false,
+        "service": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+            "code": "SMART-on-FHIR"
+        }]}],
+        "description": "Bearer tokens (JWT, RS256/RS384/ES256/ES384) from the server's own key or trusted OpenID Connect issuers; SMART App Launch v1 and v2 scopes intersected with the care-record role policy; security labels, legitimate relationships, break-glass (X-Purpose-Of-Use, X-Break-Glass-Reason) and relationship claims (X-Relationship-Claim); every access audited as AuditEvent."
+    })
+}
+
+/// Handles `GET /fhir/.well-known/smart-configuration`.
+pub async fn smart_configuration(state: web::Data<AppState>) -> HttpResponse {
+    let (authorize, token) = endpoints(&state);
+    HttpResponse::Ok().json(json!({
+        "issuer": state.config.issuer,
+        "jwks_uri": format!("{}/.well-known/jwks.json", state.config.base_url),
+        "authorization_endpoint": authorize,
+        "token_endpoint": token,
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+        "scopes_supported": ["openid", "fhirUser", "launch", "launch/patient", "patient/*.rs", "user/*.rs", "user/*.cruds", "system/*.crus", "offline_access"],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "capabilities": [
+            "launch-ehr", "launch-standalone", "client-public", "client-confidential-asymmetric",
+            "context-ehr-patient", "context-standalone-patient", "sso-openid-connect",
+            "permission-patient", "permission-user", "permission-v1", "permission-v2"
+        ]
+    }))
+}
+
+/// Handles `GET /fhir/.well-known/jwks.json`: the public key of the server's own tokens.
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"keys": state.security.jwks.clone()}))
 }
 
 fn reference_params(t: &str) -> impl Iterator<Item = &'static search_params::SearchParamDef> {
@@ -122,7 +182,8 @@ pub fn capability_statement(base_url: &str) -> Value {
 mod tests {
     #[test]
     fn the_statement_is_a_valid_resource() {
-        let cs = super::capability_statement("http://localhost/fhir");
+        let mut cs = super::capability_statement("http://localhost/fhir");
+        cs["rest"][0]["security"] = serde_json::json!({"service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}]});
         fhir_model::format::check_resource(cs.clone()).unwrap();
         fhir_model::format::to_xml(&cs).unwrap();
     }

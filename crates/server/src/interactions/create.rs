@@ -5,11 +5,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{blocking, check_type, resource_type};
+use crate::auth::authorize;
 use crate::error::ApiError;
 use crate::format::{read_resource, Output};
 use crate::query::Params;
 use crate::respond::{resource_response, VersionInfo};
 use crate::state::AppState;
+use authz::Interaction;
 
 /// Handles a create.
 pub async fn create(
@@ -18,6 +20,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let res_type = resource_type(&req)?;
+    let auth = authorize(&req, &state, Some(&res_type), Interaction::Create)?;
     let output = Output::from_request(&req, &Params::parse(req.query_string())?)?;
     let body = read_resource(&req, payload, state.config.max_body).await?;
     check_type(&body, &res_type)?;
@@ -39,7 +42,9 @@ pub async fn create(
     };
     let store = state.store.clone();
     let t = res_type.clone();
-    let written = blocking(move || store.create(&t, body, condition.as_ref())).await?;
+    let ctx = auth.write_context(&state);
+    let written = blocking(move || store.create(&t, body, condition.as_ref(), &ctx)).await?;
+    auth.recorded();
     let status = if written.created {
         StatusCode::CREATED
     } else {

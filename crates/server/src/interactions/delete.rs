@@ -5,9 +5,11 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{blocking, logical_id, resource_type};
+use crate::auth::authorize;
 use crate::error::ApiError;
 use crate::respond::etag;
 use crate::state::AppState;
+use authz::Interaction;
 
 /// Handles a delete: 204 whether it deleted now or was already deleted; 404 when unknown.
 pub async fn delete(
@@ -16,8 +18,11 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let res_type = resource_type(&req)?;
     let id = logical_id(&req)?;
+    let auth = authorize(&req, &state, Some(&res_type), Interaction::Delete)?;
     let store = state.store.clone();
-    let version = blocking(move || store.delete(&res_type, &id)).await?;
+    let ctx = auth.write_context(&state);
+    let version = blocking(move || store.delete(&res_type, &id, &ctx)).await?;
+    auth.recorded();
     Ok(HttpResponse::NoContent()
         .insert_header((header::ETAG, etag(version)))
         .finish())

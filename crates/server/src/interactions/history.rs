@@ -8,11 +8,13 @@ use serde_json::{json, Value};
 use store::{HistoryQuery, HistoryScope};
 
 use super::{blocking, logical_id, resource_type};
+use crate::auth::authorize;
 use crate::error::ApiError;
 use crate::format::Output;
 use crate::query::Params;
 use crate::respond::{etag, http_date};
 use crate::state::AppState;
+use authz::Interaction;
 use search::text::encode;
 
 /// Page size when `_count` is absent.
@@ -52,6 +54,13 @@ async fn history(
     state: web::Data<AppState>,
     scope: HistoryScope,
 ) -> Result<HttpResponse, ApiError> {
+    let (res_type, interaction) = match &scope {
+        HistoryScope::System => (None, Interaction::HistoryType),
+        HistoryScope::Type(t) => (Some(t.as_str()), Interaction::HistoryType),
+        HistoryScope::Instance(t, _) => (Some(t.as_str()), Interaction::HistoryInstance),
+    };
+    let auth = authorize(&req, &state, res_type, interaction)?;
+    auth.query(req.uri().to_string());
     let params = Params::parse(req.query_string())?;
     let output = Output::from_request(&req, &params)?;
     let count = match params.get("_count") {
@@ -76,6 +85,7 @@ async fn history(
         count,
         before,
         snapshot,
+        access: auth.access.clone(),
     };
     let store = state.store.clone();
     let instance = matches!(scope, HistoryScope::Instance(..));
@@ -85,6 +95,9 @@ async fn history(
     })
     .await?;
     let (page, q) = page;
+    for e in &page.entries {
+        auth.touched(&e.compartments);
+    }
     if instance && page.total == 0 {
         if let HistoryScope::Instance(t, id) = &scope {
             return Err(ApiError::not_found(format!("{t}/{id} is not known")));

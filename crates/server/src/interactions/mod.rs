@@ -58,6 +58,7 @@ pub(crate) fn check_type(body: &serde_json::Value, res_type: &str) -> Result<(),
                 format!("The body is a {found} but the URL is for {res_type}"),
                 Some("resourceType".into()),
             )],
+            www_authenticate: None,
         })
     }
 }

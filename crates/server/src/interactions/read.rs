@@ -6,23 +6,61 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 
 use super::{blocking, logical_id, resource_type};
+use crate::auth::{authorize, sensitive_body, withheld, Authorized};
 use crate::error::ApiError;
 use crate::format::Output;
 use crate::query::Params;
 use crate::respond::{etag, http_date, parse_etag, resource_response, VersionInfo};
 use crate::state::AppState;
+use authz::Interaction;
+use store::Visibility;
 
 /// Handles a read of the current version.
 pub async fn read(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let res_type = resource_type(&req)?;
     let id = logical_id(&req)?;
+    let auth = authorize(&req, &state, Some(&res_type), Interaction::Read)?;
     let output = Output::from_request(&req, &Params::parse(req.query_string())?)?;
+    let stored = load(&state, &auth, &res_type, &id, None).await?;
+    respond(&req, &state, &auth, &res_type, stored, &output)
+}
+
+/// Loads a version with the request's access rules: hidden is absent (404), withheld by limits
+/// a claim or break-glass lifts is 403 saying how.
+async fn load(
+    state: &AppState,
+    auth: &Authorized,
+    res_type: &str,
+    id: &str,
+    version: Option<i32>,
+) -> Result<store::Stored, ApiError> {
     let store = state.store.clone();
-    let (t, i) = (res_type.clone(), id.clone());
-    let stored = blocking(move || store.read(&t, &i))
+    let (t, i) = (res_type.to_string(), id.to_string());
+    let missing = || match version {
+        None => ApiError::not_found(format!("{res_type}/{id} is not known")),
+        Some(v) => ApiError::not_found(format!("{res_type}/{id} has no version {v}")),
+    };
+    match auth.access.clone() {
+        None => blocking(move || match version {
+            None => store.read(&t, &i),
+            Some(v) => store.vread(&t, &i, v),
+        })
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("{res_type}/{id} is not known")))?;
-    respond(&req, &res_type, stored, &output)
+        .ok_or_else(missing),
+        Some(access) => {
+            let found = blocking(move || store.read_checked(&t, &i, version, &access))
+                .await?
+                .ok_or_else(missing)?;
+            match found {
+                (stored, Visibility::Visible) => Ok(stored),
+                (stored, Visibility::Withheld) => {
+                    auth.touched(&stored.compartments);
+                    Err(withheld(&format!("{res_type}/{id}")))
+                }
+                (_, Visibility::Hidden) => Err(missing()),
+            }
+        }
+    }
 }
 
 /// Handles a read of one version.
@@ -33,21 +71,28 @@ pub async fn vread(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     let version: i32 = vid.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
         ApiError::not_found(format!("'{vid}' is not a version of {res_type}/{id}"))
     })?;
+    let auth = authorize(&req, &state, Some(&res_type), Interaction::Vread)?;
     let output = Output::from_request(&req, &Params::parse(req.query_string())?)?;
-    let store = state.store.clone();
-    let (t, i) = (res_type.clone(), id.clone());
-    let stored = blocking(move || store.vread(&t, &i, version))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("{res_type}/{id} has no version {version}")))?;
-    respond(&req, &res_type, stored, &output)
+    let stored = load(&state, &auth, &res_type, &id, Some(version)).await?;
+    respond(&req, &state, &auth, &res_type, stored, &output)
 }
 
 fn respond(
     req: &HttpRequest,
+    state: &AppState,
+    auth: &Authorized,
     res_type: &str,
     stored: store::Stored,
     output: &Output,
 ) -> Result<HttpResponse, ApiError> {
+    auth.touched(&stored.compartments);
+    auth.resource(
+        format!("{res_type}/{}/_history/{}", stored.id, stored.version),
+        stored
+            .body
+            .as_deref()
+            .is_some_and(|b| sensitive_body(state, b)),
+    );
     let Some(body) = stored.body.as_deref().filter(|_| !stored.deleted) else {
         let mut e = ApiError::new(
             StatusCode::GONE,

@@ -12,10 +12,12 @@ use serde_json::{json, Value};
 use store::{Cursor, FoundResource, ResourceQuery};
 
 use super::{blocking, logical_id, resource_type};
+use crate::auth::authorize;
 use crate::error::ApiError;
 use crate::format::Output;
 use crate::query::Params;
 use crate::state::AppState;
+use authz::Interaction;
 
 /// Largest form body accepted by `POST _search`.
 const MAX_FORM: usize = 64 * 1024;
@@ -121,8 +123,10 @@ async fn system_search(
             }
             types
         }
+        // Without _type, the record's types; the audit trail is searched by naming it.
         None => fhir_model::search_params::searchable_types()
             .iter()
+            .filter(|t| **t != "AuditEvent")
             .map(|t| t.to_string())
             .collect(),
     };
@@ -187,12 +191,16 @@ async fn run(
     } else {
         params
     };
+    let single = (types.len() == 1).then(|| types[0].clone());
+    let auth = authorize(req, state, single.as_deref(), Interaction::Search)?;
+    auth.query(req.uri().to_string());
     let output = Output::from_request(req, &Params::from_pairs(params.clone()))?;
     let options = PlanOptions {
         default_count: state.config.search_default_count,
         max_count: state.config.search_max_count,
         strict: prefers_strict(req),
         base_url: state.config.base_url.clone(),
+        access: auth.access.clone(),
     };
     let plan = search::plan(&types, &params, &options)?;
     let total_only = output.summary == Some(fhir_model::summary::SummaryMode::Count);
@@ -206,6 +214,7 @@ async fn run(
         snapshot: plan.snapshot,
         limit: if total_only { 0 } else { plan.count },
         count_total: plan.total == TotalMode::Accurate || total_only,
+        access: auth.access.clone(),
     };
     if explain {
         let store = state.store.clone();
@@ -222,16 +231,25 @@ async fn run(
     let store = state.store.clone();
     let includes = plan.includes.clone();
     let include_limit = state.config.search_max_count as usize;
+    let include_access = auth.access.clone();
     let (page, included, cut) = blocking(move || {
         let page = store.query_resources(&query)?;
         let (included, cut) = if includes.is_empty() || page.rows.is_empty() {
             (Vec::new(), false)
         } else {
-            store.include(&includes, &page.rows, include_limit)?
+            store.include(
+                &includes,
+                &page.rows,
+                include_limit,
+                include_access.as_ref(),
+            )?
         };
         Ok((page, included, cut))
     })
     .await?;
+    for row in page.rows.iter().chain(included.iter()) {
+        auth.touched(&row.compartments);
+    }
     let links = links(&self_base, &plan, &page, &output);
     let base_url = &state.config.base_url;
     let mut bundle = json!({
@@ -248,6 +266,10 @@ async fn run(
     if !plan.ignored.is_empty() {
         warnings.push(json!({"severity": "warning", "code": "not-supported",
             "diagnostics": format!("Parameters not supported and ignored: {}", plan.ignored.join(", "))}));
+    }
+    if page.withheld {
+        warnings.push(json!({"severity": "information", "code": "suppressed",
+            "diagnostics": "Some matching resources were withheld: your organisation has no legitimate relationship with their patient, or they are restricted. Claim a relationship (X-Relationship-Claim: <reason>) or, in an emergency, break glass (X-Purpose-Of-Use: BTG with X-Break-Glass-Reason: <reason>); both are audited and reviewed."}));
     }
     if cut {
         warnings.push(json!({"severity": "warning", "code": "too-costly",

@@ -5,11 +5,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{blocking, check_type, logical_id, resource_type};
+use crate::auth::authorize;
 use crate::error::ApiError;
 use crate::format::{read_resource, Output};
 use crate::query::Params;
 use crate::respond::{parse_etag, resource_response, VersionInfo};
 use crate::state::AppState;
+use authz::Interaction;
 
 /// Handles an update.
 pub async fn update(
@@ -19,6 +21,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let res_type = resource_type(&req)?;
     let id = logical_id(&req)?;
+    let auth = authorize(&req, &state, Some(&res_type), Interaction::Update)?;
     let output = Output::from_request(&req, &Params::parse(req.query_string())?)?;
     let if_match = match req.headers().get("if-match") {
         None => None,
@@ -38,6 +41,7 @@ pub async fn update(
                     format!("The body's id '{body_id}' does not match the URL's id '{id}'"),
                     Some(format!("{res_type}.id")),
                 )],
+                www_authenticate: None,
             })
         }
         None => {
@@ -48,13 +52,16 @@ pub async fn update(
                     format!("An update must carry the id '{id}' in the body"),
                     Some(format!("{res_type}.id")),
                 )],
+                www_authenticate: None,
             })
         }
     }
     fhir_model::format::check_business_rules(&body)?;
     let store = state.store.clone();
     let (t, i) = (res_type.clone(), id.clone());
-    let written = blocking(move || store.update(&t, &i, body, if_match)).await?;
+    let ctx = auth.write_context(&state);
+    let written = blocking(move || store.update(&t, &i, body, if_match, &ctx)).await?;
+    auth.recorded();
     let status = if written.created {
         StatusCode::CREATED
     } else {

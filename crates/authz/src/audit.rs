@@ -1,0 +1,251 @@
+//! AuditEvents shaped after IHE Basic Audit Log Patterns (BALP): one per patient a request
+//! touched (one with no patient entity when it touched none or was refused), naming who (user,
+//! role, organisation, client, token `jti`), what (the patient, the resource or the query), the
+//! outcome, the purpose of use and the request id.
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::principal::Principal;
+
+/// Code system of the project's audit flags (`review`: break-glass or a relationship claim).
+pub const AUDIT_FLAG_SYSTEM: &str = "https://invicta.example.org/fhir/CodeSystem/audit-flag";
+/// Identifier system of request ids, on an entity of every AuditEvent
+/// (`AuditEvent?entity:identifier=<system>|<id>` finds a request's records).
+pub const REQUEST_ID_SYSTEM: &str = "https://invicta.example.org/fhir/Id/request-id";
+/// Code system of care-record roles (agent.role).
+pub const ROLE_SYSTEM: &str = "https://invicta.example.org/fhir/CodeSystem/care-record-role";
+/// Identifier system of user ids (`sub`) from tokens.
+pub const USER_ID_SYSTEM: &str = "https://invicta.example.org/fhir/Id/user";
+/// Identifier system of OAuth client ids.
+pub const CLIENT_ID_SYSTEM: &str = "https://invicta.example.org/fhir/Id/oauth-client";
+/// ODS organisation codes.
+pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+
+/// Everything an audit record says about one request.
+#[derive(Debug, Clone, Default)]
+pub struct AuditRecord {
+    /// The caller, when the token was valid.
+    pub principal: Option<Principal>,
+    /// The FHIR interaction (`read`, `vread`, `search-type`, `history-instance`, `create`, …).
+    pub interaction: String,
+    /// `C`, `R`, `U`, `D` or `E` (execute: searches).
+    pub action: String,
+    /// The resource read or written, as `Type/id/_history/v`.
+    pub resource: Option<String>,
+    /// The query string of a search or history.
+    pub query: Option<String>,
+    /// The patients the request touched.
+    pub patients: Vec<String>,
+    /// HTTP status of the response.
+    pub status: u16,
+    /// Why it failed, when it did.
+    pub outcome_desc: Option<String>,
+    /// Purpose of use in force (`TREAT` unless break-glass or a claim).
+    pub purpose: Option<String>,
+    /// Break-glass or relationship-claim reason; such records are flagged for review.
+    pub review_reason: Option<String>,
+    /// The request id (`X-Request-Id`).
+    pub request_id: String,
+    /// The client's network address.
+    pub address: Option<String>,
+    /// When the request arrived (RFC 3339).
+    pub recorded: String,
+    /// Mark the records as about information withheld from patients (`audit-sensitive`), so
+    /// a patient listing who viewed their record is not told that such information exists.
+    pub sensitive: bool,
+}
+
+impl AuditRecord {
+    /// The AuditEvents for this record: one per patient, or one without a patient.
+    pub fn events(&self) -> Vec<Value> {
+        if self.patients.is_empty() {
+            vec![self.event(None)]
+        } else {
+            self.patients.iter().map(|p| self.event(Some(p))).collect()
+        }
+    }
+
+    fn event(&self, patient: Option<&str>) -> Value {
+        let outcome = match self.status {
+            0..=399 => "0",
+            400..=499 => "4",
+            _ => "8",
+        };
+        let mut agents = Vec::new();
+        match &self.principal {
+            Some(p) => {
+                let mut who = json!({"identifier": {"system": USER_ID_SYSTEM, "value": p.subject}});
+                if let Some(fu) = &p.fhir_user {
+                    who["reference"] = json!(fu);
+                }
+                if let Some(n) = &p.name {
+                    who["display"] = json!(n);
+                }
+                let mut agent = json!({
+                    "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP", "display": "information recipient"}]},
+                    "role": [{"coding": [{"system": ROLE_SYSTEM, "code": p.role}]}],
+                    "who": who,
+                    "requestor": true
+                });
+                if let Some(jti) = &p.jti {
+                    agent["policy"] = json!([format!("urn:invicta:token:{jti}")]);
+                }
+                if let Some(org) = &p.org {
+                    agent["location"] = json!({"display": format!("ODS {org}")});
+                    agent["altId"] = json!(org);
+                }
+                if let Some(addr) = &self.address {
+                    agent["network"] = json!({"address": addr, "type": "2"});
+                }
+                agents.push(agent);
+                if let Some(client) = &p.client_id {
+                    agents.push(json!({
+                        "type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110150", "display": "Application"}]},
+                        "who": {"identifier": {"system": CLIENT_ID_SYSTEM, "value": client}},
+                        "requestor": false
+                    }));
+                }
+            }
+            None => {
+                let mut agent = json!({
+                    "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                    "who": {"display": "unauthenticated client"},
+                    "requestor": true
+                });
+                if let Some(addr) = &self.address {
+                    agent["network"] = json!({"address": addr, "type": "2"});
+                }
+                agents.push(agent);
+            }
+        }
+        let mut entities = Vec::new();
+        if let Some(p) = patient {
+            entities.push(json!({
+                "what": {"reference": format!("Patient/{p}")},
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
+                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}
+            }));
+        }
+        if let Some(r) = &self.resource {
+            entities.push(json!({
+                "what": {"reference": r},
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "4", "display": "Domain Resource"}
+            }));
+        }
+        if let Some(q) = &self.query {
+            entities.push(json!({
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24", "display": "Query"},
+                "query": base64::engine::general_purpose::STANDARD.encode(q.as_bytes())
+            }));
+        }
+        let mut request = json!({
+            "what": {"identifier": {"system": REQUEST_ID_SYSTEM, "value": self.request_id}},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "3", "display": "Report"}
+        });
+        if let Some(reason) = &self.review_reason {
+            request["detail"] = json!([{"type": "reason", "valueString": reason}]);
+        }
+        entities.push(request);
+        let purpose = self.purpose.as_deref().unwrap_or("TREAT");
+        let mut event = json!({
+            "resourceType": "AuditEvent",
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
+            "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": self.interaction}],
+            "action": self.action,
+            "recorded": self.recorded,
+            "outcome": outcome,
+            "purposeOfEvent": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": purpose}]}],
+            "agent": agents,
+            "source": {
+                "site": "Invicta",
+                "observer": {"display": "Invicta FHIR server"},
+                "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}]
+            },
+            "entity": entities
+        });
+        if let Some(desc) = &self.outcome_desc {
+            event["outcomeDesc"] = json!(desc);
+        }
+        let mut meta = serde_json::Map::new();
+        if self.review_reason.is_some() {
+            meta.insert(
+                "tag".into(),
+                json!([{"system": AUDIT_FLAG_SYSTEM, "code": "review", "display": "Flagged for privacy review"}]),
+            );
+        }
+        if self.sensitive {
+            meta.insert(
+                "security".into(),
+                json!([{"system": fhir_model::access::ACCESS_LABEL_SYSTEM, "code": "audit-sensitive"}]),
+            );
+        }
+        if !meta.is_empty() {
+            event
+                .as_object_mut()
+                .expect("object")
+                .insert("meta".into(), Value::Object(meta));
+        }
+        event
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_valid_r4_and_one_per_patient() {
+        let rec = AuditRecord {
+            principal: Some(Principal {
+                subject: "u1".into(),
+                role: "gp".into(),
+                org: Some("G82984".into()),
+                client_id: Some("app".into()),
+                jti: Some("j1".into()),
+                patient: None,
+                fhir_user: Some("Practitioner/p".into()),
+                name: Some("Dr A".into()),
+                scopes: vec![],
+                purpose_of_use: None,
+                break_glass_reason: None,
+            }),
+            interaction: "search-type".into(),
+            action: "E".into(),
+            query: Some("Observation?code=1".into()),
+            patients: vec!["a".into(), "b".into()],
+            status: 200,
+            purpose: Some("BTG".into()),
+            review_reason: Some("collapsed".into()),
+            request_id: "r1".into(),
+            address: Some("127.0.0.1".into()),
+            recorded: "2026-11-24T10:00:00.000Z".into(),
+            sensitive: true,
+            ..AuditRecord::default()
+        };
+        let events = rec.events();
+        assert_eq!(events.len(), 2);
+        for e in &events {
+            let issues = fhir_model::validate::validate_resource(e);
+            assert!(issues.is_empty(), "{issues:?}\n{e}");
+            fhir_model::format::check_resource(e.clone()).unwrap();
+        }
+        assert_eq!(events[1]["entity"][0]["what"]["reference"], "Patient/b");
+        assert_eq!(events[0]["meta"]["tag"][0]["code"], "review");
+        let refused = AuditRecord {
+            interaction: "read".into(),
+            action: "R".into(),
+            status: 401,
+            request_id: "r2".into(),
+            recorded: "2026-11-24T10:00:00Z".into(),
+            ..AuditRecord::default()
+        };
+        let e = refused.events();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0]["outcome"], "4");
+        assert!(fhir_model::validate::validate_resource(&e[0]).is_empty());
+    }
+}

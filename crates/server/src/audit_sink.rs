@@ -1,0 +1,83 @@
+//! Where AuditEvents go: one writer thread that commits whatever has queued up in a single
+//! transaction (group commit), and tells each waiting request when its records are durable.
+//! Under load many requests share one commit; a request never answers before its records
+//! are stored.
+
+use std::sync::mpsc;
+
+use actix_web::http::StatusCode;
+use serde_json::Value;
+use store::Store;
+use tokio::sync::oneshot;
+
+use crate::error::ApiError;
+
+/// Most events committed in one transaction.
+const MAX_BATCH: usize = 2000;
+
+type Job = (Vec<Value>, oneshot::Sender<Result<(), String>>);
+
+/// A handle to the audit writer (cheap to clone).
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: Option<mpsc::Sender<Job>>,
+}
+
+impl AuditSink {
+    /// Starts the writer thread; `enabled: false` makes a sink that drops everything
+    /// (`INVICTA_AUDIT=off`, for measuring what auditing costs).
+    pub fn start(store: Store, enabled: bool) -> AuditSink {
+        if !enabled {
+            return AuditSink { tx: None };
+        }
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    let mut count = jobs[0].0.len();
+                    while count < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(job) => {
+                                count += job.0.len();
+                                jobs.push(job);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let events: Vec<Value> =
+                        jobs.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
+                    let result = store.record_audit(events).map_err(|e| e.to_string());
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, "audit records could not be stored");
+                    }
+                    for (_, done) in jobs {
+                        let _ = done.send(result.clone());
+                    }
+                }
+            })
+            .expect("the audit writer thread starts");
+        AuditSink { tx: Some(tx) }
+    }
+
+    /// Stores `events` and waits until they are committed.
+    pub async fn record(&self, events: Vec<Value>) -> Result<(), ApiError> {
+        let Some(tx) = &self.tx else {
+            return Ok(());
+        };
+        let unavailable = || {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "transient",
+                "The audit trail could not be written, so the response is withheld",
+            )
+        };
+        let (done, wait) = oneshot::channel();
+        tx.send((events, done)).map_err(|_| unavailable())?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(unavailable()),
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! Authentication, authorisation and audit at the HTTP edge. The `gate` middleware verifies
+//! the bearer token of every `/fhir` request (except `metadata` and the SMART configuration),
+//! hands the [`Principal`] to the handler, and after the handler has answered, writes the
+//! request's AuditEvents and waits for them to commit before the response leaves. Handlers
+//! ask [`authorize`] for the request's rules, which crate `authz` decides.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
+use authz::audit::AuditRecord;
+use authz::{Emergency, Interaction, Policy, Principal, Rules, TypeSet};
+use chrono::{SecondsFormat, Utc};
+use search::text::encode;
+use store::{Access, Filter, RelationshipRule, TypeRule};
+
+use crate::audit_sink::AuditSink;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What the gate leaves for the handler: the caller (none when auth is off) and the audit record
+/// the handler fills in.
+#[derive(Clone)]
+pub struct RequestAuth {
+    /// The verified caller; `None` only with `INVICTA_AUTH=off`.
+    pub principal: Option<Principal>,
+    /// The request's audit record, completed by the handler and written by the gate.
+    pub audit: Rc<RefCell<AuditState>>,
+}
+
+/// The audit record in progress.
+#[derive(Default)]
+pub struct AuditState {
+    /// What will be written.
+    pub record: AuditRecord,
+    /// The handler already stored the record (in the transaction of a write).
+    pub recorded: bool,
+    /// A relationship claim to record for the patients touched.
+    pub claim: Option<String>,
+}
+
+/// The security services shared by every request.
+#[derive(Clone)]
+pub struct Security {
+    /// Token verifier (own key and external issuers).
+    pub verifier: authz::token::Verifier,
+    /// The role policy.
+    pub policy: Arc<Policy>,
+    /// Tokens required.
+    pub enabled: bool,
+    /// Where audit records go.
+    pub audit: AuditSink,
+    /// Claim naming the role.
+    pub role_claim: String,
+    /// The public keys of the server's own tokens (JWKS `keys`).
+    pub jwks: Vec<serde_json::Value>,
+}
+
+fn open_path(path: &str) -> bool {
+    path == "/fhir/metadata" || path.starts_with("/fhir/.well-known/")
+}
+
+/// The middleware: authenticate, run the handler, audit, answer.
+pub async fn gate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let path = req.path().to_string();
+    if !path.starts_with("/fhir") || open_path(&path) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let sec = &state.security;
+    let request_id = req
+        .extensions()
+        .get::<crate::app::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let mut record = AuditRecord {
+        interaction: guess_interaction(req.method().as_str(), &path).into(),
+        action: match req.method().as_str() {
+            "POST" => "C",
+            "PUT" | "PATCH" => "U",
+            "DELETE" => "D",
+            _ => "R",
+        }
+        .into(),
+        request_id,
+        address: req
+            .connection_info()
+            .realip_remote_addr()
+            .map(str::to_string),
+        recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        ..AuditRecord::default()
+    };
+    let principal = if sec.enabled {
+        match authenticate(&req, sec).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                record.status = 401;
+                record.outcome_desc = Some(e.to_string());
+                if let Err(a) = sec.audit.record(record.events()).await {
+                    return Ok(req.into_response(a.error_response()).map_into_right_body());
+                }
+                return Ok(req.into_response(e.error_response()).map_into_right_body());
+            }
+        }
+    } else {
+        None
+    };
+    record.principal = principal.clone();
+    let audit = Rc::new(RefCell::new(AuditState {
+        record,
+        ..AuditState::default()
+    }));
+    req.extensions_mut().insert(RequestAuth {
+        principal: principal.clone(),
+        audit: audit.clone(),
+    });
+    let (http_req, res) = next.call(req).await?.into_parts();
+    let status = res.status();
+    let (events, claim) = {
+        let mut a = audit.borrow_mut();
+        a.record.status = status.as_u16();
+        if status.is_client_error() || status.is_server_error() {
+            a.record.patients.clear();
+        }
+        let claim = a
+            .claim
+            .clone()
+            .filter(|_| status.is_success() && !a.record.patients.is_empty())
+            .map(|c| (c, a.record.patients.clone()));
+        ((!a.recorded).then(|| a.record.events()), claim)
+    };
+    if let (Some((reason, patients)), Some(org)) =
+        (claim, principal.as_ref().and_then(|p| p.org.clone()))
+    {
+        let store = state.store.clone();
+        let days = sec.policy.relationship_claim_days;
+        let done =
+            web::block(move || store.claim_relationship(&patients, &org, &reason, days)).await;
+        if !matches!(done, Ok(Ok(()))) {
+            let e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "transient",
+                "The relationship claim could not be recorded; nothing was returned",
+            );
+            return Ok(ServiceResponse::new(http_req, e.error_response()).map_into_right_body());
+        }
+    }
+    if let Some(events) = events {
+        if let Err(e) = sec.audit.record(events).await {
+            // Nothing leaves without its audit record.
+            return Ok(ServiceResponse::new(http_req, e.error_response()).map_into_right_body());
+        }
+    }
+    Ok(ServiceResponse::new(http_req, res).map_into_left_body())
+}
+
+async fn authenticate(req: &ServiceRequest, sec: &Security) -> Result<Principal, ApiError> {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(|| unauthorized(None, "An Authorization: Bearer token is required"))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            unauthorized(Some("invalid_request"), "Use Authorization: Bearer <token>")
+        })?;
+    let claims = sec.verifier.verify(token).await.map_err(|e| {
+        unauthorized(
+            Some("invalid_token"),
+            &format!("The token was refused: {e}"),
+        )
+    })?;
+    authz::from_claims(&claims, &sec.policy, &sec.role_claim).map_err(|e| {
+        unauthorized(
+            Some("invalid_token"),
+            &format!("The token was refused: {e}"),
+        )
+    })
+}
+
+fn unauthorized(error: Option<&str>, msg: &str) -> ApiError {
+    let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "login", msg);
+    let mut challenge = "Bearer realm=\"invicta\"".to_string();
+    if let Some(code) = error {
+        let desc = msg.replace(['"', '\\'], "'");
+        challenge.push_str(&format!(", error=\"{code}\", error_description=\"{desc}\""));
+    }
+    e.www_authenticate = Some(challenge);
+    e
+}
+
+fn guess_interaction(method: &str, path: &str) -> &'static str {
+    let segments: Vec<&str> = path
+        .trim_start_matches("/fhir")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let history = segments.contains(&"_history");
+    match (method, segments.len(), history) {
+        ("GET", 0, _) => "search-system",
+        ("GET", 1, false) => "search-type",
+        ("GET", 1, true) => "history-system",
+        ("GET", 2, true) => "history-type",
+        ("GET", 3, true) => "history-instance",
+        ("GET", 4, true) => "vread",
+        ("GET", 2, false) => "read",
+        ("GET", 3, false) => "search-type",
+        ("POST", _, _) if path.ends_with("_search") => "search-type",
+        ("POST", _, _) => "create",
+        ("PUT", _, _) => "update",
+        ("PATCH", _, _) => "patch",
+        ("DELETE", _, _) => "delete",
+        _ => "operation",
+    }
+}
+
+/// An authorised request: the rules to apply (`None` when auth is off) and the decision.
+pub struct Authorized {
+    /// The rules as the store and search apply them.
+    pub access: Option<Access>,
+    /// The caller.
+    pub principal: Option<Principal>,
+    audit: Option<Rc<RefCell<AuditState>>>,
+}
+
+impl Authorized {
+    /// Notes in the audit record what the request touched.
+    pub fn touched<'a>(&self, patients: impl IntoIterator<Item = &'a String>) {
+        if let Some(a) = &self.audit {
+            let mut a = a.borrow_mut();
+            for p in patients {
+                if !a.record.patients.contains(p) {
+                    a.record.patients.push(p.clone());
+                }
+            }
+        }
+    }
+
+    /// Names the resource read or written in the audit record.
+    pub fn resource(&self, reference: String, sensitive: bool) {
+        if let Some(a) = &self.audit {
+            let mut a = a.borrow_mut();
+            a.record.resource = Some(reference);
+            a.record.sensitive |= sensitive;
+        }
+    }
+
+    /// Records the query of a search or history.
+    pub fn query(&self, q: String) {
+        if let Some(a) = &self.audit {
+            a.borrow_mut().record.query = Some(q);
+        }
+    }
+
+    /// The audit record as it stands (for a write, which stores it in its own transaction).
+    pub fn record(&self) -> Option<AuditRecord> {
+        self.audit.as_ref().map(|a| a.borrow().record.clone())
+    }
+
+    /// Marks the audit record as stored by the handler.
+    pub fn recorded(&self) {
+        if let Some(a) = &self.audit {
+            a.borrow_mut().recorded = true;
+        }
+    }
+
+    /// The context of a write: the caller's organisation, the rules old and new versions must
+    /// meet, and the audit record, stored in the write's own transaction.
+    pub fn write_context(&self, state: &AppState) -> store::WriteContext {
+        let policy = state.security.policy.clone();
+        let audit: Option<store::AuditHook> = match (self.record(), state.config.audit) {
+            (Some(base), true) => Some(Arc::new(move |change: &store::Change| {
+                let mut r = base.clone();
+                r.sensitive |= hidden_from_patients(&policy, change.labels, change.alerts);
+                r.action = change.action.to_string();
+                r.resource = Some(format!(
+                    "{}/{}/_history/{}",
+                    change.res_type, change.id, change.version
+                ));
+                r.patients = change.compartments.to_vec();
+                r.status = 200;
+                r.events()
+            })),
+            _ => None,
+        };
+        store::WriteContext {
+            org: self.org(),
+            access: self.access.clone(),
+            record_source: self.is_feed(state),
+            audit,
+        }
+    }
+
+    /// The organisation of the caller.
+    pub fn org(&self) -> Option<String> {
+        self.principal.as_ref().and_then(|p| p.org.clone())
+    }
+
+    /// True when the caller is a feed (writes record it as a source of the patients' data).
+    fn is_feed(&self, state: &AppState) -> bool {
+        self.principal.as_ref().is_some_and(|p| {
+            state
+                .security
+                .policy
+                .role(&p.role)
+                .is_some_and(|r| r.own_source_only)
+        })
+    }
+}
+
+/// Decides the request: 403 when the interaction is not allowed, else its rules.
+pub fn authorize(
+    req: &HttpRequest,
+    state: &AppState,
+    res_type: Option<&str>,
+    interaction: Interaction,
+) -> Result<Authorized, ApiError> {
+    let auth = req.extensions().get::<RequestAuth>().cloned();
+    let Some(RequestAuth {
+        principal: Some(principal),
+        audit,
+    }) = auth
+    else {
+        return Ok(Authorized {
+            access: None,
+            principal: None,
+            audit: req
+                .extensions()
+                .get::<RequestAuth>()
+                .map(|a| a.audit.clone()),
+        });
+    };
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|h| h.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let emergency = Emergency {
+        purpose_of_use: header("x-purpose-of-use"),
+        reason: header("x-break-glass-reason"),
+        relationship_claim: header("x-relationship-claim"),
+    };
+    let decision = authz::decide(
+        &state.security.policy,
+        &principal,
+        res_type,
+        interaction,
+        &emergency,
+    )
+    .map_err(|d| {
+        audit.borrow_mut().record.outcome_desc = Some(d.0.clone());
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", d.0)
+    })?;
+    {
+        let mut a = audit.borrow_mut();
+        if let Some(bg) = &decision.break_glass {
+            a.record.purpose = Some(bg.purpose.clone());
+            a.record.review_reason = Some(format!("break-glass: {}", bg.reason));
+        }
+        if let Some(c) = &decision.relationship_claim {
+            a.record.purpose = Some("TREAT".into());
+            a.record.review_reason = Some(format!("self-claimed relationship: {c}"));
+            a.claim = Some(c.clone());
+        }
+    }
+    let access = to_access(&decision.rules)?;
+    Ok(Authorized {
+        access: Some(access),
+        principal: Some(principal),
+        audit: Some(audit),
+    })
+}
+
+/// The rules in the store's terms, with scope restrictions compiled by the search crate.
+fn to_access(rules: &Rules) -> Result<Access, ApiError> {
+    let mut restrictions = Vec::new();
+    for (t, sides) in &rules.restrictions {
+        let mut all = Vec::new();
+        for alternatives in sides {
+            let mut any = Vec::new();
+            for conds in alternatives {
+                let q: Vec<String> = conds
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                    .collect();
+                any.push(search::compile_condition(t, &q.join("&")).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        format!("a scope restriction on {t} cannot be applied: {e}"),
+                    )
+                })?);
+            }
+            all.push(join(&any, " OR "));
+        }
+        restrictions.push((t.clone(), join(&all, " AND ")));
+    }
+    Ok(Access {
+        types: match &rules.types {
+            TypeSet::All => TypeRule::All,
+            TypeSet::AllExcept(v) => TypeRule::AllExcept(v.clone()),
+            TypeSet::Only(v) => TypeRule::Only(v.clone()),
+        },
+        restrictions,
+        compartment: rules.compartment.clone(),
+        visible_labels: Some(rules.visible_labels.clone()),
+        own_org: rules.own_org.clone(),
+        hidden_alerts: rules.hidden_alerts.clone(),
+        relationship: rules
+            .relationship
+            .as_ref()
+            .map(|(org, launch)| RelationshipRule {
+                org: org.clone(),
+                launch_patient: launch.clone(),
+            }),
+        only_org: rules.only_org.clone(),
+        liftable_labels: rules.liftable_labels.clone(),
+    })
+}
+
+/// Joins filters (each numbered from `$1`) into one.
+fn join(filters: &[Filter], op: &str) -> Filter {
+    let mut binds = Vec::new();
+    let mut parts = Vec::new();
+    for f in filters {
+        parts.push(format!("({})", f.renumbered(binds.len())));
+        binds.extend(f.binds.iter().cloned());
+    }
+    Filter {
+        sql: parts.join(op),
+        binds,
+    }
+}
+
+/// The 403 for a resource hidden only by limits a relationship claim or break-glass lifts.
+pub fn withheld(reference: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "{reference} is withheld: your organisation has no legitimate relationship with this \
+             patient, or the record is restricted. To see it, claim a relationship with the header \
+             'X-Relationship-Claim: <reason>', or in an emergency break glass with \
+             'X-Purpose-Of-Use: BTG' and 'X-Break-Glass-Reason: <reason>'. Both are audited and \
+             reviewed."
+        ),
+    )
+}
+
+/// True when a stored body carries labels or safeguarding codes hidden from patients, so the
+/// audit record of its access is kept from the patient's view of who saw their record.
+pub fn sensitive_body(state: &AppState, body: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    hidden_from_patients(
+        &state.security.policy,
+        &fhir_model::access::security_labels(&v),
+        &fhir_model::access::alert_codes(&v),
+    )
+}
+
+fn hidden_from_patients(policy: &Policy, labels: &[String], alerts: &[String]) -> bool {
+    let patient = policy.role("patient");
+    let seen = |l: &String| patient.is_some_and(|r| r.labels.contains(l));
+    let sees_alerts = patient.is_some_and(|r| r.safeguarding);
+    labels.iter().any(|l| !seen(l))
+        || (!sees_alerts
+            && alerts
+                .iter()
+                .any(|a| policy.safeguarding_alerts.contains(a)))
+}

@@ -1,0 +1,964 @@
+//! Access control end to end: tokens, the role × type × interaction permission matrix over a
+//! record with two patients, labelled resources and a safeguarding alert, break-glass,
+//! relationship claims, and the audit trail every request leaves.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use crate::harness::{sql_value, Resp, Server};
+
+const ODS: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+const CONF: &str = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality";
+const ACT: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+const SG: &str = "https://invicta.example.org/fhir/CodeSystem/flag-category";
+/// The users' practice: p1's registered GP; p2 is registered elsewhere.
+const PRACTICE: &str = "G82984";
+/// The feed that sent everything.
+const FEED_ORG: &str = "RWF";
+const TYPES: [&str; 6] = [
+    "Patient",
+    "Observation",
+    "MedicationStatement",
+    "AllergyIntolerance",
+    "Flag",
+    "CarePlan",
+];
+
+/// A test resource and what the rules read from it.
+#[derive(Clone)]
+struct Item {
+    res_type: &'static str,
+    id: String,
+    patient: &'static str,
+    label: Option<&'static str>,
+    safeguarding: bool,
+    vital_signs: bool,
+}
+
+fn subject_field(t: &str) -> &'static str {
+    if t == "AllergyIntolerance" {
+        "patient"
+    } else {
+        "subject"
+    }
+}
+
+/// A minimal valid resource of `t` about `patient`.
+fn body(t: &str, id: &str, patient: &str) -> Value {
+    let code =
+        json!({"coding": [{"system": "http://snomed.info/sct", "code": "1234567"}], "text": "x"});
+    let mut v = match t {
+        "Patient" => {
+            json!({"resourceType": "Patient", "name": [{"family": format!("Fam-{patient}")}]})
+        }
+        "Observation" => json!({"resourceType": "Observation", "status": "final", "code": code,
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}]}),
+        "MedicationStatement" => {
+            json!({"resourceType": "MedicationStatement", "status": "active", "medicationCodeableConcept": code})
+        }
+        "AllergyIntolerance" => json!({"resourceType": "AllergyIntolerance", "code": code}),
+        "Flag" => json!({"resourceType": "Flag", "status": "active", "code": code}),
+        "CarePlan" => json!({"resourceType": "CarePlan", "status": "active", "intent": "plan"}),
+        _ => unreachable!(),
+    };
+    v["id"] = json!(id);
+    if t != "Patient" {
+        v[subject_field(t)] = json!({"reference": format!("Patient/{patient}")});
+    }
+    v
+}
+
+fn auth(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// The record: Organizations, two patients, one of each type each, and p1's labelled extras.
+fn load(s: &Server) -> Vec<Item> {
+    let feed = s.token("feed", "system/*.crus", Some(FEED_ORG), None);
+    let h = auth(&feed);
+    let put = |v: &Value| {
+        let path = format!(
+            "/{}/{}",
+            v["resourceType"].as_str().unwrap(),
+            v["id"].as_str().unwrap()
+        );
+        let r = s.send_json("PUT", &path, v, &[("Authorization", &h)]);
+        assert_eq!(
+            r.status,
+            201,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    };
+    for (id, ods) in [("practice-1", PRACTICE), ("practice-2", "G82977")] {
+        put(
+            &json!({"resourceType": "Organization", "id": id, "name": id,
+            "identifier": [{"system": ODS, "value": ods}]}),
+        );
+    }
+    let mut items = Vec::new();
+    for (p, practice) in [("p1", "practice-1"), ("p2", "practice-2")] {
+        for t in TYPES {
+            let id = if t == "Patient" {
+                p.to_string()
+            } else {
+                format!("{p}-{}", t.to_lowercase())
+            };
+            let mut v = body(t, &id, p);
+            if t == "Patient" {
+                v["generalPractitioner"] =
+                    json!([{"reference": format!("Organization/{practice}")}]);
+            }
+            put(&v);
+            items.push(Item {
+                res_type: t,
+                id,
+                patient: p,
+                label: None,
+                safeguarding: false,
+                vital_signs: false,
+            });
+        }
+    }
+    let mut extra =
+        |id: &str, t: &'static str, f: &dyn Fn(&mut Value), label, safeguarding, vital_signs| {
+            let mut v = body(t, id, "p1");
+            f(&mut v);
+            put(&v);
+            items.push(Item {
+                res_type: t,
+                id: id.into(),
+                patient: "p1",
+                label,
+                safeguarding,
+                vital_signs,
+            });
+        };
+    extra(
+        "p1-obs-r",
+        "Observation",
+        &|v| v["meta"] = json!({"security": [{"system": CONF, "code": "R"}]}),
+        Some("R"),
+        false,
+        false,
+    );
+    extra(
+        "p1-obs-v",
+        "Observation",
+        &|v| v["meta"] = json!({"security": [{"system": CONF, "code": "V"}]}),
+        Some("V"),
+        false,
+        false,
+    );
+    extra(
+        "p1-obs-psy",
+        "Observation",
+        &|v| v["meta"] = json!({"security": [{"system": ACT, "code": "PSY"}]}),
+        Some("PSY"),
+        false,
+        false,
+    );
+    extra(
+        "p1-obs-vitals",
+        "Observation",
+        &|v| v["category"][0]["coding"][0]["code"] = json!("vital-signs"),
+        None,
+        false,
+        true,
+    );
+    extra(
+        "p1-flag-sg",
+        "Flag",
+        &|v| v["category"] = json!([{"coding": [{"system": SG, "code": "safeguarding"}]}]),
+        None,
+        true,
+        false,
+    );
+    items
+}
+
+/// What a role may do, written out by hand from the policy table in the README.
+struct Role {
+    id: &'static str,
+    read: &'static [&'static str],
+    create: &'static [&'static str],
+    update: &'static [&'static str],
+    delete: &'static [&'static str],
+    labels: &'static [&'static str],
+    safeguarding: bool,
+    lab_only: bool,
+}
+
+const ALL: &[&str] = &TYPES;
+
+fn roles() -> Vec<Role> {
+    let r = |id, read, create, update, delete, labels, safeguarding| Role {
+        id,
+        read,
+        create,
+        update,
+        delete,
+        labels,
+        safeguarding,
+        lab_only: false,
+    };
+    let mut out = vec![
+        r("gp", ALL, ALL, ALL, ALL, &["R", "PSY"], true),
+        r("hospital-clinician", ALL, ALL, ALL, ALL, &["PSY"], true),
+        r("paramedic", ALL, &["Observation"], &[], &[], &[], true),
+        r(
+            "community-nurse",
+            ALL,
+            &["Observation", "CarePlan", "Flag"],
+            &["Observation", "CarePlan", "Flag"],
+            &[],
+            &[],
+            true,
+        ),
+        r(
+            "mental-health-clinician",
+            ALL,
+            ALL,
+            ALL,
+            ALL,
+            &["R", "PSY"],
+            true,
+        ),
+        r(
+            "social-worker-adults",
+            &["Patient", "Flag", "CarePlan"],
+            &["Flag", "CarePlan"],
+            &["Flag", "CarePlan"],
+            &[],
+            &[],
+            true,
+        ),
+        r(
+            "social-worker-children",
+            &["Patient", "Flag", "CarePlan"],
+            &["Flag", "CarePlan"],
+            &["Flag", "CarePlan"],
+            &[],
+            &[],
+            true,
+        ),
+        r(
+            "safeguarding-lead",
+            ALL,
+            &["Flag", "CarePlan"],
+            &["Flag", "CarePlan"],
+            &[],
+            &["R"],
+            true,
+        ),
+        r(
+            "receptionist",
+            &["Patient"],
+            &["Patient"],
+            &["Patient"],
+            &[],
+            &[],
+            false,
+        ),
+        r("patient", ALL, &[], &[], &[], &["PSY"], false),
+        r("privacy-officer", &[], &[], &[], &[], &[], false),
+    ];
+    out.push(Role {
+        lab_only: true,
+        ..r(
+            "pharmacist",
+            &[
+                "Patient",
+                "MedicationStatement",
+                "AllergyIntolerance",
+                "Observation",
+            ],
+            &[],
+            &[],
+            &[],
+            &[],
+            false,
+        )
+    });
+    out
+}
+
+fn can_break_glass(role: &str) -> bool {
+    ![
+        "pharmacist",
+        "social-worker-adults",
+        "receptionist",
+        "patient",
+        "privacy-officer",
+    ]
+    .contains(&role)
+}
+
+fn token_for(s: &Server, role: &str) -> String {
+    match role {
+        "patient" => s.token(
+            "patient",
+            "patient/*.rs patient/AuditEvent.rs",
+            None,
+            Some("p1"),
+        ),
+        "privacy-officer" => s.token(role, "user/AuditEvent.rs", Some(PRACTICE), None),
+        _ => s.token(role, "user/*.cruds", Some(PRACTICE), None),
+    }
+}
+
+/// Whether `role` sees `item`: type readable, label visible, alert visible, and p1 only (the
+/// practice is related to p1; a patient token is confined to p1).
+fn sees(role: &Role, item: &Item) -> bool {
+    role.read.contains(&item.res_type)
+        && item.patient == "p1"
+        && item.label.is_none_or(|l| role.labels.contains(&l))
+        && (!item.safeguarding || role.safeguarding)
+        && !(role.lab_only && item.vital_signs)
+}
+
+struct Client<'a> {
+    s: &'a Server,
+    bearer: String,
+    n: usize,
+    /// request id -> patients the response may touch (for the audit check)
+    expected: HashMap<String, usize>,
+}
+
+impl Client<'_> {
+    fn call(&mut self, method: &str, path: &str, body: Option<&Value>, patients: usize) -> Resp {
+        self.n += 1;
+        let rid = format!("acc-{}-{}", self.bearer.len() % 997, self.n);
+        let rid = format!("{rid}-{}", uuid_like(self.n, path));
+        let h = [
+            ("Authorization", self.bearer.as_str()),
+            ("X-Request-Id", rid.as_str()),
+        ];
+        let r = match body {
+            Some(b) => self.s.send_json(method, path, b, &h),
+            None if method == "DELETE" => self.s.send("DELETE", path, &h, b""),
+            None => self.s.get(path, &h),
+        };
+        let touched = if (200..300).contains(&r.status) {
+            patients.max(1)
+        } else {
+            1
+        };
+        self.expected.insert(rid, touched);
+        r
+    }
+}
+
+fn uuid_like(n: usize, path: &str) -> String {
+    let mut h: u64 = 1469598103934665603;
+    for b in path.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(1099511628211);
+    }
+    format!("{n:05}{:08x}", h as u32)
+}
+
+fn total(r: &Resp) -> i64 {
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["total"].as_i64().expect("total")
+}
+
+fn entries(r: &Resp, mode: &str) -> Vec<String> {
+    r.json()["entry"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["search"]["mode"] == mode)
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap(),
+                e["resource"]["id"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn permission_matrix_over_roles_types_and_interactions() {
+    let s = Server::secure();
+    let items = load(&s);
+    let feed_bearer = auth(&s.token("feed", "system/*.crus", Some(FEED_ORG), None));
+    let mut audit_expected: HashMap<String, usize> = HashMap::new();
+    for role in roles() {
+        let mut c = Client {
+            s: &s,
+            bearer: auth(&token_for(&s, role.id)),
+            n: 0,
+            expected: HashMap::new(),
+        };
+        for t in TYPES {
+            let readable = role.read.contains(&t);
+            let visible: Vec<&Item> = items
+                .iter()
+                .filter(|i| i.res_type == t && sees(&role, i))
+                .collect();
+            // read and vread of every item of the type
+            for item in items.iter().filter(|i| i.res_type == t) {
+                let path = format!("/{t}/{}", item.id);
+                let r = c.call("GET", &path, None, 1);
+                let v = c.call("GET", &format!("{path}/_history/1"), None, 1);
+                let h = c.call("GET", &format!("{path}/_history"), None, 1);
+                let ctx = format!("{} {path}", role.id);
+                if !readable {
+                    assert_eq!((r.status, v.status, h.status), (403, 403, 403), "{ctx}");
+                } else if sees(&role, item) {
+                    assert_eq!((r.status, v.status), (200, 200), "{ctx}");
+                    assert_eq!(total(&h), 1, "{ctx}");
+                } else if item.patient == "p2"
+                    && role.id != "patient"
+                    && item.label.is_none()
+                    && !item.safeguarding
+                {
+                    // No relationship with p2: withheld, with the way to claim one.
+                    let o = r.outcome(403);
+                    assert!(o.to_string().contains("X-Relationship-Claim"), "{ctx}: {o}");
+                    assert_eq!(v.status, 403, "{ctx}");
+                    assert_eq!(h.status, 404, "{ctx}");
+                } else if item.label == Some("R") && can_break_glass(role.id) {
+                    assert_eq!(
+                        (r.status, v.status),
+                        (403, 403),
+                        "{ctx}: R is liftable by break-glass"
+                    );
+                    assert_eq!(h.status, 404, "{ctx}");
+                } else {
+                    assert_eq!((r.status, v.status, h.status), (404, 404, 404), "{ctx}");
+                }
+            }
+            // searches: by patient, counts, system-wide type search
+            let field = if t == "Patient" {
+                "_id"
+            } else {
+                subject_field(t)
+            };
+            let by_patient = if t == "Patient" {
+                "p1".to_string()
+            } else {
+                "Patient/p1".to_string()
+            };
+            let q = format!("/{t}?{field}={by_patient}&_total=accurate");
+            let r = c.call("GET", &q, None, 1);
+            let n = c.call("GET", &format!("/{t}?_summary=count"), None, 1);
+            let all = c.call("GET", &format!("/{t}?_total=accurate&_count=100"), None, 1);
+            if !readable {
+                assert_eq!(
+                    (r.status, n.status, all.status),
+                    (403, 403, 403),
+                    "{} search {t}",
+                    role.id
+                );
+                continue;
+            }
+            let ctx = format!("{} search {t}", role.id);
+            assert_eq!(total(&r) as usize, visible.len(), "{ctx}");
+            assert_eq!(
+                total(&n) as usize,
+                visible.len(),
+                "{ctx} _summary=count over all patients"
+            );
+            assert_eq!(total(&all) as usize, visible.len(), "{ctx} all");
+            assert_eq!(entries(&all, "match").len(), visible.len(), "{ctx} entries");
+            let suppressed = all.json()["entry"].as_array().is_some_and(|e| {
+                e.iter()
+                    .any(|x| x["resource"]["issue"].to_string().contains("suppressed"))
+            });
+            assert_eq!(
+                suppressed,
+                role.id != "patient",
+                "{ctx}: p2's resources are withheld for a reason break-glass lifts"
+            );
+            // chain and _has: a hidden resource cannot be found by pointing at it
+            if t != "Patient" {
+                let chain = c.call(
+                    "GET",
+                    &format!("/{t}?{}.family=Fam-p2&_total=accurate", subject_field(t)),
+                    None,
+                    0,
+                );
+                assert_eq!(total(&chain), 0, "{ctx} chain to p2");
+                let chain1 = c.call(
+                    "GET",
+                    &format!("/{t}?{}.family=Fam-p1&_total=accurate", subject_field(t)),
+                    None,
+                    1,
+                );
+                let via_patient = if role.read.contains(&"Patient") {
+                    visible.len()
+                } else {
+                    0
+                };
+                assert_eq!(total(&chain1) as usize, via_patient, "{ctx} chain to p1");
+                // _include of the patient, _revinclude from the patient
+                let inc = c.call(
+                    "GET",
+                    &format!(
+                        "/{t}?{field}={by_patient}&_include={t}:{}",
+                        subject_field(t)
+                    ),
+                    None,
+                    1,
+                );
+                let want: Vec<String> = if role.read.contains(&"Patient") && !visible.is_empty() {
+                    vec!["Patient/p1".into()]
+                } else {
+                    vec![]
+                };
+                assert_eq!(entries(&inc, "include"), want, "{ctx} _include");
+                if role.read.contains(&"Patient") {
+                    let rev = c.call(
+                        "GET",
+                        &format!("/Patient?_id=p1&_revinclude={t}:{}", subject_field(t)),
+                        None,
+                        1,
+                    );
+                    let mut got = entries(&rev, "include");
+                    got.sort();
+                    let mut want: Vec<String> =
+                        visible.iter().map(|i| format!("{t}/{}", i.id)).collect();
+                    want.sort();
+                    assert_eq!(got, want, "{ctx} _revinclude");
+                    let has = c.call(
+                        "GET",
+                        &format!(
+                            "/Patient?_has:{t}:{}:_id={}&_total=accurate",
+                            subject_field(t),
+                            items
+                                .iter()
+                                .filter(|i| i.res_type == t)
+                                .map(|i| i.id.clone())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        ),
+                        None,
+                        1,
+                    );
+                    assert_eq!(
+                        total(&has) as usize,
+                        usize::from(!visible.is_empty()),
+                        "{ctx} _has"
+                    );
+                }
+            }
+        }
+        audit_expected.extend(c.expected);
+    }
+    // Writes after every read check, so the counts above see only the loaded record.
+    for role in roles() {
+        let mut c = Client {
+            s: &s,
+            bearer: auth(&token_for(&s, role.id)),
+            n: 1000,
+            expected: HashMap::new(),
+        };
+        // create, update, delete of a fresh resource of each type for p1
+        for t in TYPES {
+            let ctx = format!("{} write {t}", role.id);
+            let id = format!("w-{}-{}", role.id, t.to_lowercase());
+            let mut fresh = body(t, &format!("f-{id}"), "p1");
+            if t == "Patient" {
+                fresh["generalPractitioner"] =
+                    json!([{"identifier": {"system": ODS, "value": PRACTICE}}]);
+            }
+            let r = s.send_json(
+                "PUT",
+                &format!("/{t}/f-{id}"),
+                &fresh,
+                &[("Authorization", &feed_bearer)],
+            );
+            assert_eq!(r.status, 201, "{ctx} setup");
+            let mut created = body(t, "x", "p1");
+            created.as_object_mut().unwrap().remove("id");
+            if t == "Patient" {
+                created["generalPractitioner"] =
+                    json!([{"identifier": {"system": ODS, "value": PRACTICE}}]);
+            }
+            let r = c.call("POST", &format!("/{t}"), Some(&created), 1);
+            assert_eq!(
+                r.status,
+                if role.create.contains(&t) { 201 } else { 403 },
+                "{ctx} create: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+            let mut changed = fresh.clone();
+            changed["meta"] = json!({"tag": [{"system": "urn:test", "code": "changed"}]});
+            let r = c.call("PUT", &format!("/{t}/f-{id}"), Some(&changed), 1);
+            assert_eq!(
+                r.status,
+                if role.update.contains(&t) { 200 } else { 403 },
+                "{ctx} update: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+            let r = c.call("DELETE", &format!("/{t}/f-{id}"), None, 1);
+            assert_eq!(
+                r.status,
+                if role.delete.contains(&t) { 204 } else { 403 },
+                "{ctx} delete"
+            );
+        }
+        audit_expected.extend(c.expected);
+    }
+    // Every request above left its AuditEvents: one per patient touched, one when none or refused.
+    let rows = sql_value(
+        &s.db_url,
+        "SELECT e->'what'->'identifier'->>'value', count(*) FROM resource r, \
+         jsonb_array_elements(convert_from(r.body, 'UTF8')::jsonb->'entity') e \
+         WHERE r.res_type = 'AuditEvent' AND e->'what'->'identifier'->>'system' LIKE '%request-id' \
+         GROUP BY 1",
+    );
+    let counts: HashMap<String, usize> = rows
+        .lines()
+        .filter_map(|l| l.split_once('|'))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+        .collect();
+    for (rid, want) in &audit_expected {
+        let got = counts.get(rid).copied().unwrap_or(0);
+        assert!(got >= 1, "request {rid} left no AuditEvent");
+        assert!(
+            got <= (*want).max(1),
+            "request {rid}: {got} AuditEvents, expected at most {want}"
+        );
+    }
+}
+
+#[test]
+fn token_attacks_are_refused() {
+    let s = Server::secure();
+    let good = s.token("gp", "user/*.rs", Some(PRACTICE), None);
+    assert_eq!(
+        s.get("/Patient", &[("Authorization", &auth(&good))]).status,
+        200
+    );
+    let b64 = |v: &Value| {
+        use std::fmt::Write;
+        let bytes = serde_json::to_vec(v).unwrap();
+        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n =
+                chunk.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                let _ = out.write_char(table[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    };
+    let parts: Vec<&str> = good.split('.').collect();
+    let now = 1_900_000_000i64;
+    let claims = json!({"iss": s.base, "aud": s.base, "sub": "x", "role": "gp", "scope": "user/*.rs", "exp": now, "org": PRACTICE});
+    let mut tampered_claims = claims.clone();
+    tampered_claims["role"] = json!("safeguarding-lead");
+    let attacks: Vec<(&str, String)> = vec![
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "typ": "JWT"})),
+                b64(&claims)
+            ),
+        ),
+        (
+            "HS256 with a guessable secret",
+            format!(
+                "{}.{}.{}",
+                b64(&json!({"alg": "HS256", "typ": "JWT"})),
+                b64(&claims),
+                parts[2]
+            ),
+        ),
+        (
+            "tampered payload",
+            format!("{}.{}.{}", parts[0], b64(&tampered_claims), parts[2]),
+        ),
+        (
+            "expired",
+            s.sign(json!({"role": "gp", "scope": "user/*.rs", "exp": 1_000_000_000})),
+        ),
+        (
+            "not yet valid",
+            s.sign(json!({"role": "gp", "scope": "user/*.rs", "nbf": now})),
+        ),
+        (
+            "wrong issuer",
+            s.sign(json!({"role": "gp", "scope": "user/*.rs", "iss": "https://evil.example"})),
+        ),
+        (
+            "wrong audience",
+            s.sign(
+                json!({"role": "gp", "scope": "user/*.rs", "aud": "https://other.example/fhir"}),
+            ),
+        ),
+        ("unknown kid", {
+            let t = s.sign(json!({"role": "gp", "scope": "user/*.rs"}));
+            let p: Vec<&str> = t.split('.').collect();
+            format!(
+                "{}.{}.{}",
+                b64(&json!({"alg": "ES256", "typ": "JWT", "kid": "nope"})),
+                p[1],
+                p[2]
+            )
+        }),
+        (
+            "injected restriction",
+            s.sign(json!({"role": "gp", "scope": "user/Observation.rs?subject.name=x"})),
+        ),
+        (
+            "unknown role",
+            s.sign(json!({"role": "superuser", "scope": "user/*.cruds"})),
+        ),
+        ("garbage", "not.a.token".into()),
+    ];
+    for (name, token) in attacks {
+        let r = s.get("/Patient", &[("Authorization", &auth(&token))]);
+        assert_eq!(
+            r.status,
+            401,
+            "{name}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let challenge = r.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.contains("error=\"invalid_token\""),
+            "{name}: {challenge}"
+        );
+        r.outcome(401);
+    }
+    let r = s.get("/Patient", &[]);
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    // metadata and the SMART configuration are open; the statement declares SMART.
+    let m = s.get("/metadata", &[]).json();
+    assert_eq!(
+        m["rest"][0]["security"]["service"][0]["coding"][0]["code"],
+        "SMART-on-FHIR"
+    );
+    let sc = s.get("/.well-known/smart-configuration", &[]);
+    assert_eq!(sc.status, 200);
+    assert!(sc.json()["capabilities"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("permission-v2")));
+    // Refused requests are audited too (outcome 4, no agent).
+    let refused = sql_value(
+        &s.db_url,
+        "SELECT count(*) FROM resource WHERE res_type = 'AuditEvent' \
+         AND convert_from(body, 'UTF8')::jsonb->>'outcome' = '4'",
+    );
+    assert!(refused.parse::<i32>().unwrap() >= 12, "{refused}");
+}
+
+#[test]
+fn break_glass_claims_and_the_audit_trail() {
+    let s = Server::secure();
+    load(&s);
+    let gp = auth(&s.token("gp", "user/*.rs", Some(PRACTICE), None));
+    // No relationship with p2: withheld with a way forward.
+    s.get("/Patient/p2", &[("Authorization", &gp)]).outcome(403);
+    // Break-glass needs a reason, then lifts relationship and R for this request only.
+    s.get(
+        "/Patient/p2",
+        &[("Authorization", &gp), ("X-Purpose-Of-Use", "BTG")],
+    )
+    .outcome(403);
+    let bg = [
+        ("Authorization", gp.as_str()),
+        ("X-Purpose-Of-Use", "BTG"),
+        ("X-Break-Glass-Reason", "unconscious in ED"),
+    ];
+    assert_eq!(s.get("/Patient/p2", &bg).status, 200);
+    assert_eq!(s.get("/Observation/p1-obs-r", &bg).status, 200);
+    assert_eq!(
+        s.get("/Observation/p1-obs-v", &bg).status,
+        404,
+        "V is never lifted"
+    );
+    assert_eq!(
+        s.get("/Patient/p2", &[("Authorization", &gp)]).status,
+        403,
+        "one request only"
+    );
+    // A role that may not break glass is refused.
+    let ph = auth(&s.token("pharmacist", "user/*.rs", Some(PRACTICE), None));
+    s.get(
+        "/Patient/p2",
+        &[
+            ("Authorization", &ph),
+            ("X-Purpose-Of-Use", "BTG"),
+            ("X-Break-Glass-Reason", "x"),
+        ],
+    )
+    .outcome(403);
+    // A relationship claim is recorded and lasts.
+    let claim = [
+        ("Authorization", gp.as_str()),
+        ("X-Relationship-Claim", "new patient at the surgery today"),
+    ];
+    assert_eq!(s.get("/Patient/p2", &claim).status, 200);
+    assert_eq!(s.get("/Patient/p2", &[("Authorization", &gp)]).status, 200);
+    // Privacy officer: review break-glass and claims; AuditEvents are read-only for everyone.
+    let po = auth(&s.token(
+        "privacy-officer",
+        "user/AuditEvent.rs",
+        Some(PRACTICE),
+        None,
+    ));
+    let review = s.get("/AuditEvent?_tag=https://invicta.example.org/fhir/CodeSystem/audit-flag|review&_total=accurate", &[("Authorization", &po)]);
+    assert!(
+        total(&review) >= 3,
+        "{}",
+        String::from_utf8_lossy(&review.body)
+    );
+    let btg = s.get(
+        "/AuditEvent?purpose=BTG&_total=accurate",
+        &[("Authorization", &po)],
+    );
+    assert!(total(&btg) >= 2);
+    let by_patient = s.get(
+        "/AuditEvent?patient=p2&_total=accurate",
+        &[("Authorization", &po)],
+    );
+    assert!(total(&by_patient) >= 3);
+    let one = entries(&by_patient, "match")[0].clone();
+    let ev = s.get(&format!("/{one}"), &[("Authorization", &po)]).json();
+    assert_eq!(
+        s.send_json("PUT", &format!("/{one}"), &ev, &[("Authorization", &po)])
+            .status,
+        403
+    );
+    assert_eq!(
+        s.send("DELETE", &format!("/{one}"), &[("Authorization", &po)], b"")
+            .status,
+        403
+    );
+    let gp_all = auth(&s.token("gp", "user/*.cruds", Some(PRACTICE), None));
+    assert_eq!(
+        s.send(
+            "DELETE",
+            &format!("/{one}"),
+            &[("Authorization", &gp_all)],
+            b""
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        s.get(&format!("/{one}"), &[("Authorization", &gp)]).status,
+        403
+    );
+    // A patient lists who viewed their own record, and nobody else's.
+    let me = auth(&s.token(
+        "patient",
+        "patient/*.rs patient/AuditEvent.rs",
+        None,
+        Some("p1"),
+    ));
+    let mine = s.get(
+        "/AuditEvent?patient=p1&_total=accurate",
+        &[("Authorization", &me)],
+    );
+    assert!(total(&mine) >= 1);
+    let theirs = s.get(
+        "/AuditEvent?patient=p2&_total=accurate",
+        &[("Authorization", &me)],
+    );
+    assert_eq!(total(&theirs), 0);
+    // A safeguarding alert cannot be probed through _has or a chain by a patient.
+    let probe = s.get(
+        "/Patient?_has:Flag:subject:category=safeguarding&_total=accurate",
+        &[("Authorization", &me)],
+    );
+    assert_eq!(total(&probe), 0);
+    let probe = s.get(
+        "/Flag?category=safeguarding&_total=accurate",
+        &[("Authorization", &me)],
+    );
+    assert_eq!(total(&probe), 0);
+    // The record of the GP's break-glass read of p1's restricted Observation is kept from p1.
+    let seen: Vec<String> = mine.json()["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| {
+            e["resource"]["entity"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|x| x["what"]["reference"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !seen
+            .iter()
+            .any(|r| r.contains("p1-obs-r") || r.contains("p1-flag-sg")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn feeds_see_and_change_only_their_own_source() {
+    let s = Server::secure();
+    load(&s);
+    let rwf = auth(&s.token("feed", "system/*.crus", Some(FEED_ORG), None));
+    let other = auth(&s.token("feed", "system/*.crus", Some("RXX"), None));
+    // The sending feed sees all it sent, every patient and label, V included (its own).
+    let mine = s.get("/Observation?_total=accurate", &[("Authorization", &rwf)]);
+    assert_eq!(total(&mine), 6);
+    assert_eq!(
+        s.get("/Observation/p1-obs-v", &[("Authorization", &rwf)])
+            .status,
+        200
+    );
+    // Another source sees none of it and cannot overwrite it.
+    assert_eq!(
+        total(&s.get("/Observation?_total=accurate", &[("Authorization", &other)])),
+        0
+    );
+    let mut v = s
+        .get("/Observation/p1-observation", &[("Authorization", &rwf)])
+        .json();
+    v["status"] = json!("amended");
+    let r = s.send_json(
+        "PUT",
+        "/Observation/p1-observation",
+        &v,
+        &[
+            ("Authorization", &other),
+            ("X-Request-Id", "overwrite-attempt"),
+        ],
+    );
+    r.outcome(403);
+    assert_eq!(
+        s.send(
+            "DELETE",
+            "/Observation/p1-observation",
+            &[("Authorization", &other)],
+            b""
+        )
+        .status,
+        403
+    );
+    let audited = sql_value(
+        &s.db_url,
+        "SELECT count(*) FROM resource WHERE res_type = 'AuditEvent' \
+         AND convert_from(body, 'UTF8') LIKE '%overwrite-attempt%' \
+         AND convert_from(body, 'UTF8')::jsonb->>'outcome' = '4'",
+    );
+    assert_eq!(audited, "1");
+    // A feed without an organisation cannot act at all.
+    let anonymous = auth(&s.token("feed", "system/*.crus", None, None));
+    s.get("/Observation", &[("Authorization", &anonymous)])
+        .outcome(403);
+    // The source relationship it left lets the hospital's users see the patients it sent.
+    let clinician = auth(&s.token("hospital-clinician", "user/*.rs", Some(FEED_ORG), None));
+    assert_eq!(
+        s.get("/Patient/p2", &[("Authorization", &clinician)])
+            .status,
+        200
+    );
+}

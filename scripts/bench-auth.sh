@@ -77,6 +77,13 @@ BENCH_TOKEN=$("$BIN" token --role feed --org BENCHLAB --ttl 3600) \
   { cat "$OUT/seed.txt" >&2; die "seeding failed"; }
 grep -q "failed=0" "$OUT/seed.txt" || { cat "$OUT/seed.txt" >&2; die "seeding had failures"; }
 stop
+# A regional record's relationship table holds millions of (organisation, patient) pairs; give
+# it 200,000 of other organisations so that its plans are those of a real table, not of the
+# 500 rows the seeding left. Then fresh statistics for every mode.
+psql "$DB_URL" -qc "INSERT INTO care_relationship (patient_id, org_code, kind) \
+  SELECT 'other-patient-' || g, 'ORG' || (g % 700), 'registered-gp' FROM generate_series(1, 200000) g \
+  ON CONFLICT DO NOTHING" >/dev/null
+psql "$DB_URL" -qc 'VACUUM ANALYZE' >/dev/null
 TOKEN=$("$BIN" token --role hospital-clinician --org BENCHLAB --ttl 3600)
 
 declare -A RPS P50 P99

@@ -26,7 +26,7 @@ pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 #[derive(Debug, Clone, Default)]
 pub struct AuditRecord {
     /// The caller, when the token was valid.
-    pub principal: Option<Principal>,
+    pub principal: Option<std::sync::Arc<Principal>>,
     /// The FHIR interaction (`read`, `vread`, `search-type`, `history-instance`, `create`, …).
     pub interaction: String,
     /// `C`, `R`, `U`, `D` or `E` (execute: searches).
@@ -200,7 +200,7 @@ mod tests {
     #[test]
     fn events_are_valid_r4_and_one_per_patient() {
         let rec = AuditRecord {
-            principal: Some(Principal {
+            principal: Some(std::sync::Arc::new(Principal {
                 subject: "u1".into(),
                 role: "gp".into(),
                 org: Some("G82984".into()),
@@ -212,7 +212,7 @@ mod tests {
                 scopes: vec![],
                 purpose_of_use: None,
                 break_glass_reason: None,
-            }),
+            })),
             interaction: "search-type".into(),
             action: "E".into(),
             query: Some("Observation?code=1".into()),

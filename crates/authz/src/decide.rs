@@ -45,7 +45,7 @@ pub struct Rules {
 }
 
 /// Emergency access asked for with the request (headers) or in the token.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Emergency {
     /// `X-Purpose-Of-Use` (v3-ActReason, e.g. `BTG`, `ETREAT`).
     pub purpose_of_use: Option<String>,

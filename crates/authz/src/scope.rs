@@ -31,7 +31,7 @@ pub struct Permissions {
 }
 
 /// An interaction to authorise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Interaction {
     /// read.
     Read,

@@ -61,6 +61,11 @@ impl AuditSink {
         AuditSink { tx: Some(tx) }
     }
 
+    /// False when auditing is off (`INVICTA_AUDIT=off`).
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
     /// Stores `events` and waits until they are committed.
     pub async fn record(&self, events: Vec<Value>) -> Result<(), ApiError> {
         let Some(tx) = &self.tx else {

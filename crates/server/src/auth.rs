@@ -5,6 +5,7 @@
 //! ask [`authorize`] for the request's rules, which crate `authz` decides.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -28,7 +29,9 @@ use crate::state::AppState;
 #[derive(Clone)]
 pub struct RequestAuth {
     /// The verified caller; `None` only with `INVICTA_AUTH=off`.
-    pub principal: Option<Principal>,
+    pub principal: Option<Arc<Principal>>,
+    /// A fingerprint of the token, keying the decision cache.
+    pub token: u64,
     /// The request's audit record, completed by the handler and written by the gate.
     pub audit: Rc<RefCell<AuditState>>,
 }
@@ -59,6 +62,54 @@ pub struct Security {
     pub role_claim: String,
     /// The public keys of the server's own tokens (JWKS `keys`).
     pub jwks: Vec<serde_json::Value>,
+    /// Principals and decisions already made for a token: the same token asks the same
+    /// questions on every request, and a decision walks every resource type (~20 µs).
+    pub cache: Arc<DecisionCache>,
+}
+
+/// Principals by token, and decisions by token and question; bounded by clearing when full.
+#[derive(Default)]
+pub struct DecisionCache {
+    /// Keys of the token fingerprints, random per process so no one can craft a collision.
+    keys: std::collections::hash_map::RandomState,
+    principals: std::sync::Mutex<HashMap<u64, Arc<Principal>>>,
+    decisions: std::sync::Mutex<HashMap<DecisionKey, Arc<Allowed>>>,
+}
+
+/// A decision's inputs besides the token.
+type DecisionKey = (u64, Option<String>, Interaction, Emergency);
+
+/// What an allowed decision hands the handler.
+struct Allowed {
+    access: Arc<Access>,
+    break_glass: Option<authz::BreakGlass>,
+    claim: Option<String>,
+}
+
+/// Entries kept per map before it is cleared.
+const CACHE_LIMIT: usize = 20_000;
+
+fn cached<K: std::hash::Hash + Eq, V: Clone>(
+    map: &std::sync::Mutex<HashMap<K, V>>,
+    key: K,
+    make: impl FnOnce() -> Result<V, ApiError>,
+) -> Result<V, ApiError> {
+    if let Some(v) = map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(v);
+    }
+    let v = make()?;
+    if let Ok(mut m) = map.lock() {
+        if m.len() >= CACHE_LIMIT {
+            m.clear();
+        }
+        m.insert(key, v.clone());
+    }
+    Ok(v)
+}
+
+fn fingerprint(cache: &DecisionCache, token: &str) -> u64 {
+    use std::hash::BuildHasher;
+    cache.keys.hash_one(token)
 }
 
 fn open_path(path: &str) -> bool {
@@ -100,20 +151,25 @@ pub async fn gate(
         recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         ..AuditRecord::default()
     };
-    let principal = if sec.enabled {
+    let (principal, token) = if sec.enabled {
         match authenticate(&req, sec).await {
-            Ok(p) => Some(p),
+            Ok((p, t)) => (Some(p), t),
             Err(e) => {
                 record.status = 401;
                 record.outcome_desc = Some(e.to_string());
-                if let Err(a) = sec.audit.record(record.events()).await {
+                let events = if sec.audit.enabled() {
+                    record.events()
+                } else {
+                    Vec::new()
+                };
+                if let Err(a) = sec.audit.record(events).await {
                     return Ok(req.into_response(a.error_response()).map_into_right_body());
                 }
                 return Ok(req.into_response(e.error_response()).map_into_right_body());
             }
         }
     } else {
-        None
+        (None, 0)
     };
     record.principal = principal.clone();
     let audit = Rc::new(RefCell::new(AuditState {
@@ -122,6 +178,7 @@ pub async fn gate(
     }));
     req.extensions_mut().insert(RequestAuth {
         principal: principal.clone(),
+        token,
         audit: audit.clone(),
     });
     let (http_req, res) = next.call(req).await?.into_parts();
@@ -137,7 +194,10 @@ pub async fn gate(
             .clone()
             .filter(|_| status.is_success() && !a.record.patients.is_empty())
             .map(|c| (c, a.record.patients.clone()));
-        ((!a.recorded).then(|| a.record.events()), claim)
+        (
+            (!a.recorded && sec.audit.enabled()).then(|| a.record.events()),
+            claim,
+        )
     };
     if let (Some((reason, patients)), Some(org)) =
         (claim, principal.as_ref().and_then(|p| p.org.clone()))
@@ -164,7 +224,10 @@ pub async fn gate(
     Ok(ServiceResponse::new(http_req, res).map_into_left_body())
 }
 
-async fn authenticate(req: &ServiceRequest, sec: &Security) -> Result<Principal, ApiError> {
+async fn authenticate(
+    req: &ServiceRequest,
+    sec: &Security,
+) -> Result<(Arc<Principal>, u64), ApiError> {
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -184,12 +247,18 @@ async fn authenticate(req: &ServiceRequest, sec: &Security) -> Result<Principal,
             &format!("The token was refused: {e}"),
         )
     })?;
-    authz::from_claims(&claims, &sec.policy, &sec.role_claim).map_err(|e| {
-        unauthorized(
-            Some("invalid_token"),
-            &format!("The token was refused: {e}"),
-        )
-    })
+    let print = fingerprint(&sec.cache, token);
+    let principal = cached(&sec.cache.principals, print, || {
+        authz::from_claims(&claims, &sec.policy, &sec.role_claim)
+            .map(Arc::new)
+            .map_err(|e| {
+                unauthorized(
+                    Some("invalid_token"),
+                    &format!("The token was refused: {e}"),
+                )
+            })
+    })?;
+    Ok((principal, print))
 }
 
 fn unauthorized(error: Option<&str>, msg: &str) -> ApiError {
@@ -231,9 +300,9 @@ fn guess_interaction(method: &str, path: &str) -> &'static str {
 /// An authorised request: the rules to apply (`None` when auth is off) and the decision.
 pub struct Authorized {
     /// The rules as the store and search apply them.
-    pub access: Option<Access>,
+    pub access: Option<Arc<Access>>,
     /// The caller.
-    pub principal: Option<Principal>,
+    pub principal: Option<Arc<Principal>>,
     audit: Option<Rc<RefCell<AuditState>>>,
 }
 
@@ -299,7 +368,7 @@ impl Authorized {
         };
         store::WriteContext {
             org: self.org(),
-            access: self.access.clone(),
+            access: self.access.as_deref().cloned(),
             record_source: self.is_feed(state),
             audit,
         }
@@ -332,6 +401,7 @@ pub fn authorize(
     let auth = req.extensions().get::<RequestAuth>().cloned();
     let Some(RequestAuth {
         principal: Some(principal),
+        token,
         audit,
     }) = auth
     else {
@@ -357,32 +427,44 @@ pub fn authorize(
         reason: header("x-break-glass-reason"),
         relationship_claim: header("x-relationship-claim"),
     };
-    let decision = authz::decide(
-        &state.security.policy,
-        &principal,
-        res_type,
+    let key = (
+        token,
+        res_type.map(str::to_string),
         interaction,
-        &emergency,
-    )
-    .map_err(|d| {
-        audit.borrow_mut().record.outcome_desc = Some(d.0.clone());
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", d.0)
+        emergency.clone(),
+    );
+    let allowed = cached(&state.security.cache.decisions, key, || {
+        let decision = authz::decide(
+            &state.security.policy,
+            &principal,
+            res_type,
+            interaction,
+            &emergency,
+        )
+        .map_err(|d| ApiError::new(StatusCode::FORBIDDEN, "forbidden", d.0))?;
+        Ok(Arc::new(Allowed {
+            access: Arc::new(to_access(&decision.rules)?),
+            break_glass: decision.break_glass,
+            claim: decision.relationship_claim,
+        }))
+    })
+    .inspect_err(|e| {
+        audit.borrow_mut().record.outcome_desc = e.issues.first().map(|i| i.1.clone());
     })?;
     {
         let mut a = audit.borrow_mut();
-        if let Some(bg) = &decision.break_glass {
+        if let Some(bg) = &allowed.break_glass {
             a.record.purpose = Some(bg.purpose.clone());
             a.record.review_reason = Some(format!("break-glass: {}", bg.reason));
         }
-        if let Some(c) = &decision.relationship_claim {
+        if let Some(c) = &allowed.claim {
             a.record.purpose = Some("TREAT".into());
             a.record.review_reason = Some(format!("self-claimed relationship: {c}"));
             a.claim = Some(c.clone());
         }
     }
-    let access = to_access(&decision.rules)?;
     Ok(Authorized {
-        access: Some(access),
+        access: Some(allowed.access.clone()),
         principal: Some(principal),
         audit: Some(audit),
     })
@@ -464,20 +546,9 @@ pub fn withheld(reference: &str) -> ApiError {
     )
 }
 
-/// True when a stored body carries labels or safeguarding codes hidden from patients, so the
-/// audit record of its access is kept from the patient's view of who saw their record.
-pub fn sensitive_body(state: &AppState, body: &[u8]) -> bool {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return false;
-    };
-    hidden_from_patients(
-        &state.security.policy,
-        &fhir_model::access::security_labels(&v),
-        &fhir_model::access::alert_codes(&v),
-    )
-}
-
-fn hidden_from_patients(policy: &Policy, labels: &[String], alerts: &[String]) -> bool {
+/// True when labels or alert codes make a resource hidden from patients, so the audit record
+/// of its access is kept from the patient's view of who saw their record.
+pub fn hidden_from_patients(policy: &Policy, labels: &[String], alerts: &[String]) -> bool {
     let patient = policy.role("patient");
     let seen = |l: &String| patient.is_some_and(|r| r.labels.contains(l));
     let sees_alerts = patient.is_some_and(|r| r.safeguarding);

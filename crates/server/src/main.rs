@@ -111,6 +111,7 @@ fn run(command: Command, config: Config) -> Result<(), String> {
         audit: audit_sink::AuditSink::start(store.clone(), config.audit),
         role_claim: config.role_claim.clone(),
         jwks: vec![key.public_jwk()],
+        cache: Default::default(),
     };
     serve(AppState {
         store,

@@ -54,6 +54,19 @@ pub struct Access {
     pub liftable_labels: Vec<String>,
 }
 
+/// The relationship condition over the row aliased `alias`: every patient whose compartment
+/// holds it is related to the organisation (placeholder `org`) or is the launch patient
+/// (`launch`). Written as an array containment over one indexed lookup of exactly those
+/// patients, which the planner turns into index probes on (org_code, patient_id).
+pub(crate) fn related_sql(alias: &str, launch: &str, org: &str) -> String {
+    format!(
+        "{alias}.compartments <@ (COALESCE((SELECT array_agg(cr.patient_id) FROM care_relationship cr \
+         WHERE cr.org_code = {org} AND cr.patient_id = ANY({alias}.compartments) \
+         AND (cr.expires_at IS NULL OR cr.expires_at > now())), '{{}}'::text[]) \
+         || array_remove(ARRAY[{launch}::text], NULL))"
+    )
+}
+
 impl Access {
     /// The condition over the row aliased `alias` (a `resource` or `resource_history` row),
     /// pushing its values onto `binds` and numbering placeholders after them.
@@ -114,13 +127,7 @@ impl Access {
         if let Some(rel) = &self.relationship {
             let o = bind(binds, Bind::Text(rel.org.clone()));
             let launch = bind(binds, Bind::OptText(rel.launch_patient.clone()));
-            // Every patient whose compartment holds the row must be related to the organisation.
-            conds.push(format!(
-                "NOT EXISTS (SELECT 1 FROM unnest({a}.compartments) AS cp(id) \
-                 WHERE cp.id IS DISTINCT FROM {launch}::text AND NOT EXISTS (SELECT 1 FROM care_relationship cr \
-                 WHERE cr.patient_id = cp.id AND cr.org_code = {o} \
-                 AND (cr.expires_at IS NULL OR cr.expires_at > now())))"
-            ));
+            conds.push(related_sql(a, &launch, &o));
         }
         if let Some(org) = &self.only_org {
             let o = bind(binds, Bind::Text(org.clone()));
@@ -131,6 +138,56 @@ impl Access {
         } else {
             conds.join(" AND ")
         }
+    }
+
+    /// The rules that need no other table, evaluated on a row already loaded (the read path,
+    /// which thereby stays on prepared statements). Exactly the conditions [`Access::predicate`]
+    /// writes, except the relationship and the scope restrictions, which the caller checks.
+    pub fn admits_row(
+        &self,
+        res_type: &str,
+        compartments: &[String],
+        labels: &[String],
+        alerts: &[String],
+        org: Option<&str>,
+    ) -> bool {
+        let type_ok = match &self.types {
+            TypeRule::All => true,
+            TypeRule::AllExcept(types) => !types.iter().any(|t| t == res_type),
+            TypeRule::Only(types) => types.iter().any(|t| t == res_type),
+        };
+        let compartment_ok = self
+            .compartment
+            .as_ref()
+            .is_none_or(|p| compartments.contains(p));
+        let labels_ok = match &self.visible_labels {
+            None => true,
+            Some(visible) => {
+                let within = |extra: Option<&str>| {
+                    labels
+                        .iter()
+                        .all(|l| visible.contains(l) || Some(l.as_str()) == extra)
+                };
+                within(None)
+                    || (self.own_org.is_some()
+                        && org == self.own_org.as_deref()
+                        && within(Some("V")))
+            }
+        };
+        let alerts_ok = !alerts.iter().any(|a| self.hidden_alerts.contains(a));
+        let org_ok = self
+            .only_org
+            .as_ref()
+            .is_none_or(|o| org == Some(o.as_str()));
+        type_ok && compartment_ok && labels_ok && alerts_ok && org_ok
+    }
+
+    /// The scope restriction on `res_type`, if any.
+    pub fn restriction(&self, res_type: &str) -> Option<&Filter> {
+        self.restrictions
+            .iter()
+            .find(|(t, _)| t == res_type)
+            .map(|(_, f)| f)
     }
 
     /// These rules without the limits break-glass may lift (relationship and `R` labels), to
@@ -201,6 +258,33 @@ mod tests {
         let sql = a.predicate("c1", &mut b);
         assert!(sql.contains("c1.res_type <> $1 OR EXISTS (SELECT 1 FROM resource r WHERE r.rid = c1.rid AND (r.res_type = ANY($2) AND r.id = $3))"), "{sql}");
         assert_eq!(b.len(), 3);
+    }
+
+    #[test]
+    fn row_rules_match_the_sql_rules() {
+        let a = Access {
+            types: TypeRule::AllExcept(vec!["AuditEvent".into()]),
+            compartment: Some("p1".into()),
+            visible_labels: Some(vec!["PSY".into()]),
+            own_org: Some("X".into()),
+            hidden_alerts: vec!["s|sg".into()],
+            ..Access::default()
+        };
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let p1 = s(&["p1"]);
+        assert!(a.admits_row("Observation", &p1, &s(&["PSY"]), &[], None));
+        assert!(!a.admits_row("AuditEvent", &p1, &[], &[], None));
+        assert!(!a.admits_row("Observation", &s(&["p2"]), &[], &[], None));
+        assert!(!a.admits_row("Observation", &p1, &s(&["R"]), &[], None));
+        assert!(!a.admits_row("Observation", &p1, &s(&["V"]), &[], Some("Y")));
+        assert!(a.admits_row("Observation", &p1, &s(&["V", "PSY"]), &[], Some("X")));
+        assert!(!a.admits_row("Flag", &p1, &[], &s(&["s|sg"]), None));
+        let feed = Access {
+            only_org: Some("F".into()),
+            ..Access::default()
+        };
+        assert!(feed.admits_row("Flag", &[], &[], &[], Some("F")));
+        assert!(!feed.admits_row("Flag", &[], &[], &[], None));
     }
 
     #[test]

@@ -97,38 +97,53 @@ pub(crate) fn insert(
     res_type: &str,
     entries: &[IndexEntry],
 ) -> Result<(), StoreError> {
-    let mut by_table: [Vec<(&str, Vec<Bind>)>; 8] = Default::default();
-    for e in entries {
-        let (slot, values) = row_values(&e.value);
-        by_table[slot].push((e.param.as_str(), values));
+    insert_many(conn, &[(rid, res_type, entries)])
+}
+
+/// One index row to write: resource row id, resource type, parameter, column values.
+type Row<'a> = (i64, &'a str, &'a str, Vec<Bind>);
+
+/// Inserts the index rows of several resources in as few statements as the bind limit allows.
+pub(crate) fn insert_many(
+    conn: &mut PgConnection,
+    resources: &[(i64, &str, &[IndexEntry])],
+) -> Result<(), StoreError> {
+    let mut by_table: [Vec<Row>; 8] = Default::default();
+    for (rid, res_type, entries) in resources {
+        for e in entries.iter() {
+            let (slot, values) = row_values(&e.value);
+            by_table[slot].push((*rid, res_type, e.param.as_str(), values));
+        }
     }
     let mut inserts: Vec<String> = Vec::new();
-    let mut binds = vec![Bind::BigInt(rid), Bind::Text(res_type.to_string())];
+    let mut binds: Vec<Bind> = Vec::new();
     for (slot, rows) in by_table.iter().enumerate() {
         if rows.is_empty() {
             continue;
         }
         let (columns, wrappers) = COLUMNS[slot];
-        let mut sql = format!(
+        let head = format!(
             "INSERT INTO {} (rid, res_type, param, {columns}) VALUES ",
             TABLES[slot]
         );
-        for (i, (param, values)) in rows.iter().enumerate() {
-            if binds.len() + values.len() + 1 > MAX_BINDS {
-                flush(
-                    conn,
-                    &mut inserts,
-                    &mut binds,
-                    &mut sql,
-                    rid,
-                    res_type,
-                    slot,
-                )?;
-            } else if i > 0 && !sql.ends_with("VALUES ") {
+        let mut sql = head.clone();
+        for (rid, res_type, param, values) in rows {
+            if binds.len() + values.len() + 3 > MAX_BINDS {
+                if !sql.ends_with("VALUES ") {
+                    inserts.push(std::mem::take(&mut sql));
+                }
+                run(conn, &inserts, &binds)?;
+                inserts.clear();
+                binds.clear();
+                sql = head.clone();
+            } else if !sql.ends_with("VALUES ") {
                 sql.push(',');
             }
+            binds.push(Bind::BigInt(*rid));
+            binds.push(Bind::Text(res_type.to_string()));
             binds.push(Bind::Text(param.to_string()));
-            sql.push_str(&format!("($1, $2, ${}", binds.len()));
+            let n = binds.len();
+            sql.push_str(&format!("(${}, ${}, ${n}", n - 2, n - 1));
             for (value, wrapper) in values.iter().zip(wrappers.iter()) {
                 binds.push(value.clone());
                 sql.push_str(", ");
@@ -136,32 +151,11 @@ pub(crate) fn insert(
             }
             sql.push(')');
         }
-        inserts.push(sql);
+        if !sql.ends_with("VALUES ") {
+            inserts.push(sql);
+        }
     }
     run(conn, &inserts, &binds)
-}
-
-/// Sends what has been gathered and starts a new statement for the same table.
-fn flush(
-    conn: &mut PgConnection,
-    inserts: &mut Vec<String>,
-    binds: &mut Vec<Bind>,
-    current: &mut String,
-    rid: i64,
-    res_type: &str,
-    slot: usize,
-) -> Result<(), StoreError> {
-    if !current.ends_with("VALUES ") {
-        inserts.push(std::mem::take(current));
-    }
-    run(conn, inserts, binds)?;
-    inserts.clear();
-    *binds = vec![Bind::BigInt(rid), Bind::Text(res_type.to_string())];
-    *current = format!(
-        "INSERT INTO {} (rid, res_type, param, {}) VALUES ",
-        TABLES[slot], COLUMNS[slot].0
-    );
-    Ok(())
 }
 
 fn run(conn: &mut PgConnection, inserts: &[String], binds: &[Bind]) -> Result<(), StoreError> {

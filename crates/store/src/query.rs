@@ -187,18 +187,23 @@ impl Store {
             }
         };
         let st = statements(q, snapshot)?;
-        let total = if q.count_total {
-            let rows: Vec<Count> = query(&st.count_sql, &st.binds).load(&mut conn)?;
-            Some(rows.first().map_or(0, |c| c.n))
-        } else {
-            None
-        };
-        let withheld = match &st.withheld_sql {
-            Some(sql) => {
-                let rows: Vec<Count> = query(sql, &st.withheld_binds).load(&mut conn)?;
-                rows.first().is_some_and(|c| c.n > 0)
+        // With a total to count and liftable rules, one pass over the lifted set gives both the
+        // total and whether anything was withheld.
+        let (total, withheld) = match (q.count_total, &st.withheld) {
+            (true, Some(w)) => {
+                let rows: Vec<CountWithheld> = query(&w.count_sql, &w.binds).load(&mut conn)?;
+                let r = rows.first();
+                (Some(r.map_or(0, |c| c.n)), r.is_some_and(|c| c.withheld))
             }
-            None => false,
+            (true, None) => {
+                let rows: Vec<Count> = query(&st.count_sql, &st.binds).load(&mut conn)?;
+                (Some(rows.first().map_or(0, |c| c.n)), false)
+            }
+            (false, Some(w)) => {
+                let rows: Vec<Count> = query(&w.probe_sql, &w.binds).load(&mut conn)?;
+                (None, rows.first().is_some_and(|c| c.n > 0))
+            }
+            (false, None) => (None, false),
         };
         let (sql, page_binds) = (st.page_sql, st.page_binds);
         let mut rows: Vec<FoundResource> = if q.sort.is_empty() {
@@ -223,9 +228,25 @@ impl Store {
 }
 
 /// The SQL of one search page and of its total.
+/// The statements that tell whether matches were withheld by liftable limits.
+struct WithheldStatements {
+    /// Total and withheld flag in one pass.
+    count_sql: String,
+    /// Withheld flag alone (no total asked).
+    probe_sql: String,
+    binds: Vec<Bind>,
+}
+
+#[derive(QueryableByName)]
+struct CountWithheld {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    withheld: bool,
+}
+
 struct Statements {
-    withheld_sql: Option<String>,
-    withheld_binds: Vec<Bind>,
+    withheld: Option<WithheldStatements>,
     count_sql: String,
     binds: Vec<Bind>,
     page_sql: String,
@@ -247,18 +268,25 @@ fn statements(q: &ResourceQuery, snapshot: i64) -> Result<Statements, StoreError
         conds.push(format!("({})", filter.renumbered(binds.len())));
         binds.extend(filter.binds.iter().cloned());
     }
-    let (mut withheld_sql, mut withheld_binds) = (None, Vec::new());
+    let mut withheld = None;
     if let Some(access) = &q.access {
         if access.liftable() {
             let mut wb = binds.clone();
             let lifted = access.lifted().predicate("r", &mut wb);
             let visible = access.predicate("r", &mut wb);
-            withheld_sql = Some(format!(
-                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM resource r WHERE {} AND {lifted} \
-                 AND NOT ({visible}) LIMIT 1) w",
-                conds.join(" AND ")
-            ));
-            withheld_binds = wb;
+            let base = conds.join(" AND ");
+            withheld = Some(WithheldStatements {
+                count_sql: format!(
+                    "SELECT COUNT(*) FILTER (WHERE {visible}) AS n, \
+                     COALESCE(bool_or(NOT ({visible})), FALSE) AS withheld \
+                     FROM resource r WHERE {base} AND {lifted}"
+                ),
+                probe_sql: format!(
+                    "SELECT COUNT(*) AS n FROM (SELECT 1 FROM resource r WHERE {base} AND {lifted} \
+                     AND NOT ({visible}) LIMIT 1) w"
+                ),
+                binds: wb,
+            });
         }
         let cond = access.predicate("r", &mut binds);
         conds.push(cond);
@@ -332,8 +360,7 @@ fn statements(q: &ResourceQuery, snapshot: i64) -> Result<Statements, StoreError
         conds.join(" AND ")
     );
     Ok(Statements {
-        withheld_sql,
-        withheld_binds,
+        withheld,
         count_sql,
         binds,
         page_sql: sql,

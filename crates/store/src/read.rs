@@ -1,7 +1,10 @@
 //! Reading the current version or a given version of a resource.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, Bool, Bytea, Integer, Nullable, Text, Timestamptz};
+use diesel::pg::{Pg, PgConnection};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Bool, Bytea, Integer, Nullable, Text, Timestamptz};
+use diesel::QueryResult;
 use diesel::{
     ExpressionMethods, OptionalExtension, QueryDsl, Queryable, QueryableByName, RunQueryDsl,
 };
@@ -32,6 +35,12 @@ pub struct Stored {
     /// The patients whose compartment holds this version.
     #[diesel(sql_type = Array<Text>)]
     pub compartments: Vec<String>,
+    /// Its restricting security labels.
+    #[diesel(sql_type = Array<Text>)]
+    pub sec_labels: Vec<String>,
+    /// Its alert codings (Flags).
+    #[diesel(sql_type = Array<Text>)]
+    pub alert_codes: Vec<String>,
 }
 
 /// Whether the client may see a stored version.
@@ -45,14 +54,87 @@ pub enum Visibility {
     Hidden,
 }
 
-#[derive(QueryableByName)]
-struct CheckedRow {
-    #[diesel(embed)]
+/// A version with what the access rules read from it.
+#[derive(Queryable)]
+struct RuledRow {
+    rid: i64,
     stored: Stored,
-    #[diesel(sql_type = Bool)]
-    visible: bool,
-    #[diesel(sql_type = Bool)]
-    liftable: bool,
+    org: Option<String>,
+    related: bool,
+}
+
+/// The read with access rules as one statement of fixed text (one per table), so diesel
+/// prepares it once per connection: the row, what the rules read from it, and whether the
+/// organisation has a current relationship with every patient whose compartment holds it.
+struct CheckedRead {
+    version: Option<i32>,
+    res_type: String,
+    id: String,
+    org: Option<String>,
+    launch: Option<String>,
+}
+
+impl QueryId for CheckedRead {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for CheckedRead {
+    type SqlType = (
+        BigInt,
+        (
+            Text,
+            Integer,
+            Timestamptz,
+            Bool,
+            Nullable<Bytea>,
+            Array<Text>,
+            Array<Text>,
+            Array<Text>,
+        ),
+        Nullable<Text>,
+        Bool,
+    );
+}
+
+impl RunQueryDsl<PgConnection> for CheckedRead {}
+
+impl QueryFragment<Pg> for CheckedRead {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let table = if self.version.is_some() {
+            "resource_history"
+        } else {
+            "resource"
+        };
+        // Placeholders follow the order binds are pushed (org twice, then launch).
+        out.push_sql(
+            "SELECT t.rid, t.id, t.version, t.last_updated, t.deleted, t.body, t.compartments, \
+             t.sec_labels, t.alert_codes, t.org, ",
+        );
+        let related = crate::access::related_sql("t", "$1", "$2");
+        let (head, rest) = related.split_once("$2").expect("org placeholder");
+        let (before_launch, tail) = rest.split_once("$1").expect("launch placeholder");
+        // Without a relationship rule (org NULL) the lookup is skipped, not run and ignored.
+        out.push_sql("CASE WHEN ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.org)?;
+        out.push_sql("::text IS NULL THEN TRUE ELSE ");
+        out.push_sql(head);
+        out.push_bind_param::<Nullable<Text>, _>(&self.org)?;
+        out.push_sql(before_launch);
+        out.push_bind_param::<Nullable<Text>, _>(&self.launch)?;
+        out.push_sql(tail);
+        out.push_sql(" END AS related FROM ");
+        out.push_sql(table);
+        out.push_sql(" t WHERE t.res_type = ");
+        out.push_bind_param::<Text, _>(&self.res_type)?;
+        out.push_sql(" AND t.id = ");
+        out.push_bind_param::<Text, _>(&self.id)?;
+        if let Some(v) = &self.version {
+            out.push_sql(" AND t.version = ");
+            out.push_bind_param::<Integer, _>(v)?;
+        }
+        Ok(())
+    }
 }
 
 impl Store {
@@ -70,6 +152,8 @@ impl Store {
                 r::deleted,
                 r::body,
                 r::compartments,
+                r::sec_labels,
+                r::alert_codes,
             ))
             .first::<Stored>(&mut conn)
             .optional()?;
@@ -96,14 +180,18 @@ impl Store {
                 h::deleted,
                 h::body,
                 h::compartments,
+                h::sec_labels,
+                h::alert_codes,
             ))
             .first::<Stored>(&mut conn)
             .optional()?;
         Ok(row)
     }
 
-    /// Like [`Store::read`] (or [`Store::vread`] with `version`), with the request's access rules
-    /// applied in the same statement.
+    /// Like [`Store::read`] (or [`Store::vread`] with `version`), with the request's access
+    /// rules. One prepared statement loads the row and its relationship status; the row-level
+    /// rules are checked on it ([`Access::admits_row`]); only a scope restriction on the type
+    /// costs a second, dynamic statement.
     pub fn read_checked(
         &self,
         res_type: &str,
@@ -112,35 +200,56 @@ impl Store {
         access: &Access,
     ) -> Result<Option<(Stored, Visibility)>, StoreError> {
         let mut conn = self.conn()?;
-        let (table, alias, version_cond) = match version {
-            None => ("resource", "r", String::new()),
-            Some(_) => ("resource_history", "h", " AND h.version = $3".to_string()),
-        };
-        let mut binds = vec![Bind::Text(res_type.into()), Bind::Text(id.into())];
-        if let Some(v) = version {
-            binds.push(Bind::Int(v));
+        let rel = access.relationship.as_ref();
+        let row: Option<RuledRow> = CheckedRead {
+            version,
+            res_type: res_type.to_string(),
+            id: id.to_string(),
+            org: rel.map(|r| r.org.clone()),
+            launch: rel.and_then(|r| r.launch_patient.clone()),
         }
-        let visible = access.predicate(alias, &mut binds);
-        let liftable = if access.liftable() {
-            access.lifted().predicate(alias, &mut binds)
-        } else {
-            "FALSE".into()
+        .get_result(&mut conn)
+        .optional()?;
+        let Some(row) = row else {
+            return Ok(None);
         };
-        let sql = format!(
-            "SELECT {alias}.id, {alias}.version, {alias}.last_updated, {alias}.deleted, \
-             {alias}.body, {alias}.compartments, ({visible}) AS visible, ({liftable}) AS liftable \
-             FROM {table} {alias} WHERE {alias}.res_type = $1 AND {alias}.id = $2{version_cond}"
-        );
-        let rows: Vec<CheckedRow> = query(&sql, &binds).load(&mut conn)?;
-        Ok(rows.into_iter().next().map(|r| {
-            let v = if r.visible {
-                Visibility::Visible
-            } else if r.liftable {
-                Visibility::Withheld
-            } else {
-                Visibility::Hidden
-            };
-            (r.stored, v)
-        }))
+        let c = &row.stored.compartments;
+        let admits = |a: &Access| {
+            a.admits_row(
+                res_type,
+                c,
+                &row.stored.sec_labels,
+                &row.stored.alert_codes,
+                row.org.as_deref(),
+            )
+        };
+        let restricted_ok = match access.restriction(res_type) {
+            None => true,
+            Some(filter) => {
+                let mut binds = vec![Bind::BigInt(row.rid)];
+                let sql = format!(
+                    "SELECT r.rid FROM resource r WHERE r.rid = $1 AND ({})",
+                    filter.renumbered(1)
+                );
+                binds.extend(filter.binds.iter().cloned());
+                !query(&sql, &binds).load::<RidRow>(&mut conn)?.is_empty()
+            }
+        };
+        let related = access.relationship.is_none() || row.related;
+        let visibility = if restricted_ok && related && admits(access) {
+            Visibility::Visible
+        } else if restricted_ok && access.liftable() && admits(&access.lifted()) {
+            Visibility::Withheld
+        } else {
+            Visibility::Hidden
+        };
+        Ok(Some((row.stored, visibility)))
     }
+}
+
+#[derive(QueryableByName)]
+struct RidRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    #[allow(dead_code)]
+    rid: i64,
 }

@@ -12,6 +12,9 @@ diesel::table! {
         deleted -> Bool,
         body -> Nullable<Bytea>,
         compartments -> Array<Text>,
+        sec_labels -> Array<Text>,
+        alert_codes -> Array<Text>,
+        org -> Nullable<Text>,
     }
 }
 
@@ -28,5 +31,20 @@ diesel::table! {
         method -> Text,
         body -> Nullable<Bytea>,
         compartments -> Array<Text>,
+        sec_labels -> Array<Text>,
+        alert_codes -> Array<Text>,
+        org -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Legitimate relationships between organisations and patients.
+    care_relationship (patient_id, org_code, kind) {
+        patient_id -> Text,
+        org_code -> Text,
+        kind -> Text,
+        reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
     }
 }

@@ -85,7 +85,7 @@ async fn history(
         count,
         before,
         snapshot,
-        access: auth.access.clone(),
+        access: auth.access.as_deref().cloned(),
     };
     let store = state.store.clone();
     let instance = matches!(scope, HistoryScope::Instance(..));

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 
 use super::{blocking, logical_id, resource_type};
-use crate::auth::{authorize, sensitive_body, withheld, Authorized};
+use crate::auth::{authorize, hidden_from_patients, withheld, Authorized};
 use crate::error::ApiError;
 use crate::format::Output;
 use crate::query::Params;
@@ -88,10 +88,11 @@ fn respond(
     auth.touched(&stored.compartments);
     auth.resource(
         format!("{res_type}/{}/_history/{}", stored.id, stored.version),
-        stored
-            .body
-            .as_deref()
-            .is_some_and(|b| sensitive_body(state, b)),
+        hidden_from_patients(
+            &state.security.policy,
+            &stored.sec_labels,
+            &stored.alert_codes,
+        ),
     );
     let Some(body) = stored.body.as_deref().filter(|_| !stored.deleted) else {
         let mut e = ApiError::new(

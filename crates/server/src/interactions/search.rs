@@ -200,7 +200,7 @@ async fn run(
         max_count: state.config.search_max_count,
         strict: prefers_strict(req),
         base_url: state.config.base_url.clone(),
-        access: auth.access.clone(),
+        access: auth.access.as_deref().cloned(),
     };
     let plan = search::plan(&types, &params, &options)?;
     let total_only = output.summary == Some(fhir_model::summary::SummaryMode::Count);
@@ -214,7 +214,7 @@ async fn run(
         snapshot: plan.snapshot,
         limit: if total_only { 0 } else { plan.count },
         count_total: plan.total == TotalMode::Accurate || total_only,
-        access: auth.access.clone(),
+        access: auth.access.as_deref().cloned(),
     };
     if explain {
         let store = state.store.clone();
@@ -241,7 +241,7 @@ async fn run(
                 &includes,
                 &page.rows,
                 include_limit,
-                include_access.as_ref(),
+                include_access.as_deref(),
             )?
         };
         Ok((page, included, cut))

@@ -962,3 +962,92 @@ fn feeds_see_and_change_only_their_own_source() {
         200
     );
 }
+
+/// A minimal OpenID Connect provider on a thread: the discovery document and a JWKS.
+fn identity_provider(jwks: Value) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let iss = issuer.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            let path = request.split(' ').nth(1).unwrap_or("");
+            let body = match path {
+                "/.well-known/openid-configuration" => json!({
+                    "issuer": iss,
+                    "authorization_endpoint": format!("{iss}/authorize"),
+                    "token_endpoint": format!("{iss}/token"),
+                    "jwks_uri": format!("{iss}/jwks"),
+                    "response_types_supported": ["code"],
+                    "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["ES256"]
+                }),
+                "/jwks" => jwks.clone(),
+                _ => json!({}),
+            }
+            .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    issuer
+}
+
+#[test]
+fn tokens_of_a_trusted_openid_connect_issuer_are_accepted() {
+    let key = authz::token::SigningKey::generate();
+    let issuer = identity_provider(json!({"keys": [key.public_jwk()]}));
+    let s = Server::start_with(&[("INVICTA_AUTH", "on"), ("INVICTA_OIDC_ISSUERS", &issuer)]);
+    load(&s);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // An NHS CIS2-shaped token: the GP role comes from the selected RBAC entry.
+    let claims = json!({
+        "iss": issuer, "aud": s.base, "sub": "555021935107", "exp": now + 300, "jti": "cis2-1",
+        "scope": "openid nationalrbacaccess user/*.rs",
+        "nhsid_nrbac_roles": [
+            {"person_roleid": "r1", "org_code": "RX1", "role_code": "S8000:G8000:R8000"},
+            {"person_roleid": "r2", "org_code": PRACTICE, "role_code": "S8000:G8000:R0260"}
+        ],
+        "selected_roleid": "r2"
+    });
+    let token = key.sign(&claims).unwrap();
+    let r = s.get("/Observation/p1-obs-r", &[("Authorization", &auth(&token))]);
+    assert_eq!(
+        r.status,
+        200,
+        "a GP sees R: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(
+        s.get("/Patient/p2", &[("Authorization", &auth(&token))])
+            .status,
+        403
+    );
+    // A key the issuer does not publish, or an issuer not configured, is refused.
+    let stranger = authz::token::SigningKey::generate().sign(&claims).unwrap();
+    assert_eq!(
+        s.get("/Patient/p1", &[("Authorization", &auth(&stranger))])
+            .status,
+        401
+    );
+    let mut other = claims.clone();
+    other["iss"] = json!("http://127.0.0.1:1");
+    assert_eq!(
+        s.get(
+            "/Patient/p1",
+            &[("Authorization", &auth(&key.sign(&other).unwrap()))]
+        )
+        .status,
+        401
+    );
+}

@@ -1,9 +1,9 @@
-//! Where AuditEvents go: one writer thread that commits whatever has queued up in a single
-//! transaction (group commit), and tells each waiting request when its records are durable.
+//! Where AuditEvents go: writer threads that each commit whatever has queued up in a single
+//! transaction (group commit) and tell each waiting request when its records are durable.
 //! Under load many requests share one commit; a request never answers before its records
 //! are stored.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use actix_web::http::StatusCode;
 use serde_json::Value;
@@ -14,50 +14,34 @@ use crate::error::ApiError;
 
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 2000;
+/// Writer threads, each with its own connection: while one batch waits for its commit, the
+/// next is already being written.
+const WRITERS: usize = 3;
 
 type Job = (Vec<Value>, oneshot::Sender<Result<(), String>>);
 
-/// A handle to the audit writer (cheap to clone).
+/// A handle to the audit writers (cheap to clone).
 #[derive(Clone)]
 pub struct AuditSink {
     tx: Option<mpsc::Sender<Job>>,
 }
 
 impl AuditSink {
-    /// Starts the writer thread; `enabled: false` makes a sink that drops everything
+    /// Starts the writer threads; `enabled: false` makes a sink that drops everything
     /// (`INVICTA_AUDIT=off`, for measuring what auditing costs).
     pub fn start(store: Store, enabled: bool) -> AuditSink {
         if !enabled {
             return AuditSink { tx: None };
         }
         let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut jobs = vec![first];
-                    let mut count = jobs[0].0.len();
-                    while count < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(job) => {
-                                count += job.0.len();
-                                jobs.push(job);
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    let events: Vec<Value> =
-                        jobs.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
-                    let result = store.record_audit(events).map_err(|e| e.to_string());
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, "audit records could not be stored");
-                    }
-                    for (_, done) in jobs {
-                        let _ = done.send(result.clone());
-                    }
-                }
-            })
-            .expect("the audit writer thread starts");
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..WRITERS {
+            let (rx, store) = (rx.clone(), store.clone());
+            std::thread::Builder::new()
+                .name(format!("audit-writer-{n}"))
+                .spawn(move || writer(&rx, &store))
+                .expect("an audit writer thread starts");
+        }
         AuditSink { tx: Some(tx) }
     }
 
@@ -83,6 +67,37 @@ impl AuditSink {
         match wait.await {
             Ok(Ok(())) => Ok(()),
             _ => Err(unavailable()),
+        }
+    }
+}
+
+/// One writer: takes whatever has queued up (holding the queue only while taking), commits it
+/// as one transaction and answers each waiting request.
+fn writer(rx: &Mutex<mpsc::Receiver<Job>>, store: &Store) {
+    loop {
+        let jobs = {
+            let Ok(rx) = rx.lock() else { return };
+            let Ok(first) = rx.recv() else { return };
+            let mut count = first.0.len();
+            let mut jobs = vec![first];
+            while count < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        count += job.0.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            jobs
+        };
+        let events: Vec<Value> = jobs.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
+        let result = store.record_audit(events).map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "audit records could not be stored");
+        }
+        for (_, done) in jobs {
+            let _ = done.send(result.clone());
         }
     }
 }

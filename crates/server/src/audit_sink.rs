@@ -91,12 +91,17 @@ fn writer(rx: &Mutex<mpsc::Receiver<Job>>, store: &Store) {
             }
             jobs
         };
-        let events: Vec<Value> = jobs.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
+        let mut events = Vec::new();
+        let mut waiting = Vec::with_capacity(jobs.len());
+        for (e, done) in jobs {
+            events.extend(e);
+            waiting.push(done);
+        }
         let result = store.record_audit(events).map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::error!(error = %e, "audit records could not be stored");
         }
-        for (_, done) in jobs {
+        for done in waiting {
             let _ = done.send(result.clone());
         }
     }

@@ -276,10 +276,12 @@ fn statements(q: &ResourceQuery, snapshot: i64) -> Result<Statements, StoreError
             let visible = access.predicate("r", &mut wb);
             let base = conds.join(" AND ");
             withheld = Some(WithheldStatements {
+                // The visible condition appears once, so PostgreSQL plans its relationship
+                // lookup once (planning, not execution, dominates these searches).
                 count_sql: format!(
-                    "SELECT COUNT(*) FILTER (WHERE {visible}) AS n, \
-                     COALESCE(bool_or(NOT ({visible})), FALSE) AS withheld \
-                     FROM resource r WHERE {base} AND {lifted}"
+                    "SELECT COUNT(*) FILTER (WHERE s.v) AS n, \
+                     COALESCE(bool_or(NOT s.v), FALSE) AS withheld \
+                     FROM (SELECT ({visible}) AS v FROM resource r WHERE {base} AND {lifted}) s"
                 ),
                 probe_sql: format!(
                     "SELECT COUNT(*) AS n FROM (SELECT 1 FROM resource r WHERE {base} AND {lifted} \

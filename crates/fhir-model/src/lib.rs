@@ -12,6 +12,8 @@ pub mod format;
 pub mod index;
 pub mod issue;
 pub mod nhs_number;
+/// FHIR PATCH: RFC 6902 JSON Patch and FHIRPath Patch applied to a resource held as JSON.
+pub mod patch;
 pub mod search_params;
 pub mod summary;
 pub mod validate;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make run: build the release binary, make sure PostgreSQL is reachable, apply migrations, start
-# the server, load the sample care record (idempotent PUTs with fixed ids) and print the base URL.
+# the server, load the sample care record (`invicta load`: fixed ids, so a reload changes nothing)
+# and print the base URL.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -32,30 +33,14 @@ for _ in $(seq 1 100); do
 done
 
 echo "==> loading the sample care record from examples/ (as the acute trust's feed, ODS R0X)" >&2
-feed_token="$("$bin" token --role feed --org R0X --client sample-loader)"
-loaded=0
-while read -r file; do
-  [[ -z "$file" ]] && continue
-  name="${file%.json}"
-  type="${name%%-*}"
-  id="${name#*-}"
-  status=$(curl -s -o /tmp/invicta-load.$$ -w '%{http_code}' -X PUT "${base}/${type}/${id}" \
-    -H "Authorization: Bearer ${feed_token}" \
-    -H 'Content-Type: application/fhir+json' --data-binary "@examples/${file}")
-  if [[ "$status" != 200 && "$status" != 201 ]]; then
-    echo "failed to load examples/${file}: HTTP ${status}" >&2
-    cat /tmp/invicta-load.$$ >&2; echo >&2
-    if [[ "$status" == 403 ]]; then
-      echo "The database holds sample data written before access control (no source organisation)," >&2
-      echo "which the sample feed may not overwrite. Start from an empty database, e.g.:" >&2
-      echo "  psql '${DATABASE_URL%/*}/postgres' -c 'DROP DATABASE ${DATABASE_URL##*/}'" >&2
-    fi
-    exit 1
-  fi
-  loaded=$((loaded + 1))
-done < examples/load-order.txt
-rm -f /tmp/invicta-load.$$
-echo "==> loaded ${loaded} sample resources" >&2
+# `invicta load` writes through the same path as a REST transaction (validation, indexing,
+# provenance, audit). The examples carry fixed ids, so loading them again changes nothing.
+if ! "$bin" load --org R0X --client sample-loader examples; then
+  echo "failed to load the sample care record (see above). If the database holds sample data" >&2
+  echo "written before access control or by another source, start from an empty database, e.g.:" >&2
+  echo "  psql '${DATABASE_URL%/*}/postgres' -c 'DROP DATABASE ${DATABASE_URL##*/}'" >&2
+  exit 1
+fi
 
 cat <<MSG
 

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::harness::{patient, Server};
+use crate::harness::{patient, patient_with_nhs, Server};
 
 #[test]
 fn create_read_update_delete_cycle() {
@@ -156,9 +156,10 @@ fn conditional_create_finds_the_existing_match() {
         "If-None-Exist",
         "identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919",
     )];
-    let first = s.send_json("POST", "/Patient", &patient("Price"), &cond);
+    let price = patient_with_nhs("Price", "9434765919");
+    let first = s.send_json("POST", "/Patient", &price, &cond);
     assert_eq!(first.status, 201);
-    let second = s.send_json("POST", "/Patient", &patient("Price"), &cond);
+    let second = s.send_json("POST", "/Patient", &price, &cond);
     assert_eq!(second.status, 200);
     assert_eq!(first.json()["id"], second.json()["id"]);
     s.send_json(

@@ -357,13 +357,38 @@ fn replace_db(admin: &str, db: &str) -> String {
     format!("{prefix}/{db}{query}")
 }
 
-/// A small valid Patient with a valid NHS number.
+/// A small valid Patient with an NHS number of its own.
 pub fn patient(family: &str) -> Value {
+    patient_with_nhs(family, &fresh_nhs_number())
+}
+
+/// A Patient with the given NHS number (one NHS number identifies one Patient).
+pub fn patient_with_nhs(family: &str, nhs: &str) -> Value {
     serde_json::json!({
         "resourceType": "Patient",
-        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765919"}],
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs}],
         "name": [{"family": family, "given": ["Ann"]}],
         "gender": "female",
         "birthDate": "1961-04-12"
     })
+}
+
+/// A valid NHS number (Modulus 11) not handed out before in this test process.
+pub fn fresh_nhs_number() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stem = format!("{:09}", 943_000_000 + n);
+        let sum: u32 = stem
+            .chars()
+            .zip((2..=10).rev())
+            .map(|(c, w)| c.to_digit(10).unwrap() * w)
+            .sum();
+        let check = 11 - sum % 11;
+        match check {
+            11 => return format!("{stem}0"),
+            10 => continue,
+            d => return format!("{stem}{d}"),
+        }
+    }
 }

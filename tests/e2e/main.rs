@@ -9,6 +9,7 @@ mod bad_input;
 mod crud;
 mod durability;
 mod examples;
+mod feeds;
 mod history;
 mod operations;
 mod search;

@@ -33,6 +33,8 @@ pub struct AuditRecord {
     pub action: String,
     /// The resource read or written, as `Type/id/_history/v`.
     pub resource: Option<String>,
+    /// Further resources the request wrote (a transaction Bundle), as `Type/id/_history/v`.
+    pub more_resources: Vec<String>,
     /// The query string of a search or history.
     pub query: Option<String>,
     /// The patients the request touched.
@@ -127,7 +129,7 @@ impl AuditRecord {
                 "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}
             }));
         }
-        if let Some(r) = &self.resource {
+        for r in self.resource.iter().chain(self.more_resources.iter()) {
             entities.push(json!({
                 "what": {"reference": r},
                 "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},

@@ -10,7 +10,9 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
-use crate::interactions::{capabilities, create, delete, history, read, search, update};
+use crate::interactions::{
+    bundle, capabilities, create, delete, history, patch, read, search, update,
+};
 use crate::state::AppState;
 
 /// Registers every route. `$`-operations and `_history` come before `{type}/{id}` so that
@@ -23,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource(["", "/"])
                         .route(web::get().to(search::system))
+                        .route(web::post().to(bundle::process))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
@@ -79,6 +82,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/{type}/{id}")
                         .route(web::get().to(read::read))
                         .route(web::put().to(update::update))
+                        .route(web::patch().to(patch::patch))
                         .route(web::delete().to(delete::delete))
                         .default_service(web::to(method_not_allowed)),
                 )
@@ -86,6 +90,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/{type}")
                         .route(web::get().to(search::by_type))
                         .route(web::post().to(create::create))
+                        .route(web::put().to(update::conditional))
+                        .route(web::patch().to(patch::patch))
+                        .route(web::delete().to(delete::conditional))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .default_service(web::to(not_found)),

@@ -281,6 +281,7 @@ fn guess_interaction(method: &str, path: &str) -> &'static str {
     let history = segments.contains(&"_history");
     match (method, segments.len(), history) {
         ("GET", 0, _) => "search-system",
+        ("POST", 0, _) => "batch",
         ("GET", 1, false) => "search-type",
         ("GET", 1, true) => "history-system",
         ("GET", 2, true) => "history-type",
@@ -296,6 +297,11 @@ fn guess_interaction(method: &str, path: &str) -> &'static str {
         _ => "operation",
     }
 }
+
+/// `meta.source` of versions written by an OAuth client: this prefix and the client id.
+pub const SOURCE_CLIENT_PREFIX: &str = "https://invicta.example.org/fhir/source/client/";
+/// `meta.source` of versions written by a user token without a client id.
+pub const SOURCE_USER_PREFIX: &str = "https://invicta.example.org/fhir/source/user/";
 
 /// An authorised request: the rules to apply (`None` when auth is off) and the decision.
 pub struct Authorized {
@@ -328,6 +334,15 @@ impl Authorized {
         }
     }
 
+    /// Names the interaction in the audit record (`transaction` or `batch` for a Bundle).
+    pub fn interaction(&self, name: &str, action: &str) {
+        if let Some(a) = &self.audit {
+            let mut a = a.borrow_mut();
+            a.record.interaction = name.to_string();
+            a.record.action = action.to_string();
+        }
+    }
+
     /// Records the query of a search or history.
     pub fn query(&self, q: String) {
         if let Some(a) = &self.audit {
@@ -351,27 +366,25 @@ impl Authorized {
     /// meet, and the audit record, stored in the write's own transaction.
     pub fn write_context(&self, state: &AppState) -> store::WriteContext {
         let policy = state.security.policy.clone();
-        let audit: Option<store::AuditHook> = match (self.record(), state.config.audit) {
-            (Some(base), true) => Some(Arc::new(move |change: &store::Change| {
-                let mut r = base.clone();
-                r.sensitive |= hidden_from_patients(&policy, change.labels, change.alerts);
-                r.action = change.action.to_string();
-                r.resource = Some(format!(
-                    "{}/{}/_history/{}",
-                    change.res_type, change.id, change.version
-                ));
-                r.patients = change.compartments.to_vec();
-                r.status = 200;
-                r.events()
-            })),
+        let audit = match (self.record(), state.config.audit) {
+            (Some(base), true) => Some(audit_hook(base, policy)),
             _ => None,
         };
         store::WriteContext {
             org: self.org(),
-            access: self.access.as_deref().cloned(),
+            source: self.source(),
+            access: self.access.clone(),
             record_source: self.is_feed(state),
             audit,
         }
+    }
+
+    /// The writing system as a URI for `meta.source`: the OAuth client, else the user.
+    pub fn source(&self) -> Option<String> {
+        self.principal.as_ref().map(|p| match &p.client_id {
+            Some(c) => format!("{SOURCE_CLIENT_PREFIX}{c}"),
+            None => format!("{SOURCE_USER_PREFIX}{}", p.subject),
+        })
     }
 
     /// The organisation of the caller.
@@ -389,6 +402,41 @@ impl Authorized {
                 .is_some_and(|r| r.own_source_only)
         })
     }
+}
+
+/// The audit hook of a request's writes: its record, completed per change. Changes with the same
+/// action about the same patients share their AuditEvents.
+pub fn audit_hook(base: AuditRecord, policy: Arc<Policy>) -> store::AuditHook {
+    Arc::new(move |changes: &[store::Change]| {
+        // Changes with the same action about the same patients share their records.
+        let mut groups: Vec<(&str, &[String], Vec<&store::Change>)> = Vec::new();
+        for c in changes {
+            match groups
+                .iter_mut()
+                .find(|(a, p, _)| *a == c.action && *p == c.compartments.as_slice())
+            {
+                Some((_, _, members)) => members.push(c),
+                None => groups.push((c.action, &c.compartments, vec![c])),
+            }
+        }
+        let mut events = Vec::new();
+        for (action, patients, members) in groups {
+            let mut r = base.clone();
+            r.action = action.to_string();
+            let mut refs = members
+                .iter()
+                .map(|c| format!("{}/{}/_history/{}", c.res_type, c.id, c.version));
+            r.resource = refs.next();
+            r.more_resources = refs.collect();
+            r.sensitive |= members
+                .iter()
+                .any(|c| hidden_from_patients(&policy, &c.labels, &c.alerts));
+            r.patients = patients.to_vec();
+            r.status = 200;
+            events.extend(r.events());
+        }
+        events
+    })
 }
 
 /// Decides the request: 403 when the interaction is not allowed, else its rules.

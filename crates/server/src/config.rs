@@ -7,6 +7,9 @@
 //! | `INVICTA_BASE_URL` | `--base-url` | `http://<listen>/fhir` |
 //! | `INVICTA_MAX_BODY` | `--max-body` | `16777216` (16 MiB) |
 //! | `INVICTA_DB_POOL` | `--db-pool` | `16` |
+//! | `INVICTA_BUNDLE_MAX_ENTRIES` | | `10000` |
+//! | `INVICTA_BUNDLE_MAX_BYTES` | | `67108864` (64 MiB) |
+//! | `INVICTA_CONDITIONAL_DELETE` | | `single` (`multiple`: a conditional delete may delete several) |
 //! | `INVICTA_SEARCH_DEFAULT_COUNT` | | `20` |
 //! | `INVICTA_SEARCH_MAX_COUNT` | | `1000` |
 //! | `INVICTA_SEARCH_EXPLAIN` | | `off` |
@@ -31,6 +34,8 @@ pub enum Command {
     Reindex,
     /// Print an access token signed with the server's key.
     Token,
+    /// Load FHIR Bundles and NDJSON files from disk.
+    Load,
 }
 
 /// The server's settings, validated.
@@ -46,6 +51,12 @@ pub struct Config {
     pub max_body: usize,
     /// Database pool size.
     pub pool_size: u32,
+    /// Most entries a batch or transaction Bundle may have.
+    pub bundle_max_entries: usize,
+    /// Largest batch or transaction Bundle body in bytes.
+    pub bundle_max_bytes: usize,
+    /// A conditional delete may delete every match (else more than one match is a 412).
+    pub delete_multiple: bool,
     /// Search page size when `_count` is absent.
     pub search_default_count: i64,
     /// Largest search page, whatever `_count` asks.
@@ -66,11 +77,11 @@ pub struct Config {
     pub policy: Option<std::path::PathBuf>,
     /// The claim naming the care-record role when there are no CIS2 RBAC claims.
     pub role_claim: String,
-    /// Arguments after `token` (for the token tool).
-    pub token_args: Vec<String>,
+    /// Arguments after `token` or `load`.
+    pub command_args: Vec<String>,
 }
 
-const USAGE: &str = "usage: invicta [serve|migrate|reindex] [--database-url URL] [--listen ADDR] [--base-url URL] [--max-body BYTES] [--db-pool N] | invicta token --role ROLE [--patient ID] [--scope \"...\"] [--ttl SECS] [--client ID] [--org ODS] [--sub ID]";
+const USAGE: &str = "usage: invicta [serve|migrate|reindex] [--database-url URL] [--listen ADDR] [--base-url URL] [--max-body BYTES] [--db-pool N] | invicta token --role ROLE [--patient ID] [--scope \"...\"] [--ttl SECS] [--client ID] [--org ODS] [--sub ID] | invicta load [--org ODS] [--client ID] [--chunk N] PATH...";
 
 impl Config {
     /// Reads the environment (through `env`) and the arguments (without the program name).
@@ -84,12 +95,16 @@ impl Config {
         let mut base_url = env("INVICTA_BASE_URL");
         let mut max_body = env("INVICTA_MAX_BODY");
         let mut pool = env("INVICTA_DB_POOL");
-        let mut token_args = Vec::new();
+        let mut command_args = Vec::new();
         let mut it = args.iter();
         while let Some(arg) = it.next() {
-            if arg == "token" {
-                command = Command::Token;
-                token_args = it.by_ref().cloned().collect();
+            if arg == "token" || arg == "load" {
+                command = if arg == "token" {
+                    Command::Token
+                } else {
+                    Command::Load
+                };
+                command_args = it.by_ref().cloned().collect();
                 break;
             }
             let (flag, inline) = match arg.split_once('=') {
@@ -183,8 +198,27 @@ impl Config {
                 ));
             }
         }
-        if max_body == 0 || pool_size == 0 {
-            return Err("INVICTA_MAX_BODY and INVICTA_DB_POOL must be greater than zero".into());
+        let bundle_max_entries = parse_number(
+            env("INVICTA_BUNDLE_MAX_ENTRIES"),
+            "INVICTA_BUNDLE_MAX_ENTRIES",
+            10_000,
+        )?;
+        let bundle_max_bytes = parse_number(
+            env("INVICTA_BUNDLE_MAX_BYTES"),
+            "INVICTA_BUNDLE_MAX_BYTES",
+            64 * 1024 * 1024,
+        )?;
+        let delete_multiple = match env("INVICTA_CONDITIONAL_DELETE").as_deref() {
+            None | Some("single" | "") => false,
+            Some("multiple") => true,
+            Some(other) => {
+                return Err(format!(
+                    "INVICTA_CONDITIONAL_DELETE must be single or multiple, got '{other}'"
+                ))
+            }
+        };
+        if max_body == 0 || pool_size == 0 || bundle_max_entries == 0 || bundle_max_bytes == 0 {
+            return Err("INVICTA_MAX_BODY, INVICTA_DB_POOL and the INVICTA_BUNDLE_MAX_* limits must be greater than zero".into());
         }
         Ok((
             command,
@@ -193,6 +227,9 @@ impl Config {
                 listen,
                 max_body,
                 pool_size: pool_size as u32,
+                bundle_max_entries,
+                bundle_max_bytes,
+                delete_multiple,
                 search_default_count: search_default_count as i64,
                 search_max_count: search_max_count as i64,
                 search_explain,
@@ -205,7 +242,7 @@ impl Config {
                 oidc_issuers,
                 policy: env("INVICTA_POLICY").map(Into::into),
                 role_claim: env("INVICTA_ROLE_CLAIM").unwrap_or_else(|| "role".into()),
-                token_args,
+                command_args,
                 base_url,
             },
         ))

@@ -140,6 +140,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Invalid(msg) => ApiError::bad_request(msg),
             StoreError::Forbidden(msg) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", msg),
+            StoreError::Conflict(msg) => ApiError::new(StatusCode::CONFLICT, "duplicate", msg),
             StoreError::Unavailable(msg) => {
                 tracing::error!(error = %msg, "database unavailable");
                 ApiError::new(

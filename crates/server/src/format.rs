@@ -205,9 +205,38 @@ fn accept_format(req: &HttpRequest) -> Result<Format, ApiError> {
 /// Reads a request body up to `limit` bytes and parses it as a FHIR resource by `Content-Type`.
 pub async fn read_resource(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<Value, ApiError> {
+    let (format, body) = read_body(req, payload, limit).await?;
+    let parsed = match format {
+        Format::Json => fhir_model::format::parse_json(&body),
+        Format::Xml => fhir_model::format::parse_xml(&body),
+    };
+    Ok(parsed?)
+}
+
+/// Reads a Bundle body: JSON is only parsed (its entries are validated one by one, so one bad
+/// entry of a batch fails alone); XML is read and validated whole.
+pub async fn read_bundle(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Value, ApiError> {
+    let (format, body) = read_body(req, payload, limit).await?;
+    match format {
+        Format::Json => serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}"))),
+        Format::Xml => Ok(fhir_model::format::parse_xml(&body)?),
+    }
+}
+
+/// Reads a request body of a FHIR format up to `limit` bytes.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<(Format, web::BytesMut), ApiError> {
     let format = match req.headers().get(header::CONTENT_TYPE) {
         None => Format::Json,
         Some(ct) => {
@@ -252,9 +281,5 @@ pub async fn read_resource(
             "The request has no body; a resource is required",
         ));
     }
-    let parsed = match format {
-        Format::Json => fhir_model::format::parse_json(&body),
-        Format::Xml => fhir_model::format::parse_xml(&body),
-    };
-    Ok(parsed?)
+    Ok((format, body))
 }

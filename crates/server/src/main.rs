@@ -9,6 +9,7 @@ mod error;
 mod error_format;
 mod format;
 mod interactions;
+mod load;
 mod query;
 mod respond;
 mod state;
@@ -85,6 +86,9 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             rebuilt,
             "search index rows rebuilt for new parameter definitions"
         );
+    }
+    if command == Command::Load {
+        return load::run(&config, &store, policy);
     }
     if command != Command::Serve {
         return Ok(());

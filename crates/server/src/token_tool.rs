@@ -18,7 +18,7 @@ pub fn issue(config: &Config, policy: &Policy, key: &SigningKey) -> Result<Strin
     let mut sub = None;
     let mut purpose = None;
     let mut reason = None;
-    let mut it = config.token_args.iter();
+    let mut it = config.command_args.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
             it.next()

@@ -27,6 +27,9 @@ pub enum StoreError {
     /// A conditional interaction matched more resources than it may act on.
     #[error("{0}")]
     MultipleMatches(String),
+    /// The write would break a uniqueness rule of the record (one Patient per NHS number).
+    #[error("{0}")]
+    Conflict(String),
     /// The request's access rules do not allow this change (the resource, before or after it,
     /// is outside what the client may write).
     #[error("{0}")]

@@ -40,31 +40,7 @@ impl Store {
         limit: usize,
         access: Option<&Access>,
     ) -> Result<(Vec<FoundResource>, bool), StoreError> {
-        let mut conn = self.conn()?;
-        let mut seen: HashSet<i64> = matches.iter().map(|m| m.rid).collect();
-        let mut found: Vec<FoundResource> = Vec::new();
-        let mut frontier: Vec<FoundResource> = matches.to_vec();
-        for round in 0..MAX_ROUNDS {
-            let mut fresh = Vec::new();
-            for spec in specs.iter().filter(|s| round == 0 || s.iterate) {
-                let rows = run_spec(&mut conn, spec, &frontier, limit + 1, access)?;
-                for row in rows {
-                    if seen.insert(row.rid) {
-                        fresh.push(row);
-                    }
-                }
-            }
-            if fresh.is_empty() {
-                break;
-            }
-            found.extend(fresh.iter().cloned());
-            if found.len() > limit {
-                found.truncate(limit);
-                return Ok((found, true));
-            }
-            frontier = fresh;
-        }
-        Ok((found, false))
+        include_on(&mut *self.conn()?, specs, matches, limit, access)
     }
 }
 
@@ -128,4 +104,37 @@ fn run_spec(
 /// The access condition over `alias`, or `TRUE` without rules.
 fn visible(access: Option<&Access>, alias: &str, binds: &mut Vec<Bind>) -> String {
     access.map_or_else(|| "TRUE".into(), |a| a.predicate(alias, binds))
+}
+
+pub(crate) fn include_on(
+    conn: &mut diesel::pg::PgConnection,
+    specs: &[IncludeSpec],
+    matches: &[FoundResource],
+    limit: usize,
+    access: Option<&Access>,
+) -> Result<(Vec<FoundResource>, bool), StoreError> {
+    let mut seen: HashSet<i64> = matches.iter().map(|m| m.rid).collect();
+    let mut found: Vec<FoundResource> = Vec::new();
+    let mut frontier: Vec<FoundResource> = matches.to_vec();
+    for round in 0..MAX_ROUNDS {
+        let mut fresh = Vec::new();
+        for spec in specs.iter().filter(|s| round == 0 || s.iterate) {
+            let rows = run_spec(conn, spec, &frontier, limit + 1, access)?;
+            for row in rows {
+                if seen.insert(row.rid) {
+                    fresh.push(row);
+                }
+            }
+        }
+        if fresh.is_empty() {
+            break;
+        }
+        found.extend(fresh.iter().cloned());
+        if found.len() > limit {
+            found.truncate(limit);
+            return Ok((found, true));
+        }
+        frontier = fresh;
+    }
+    Ok((found, false))
 }

@@ -73,19 +73,20 @@ const COLUMNS: [(&str, &[&str]); 8] = [
     ),
 ];
 
-/// Removes every index row of a resource (before re-indexing, or on delete), in one round trip.
-pub(crate) fn clear(conn: &mut PgConnection, rid: i64) -> Result<(), StoreError> {
+/// Removes every index row of these resources (before re-indexing, or on delete), in one round
+/// trip.
+pub(crate) fn clear_many(conn: &mut PgConnection, rids: &[i64]) -> Result<(), StoreError> {
     let ctes: Vec<String> = TABLES[..TABLES.len() - 1]
         .iter()
         .enumerate()
-        .map(|(i, t)| format!("d{i} AS (DELETE FROM {t} WHERE rid = $1)"))
+        .map(|(i, t)| format!("d{i} AS (DELETE FROM {t} WHERE rid = ANY($1))"))
         .collect();
     let sql = format!(
-        "WITH {} DELETE FROM {} WHERE rid = $1",
+        "WITH {} DELETE FROM {} WHERE rid = ANY($1)",
         ctes.join(", "),
-        TABLES[6]
+        TABLES[TABLES.len() - 1]
     );
-    query(&sql, &[Bind::BigInt(rid)]).execute(conn)?;
+    query(&sql, &[Bind::BigIntArray(rids.to_vec())]).execute(conn)?;
     Ok(())
 }
 

@@ -6,8 +6,10 @@
 //! row, its history row and its index rows commit together or not at all.
 
 mod access;
+mod audit_rows;
 mod error;
 mod history;
+mod identity;
 mod include;
 mod index_rows;
 mod meta;
@@ -15,18 +17,22 @@ mod pool;
 mod query;
 mod read;
 mod reindex;
+mod relationship;
 mod schema;
 mod sql;
+mod tx;
 mod write;
 
 pub use access::{Access, RelationshipRule, TypeRule};
 pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, HistoryQuery, HistoryScope};
 pub use include::IncludeSpec;
+pub use meta::ODS_TAG_SYSTEM;
 pub use pool::{Store, StoreConfig};
 pub use query::{
     Cursor, FoundResource, ResourcePage, ResourceQuery, SortColumn, SortKey, MAX_SORT_KEYS,
 };
 pub use read::{Stored, Visibility};
 pub use sql::{Bind, Filter};
-pub use write::{AuditHook, Change, Condition, WriteContext, Written};
+pub use tx::Tx;
+pub use write::{AuditHook, Change, Condition, Match, WriteContext, Written};

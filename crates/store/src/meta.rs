@@ -28,6 +28,43 @@ pub(crate) fn stamp(body: Value, id: &str, version: i32, at: DateTime<Utc>) -> V
     Value::Object(out)
 }
 
+/// ODS organisation codes, the system of the provenance tag.
+pub const ODS_TAG_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+
+/// Stamps who sent a version: `meta.source` is the writing system and a `meta.tag` in the ODS
+/// system names its organisation. Both replace whatever the body claimed, so provenance comes
+/// from the authenticated client and never from the body alone.
+pub(crate) fn provenance(body: Value, source: Option<&str>, org: Option<&str>) -> Value {
+    if source.is_none() && org.is_none() {
+        return body;
+    }
+    let Value::Object(mut obj) = body else {
+        return body;
+    };
+    let meta = obj
+        .entry("meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !meta.is_object() {
+        *meta = Value::Object(Map::new());
+    }
+    let meta = meta.as_object_mut().expect("meta is an object");
+    if let Some(source) = source {
+        meta.insert("source".into(), Value::String(source.to_string()));
+    }
+    if let Some(org) = org {
+        let mut tags: Vec<Value> = match meta.remove("tag") {
+            Some(Value::Array(tags)) => tags
+                .into_iter()
+                .filter(|t| t["system"].as_str() != Some(ODS_TAG_SYSTEM))
+                .collect(),
+            _ => Vec::new(),
+        };
+        tags.push(serde_json::json!({"system": ODS_TAG_SYSTEM, "code": org}));
+        meta.insert("tag".into(), Value::Array(tags));
+    }
+    Value::Object(obj)
+}
+
 /// The resource without server-owned fields, for no-op detection.
 pub(crate) fn content_of(body: &Value) -> Value {
     let mut v = body.clone();
@@ -74,6 +111,17 @@ mod tests {
         assert_eq!(s["meta"]["versionId"], "2");
         assert_eq!(s["meta"]["lastUpdated"], "2023-11-14T22:13:20.123Z");
         assert_eq!(s["meta"]["profile"][0], "p");
+        let p = provenance(
+            json!({"resourceType": "Patient", "meta": {"source": "forged", "tag": [
+                {"system": ODS_TAG_SYSTEM, "code": "FORGED"}, {"system": "x", "code": "keep"}]}}),
+            Some("urn:invicta:client:feed"),
+            Some("R0X"),
+        );
+        assert_eq!(p["meta"]["source"], "urn:invicta:client:feed");
+        assert_eq!(
+            p["meta"]["tag"],
+            json!([{"system": "x", "code": "keep"}, {"system": ODS_TAG_SYSTEM, "code": "R0X"}])
+        );
         assert_eq!(
             content_of(&s),
             json!({"resourceType": "Patient", "meta": {"profile": ["p"]}, "name": []})

@@ -176,54 +176,7 @@ impl Store {
 
     /// Runs a search page.
     pub fn query_resources(&self, q: &ResourceQuery) -> Result<ResourcePage, StoreError> {
-        let mut conn = self.conn()?;
-        let snapshot = match q.snapshot {
-            Some(s) => s,
-            None => {
-                let rows: Vec<Count> =
-                    query("SELECT COALESCE(MAX(rid), 0) AS n FROM resource", &[])
-                        .load(&mut conn)?;
-                rows.first().map_or(0, |c| c.n)
-            }
-        };
-        let st = statements(q, snapshot)?;
-        // With a total to count and liftable rules, one pass over the lifted set gives both the
-        // total and whether anything was withheld.
-        let (total, withheld) = match (q.count_total, &st.withheld) {
-            (true, Some(w)) => {
-                let rows: Vec<CountWithheld> = query(&w.count_sql, &w.binds).load(&mut conn)?;
-                let r = rows.first();
-                (Some(r.map_or(0, |c| c.n)), r.is_some_and(|c| c.withheld))
-            }
-            (true, None) => {
-                let rows: Vec<Count> = query(&st.count_sql, &st.binds).load(&mut conn)?;
-                (Some(rows.first().map_or(0, |c| c.n)), false)
-            }
-            (false, Some(w)) => {
-                let rows: Vec<Count> = query(&w.probe_sql, &w.binds).load(&mut conn)?;
-                (None, rows.first().is_some_and(|c| c.n > 0))
-            }
-            (false, None) => (None, false),
-        };
-        let (sql, page_binds) = (st.page_sql, st.page_binds);
-        let mut rows: Vec<FoundResource> = if q.sort.is_empty() {
-            let rows: Vec<FoundRow> = query(&sql, &page_binds).load(&mut conn)?;
-            rows.into_iter().map(FoundResource::from).collect()
-        } else {
-            load_with_sort_values(&mut conn, &sql, &page_binds, q.sort.len())?
-        };
-        let more = rows.len() as i64 > q.limit;
-        rows.truncate(q.limit.max(0) as usize);
-        if q.backward {
-            rows.reverse();
-        }
-        Ok(ResourcePage {
-            rows,
-            total,
-            more,
-            snapshot,
-            withheld,
-        })
+        query_resources_on(&mut *self.conn()?, q)
     }
 }
 
@@ -494,4 +447,56 @@ fn load_with_sort_values(
             found
         })
         .collect())
+}
+
+pub(crate) fn query_resources_on(
+    conn: &mut diesel::pg::PgConnection,
+    q: &ResourceQuery,
+) -> Result<ResourcePage, StoreError> {
+    let snapshot = match q.snapshot {
+        Some(s) => s,
+        None => {
+            let rows: Vec<Count> =
+                query("SELECT COALESCE(MAX(rid), 0) AS n FROM resource", &[]).load(conn)?;
+            rows.first().map_or(0, |c| c.n)
+        }
+    };
+    let st = statements(q, snapshot)?;
+    // With a total to count and liftable rules, one pass over the lifted set gives both the
+    // total and whether anything was withheld.
+    let (total, withheld) = match (q.count_total, &st.withheld) {
+        (true, Some(w)) => {
+            let rows: Vec<CountWithheld> = query(&w.count_sql, &w.binds).load(conn)?;
+            let r = rows.first();
+            (Some(r.map_or(0, |c| c.n)), r.is_some_and(|c| c.withheld))
+        }
+        (true, None) => {
+            let rows: Vec<Count> = query(&st.count_sql, &st.binds).load(conn)?;
+            (Some(rows.first().map_or(0, |c| c.n)), false)
+        }
+        (false, Some(w)) => {
+            let rows: Vec<Count> = query(&w.probe_sql, &w.binds).load(conn)?;
+            (None, rows.first().is_some_and(|c| c.n > 0))
+        }
+        (false, None) => (None, false),
+    };
+    let (sql, page_binds) = (st.page_sql, st.page_binds);
+    let mut rows: Vec<FoundResource> = if q.sort.is_empty() {
+        let rows: Vec<FoundRow> = query(&sql, &page_binds).load(conn)?;
+        rows.into_iter().map(FoundResource::from).collect()
+    } else {
+        load_with_sort_values(conn, &sql, &page_binds, q.sort.len())?
+    };
+    let more = rows.len() as i64 > q.limit;
+    rows.truncate(q.limit.max(0) as usize);
+    if q.backward {
+        rows.reverse();
+    }
+    Ok(ResourcePage {
+        rows,
+        total,
+        more,
+        snapshot,
+        withheld,
+    })
 }

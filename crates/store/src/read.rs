@@ -199,51 +199,7 @@ impl Store {
         version: Option<i32>,
         access: &Access,
     ) -> Result<Option<(Stored, Visibility)>, StoreError> {
-        let mut conn = self.conn()?;
-        let rel = access.relationship.as_ref();
-        let row: Option<RuledRow> = CheckedRead {
-            version,
-            res_type: res_type.to_string(),
-            id: id.to_string(),
-            org: rel.map(|r| r.org.clone()),
-            launch: rel.and_then(|r| r.launch_patient.clone()),
-        }
-        .get_result(&mut conn)
-        .optional()?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let c = &row.stored.compartments;
-        let admits = |a: &Access| {
-            a.admits_row(
-                res_type,
-                c,
-                &row.stored.sec_labels,
-                &row.stored.alert_codes,
-                row.org.as_deref(),
-            )
-        };
-        let restricted_ok = match access.restriction(res_type) {
-            None => true,
-            Some(filter) => {
-                let mut binds = vec![Bind::BigInt(row.rid)];
-                let sql = format!(
-                    "SELECT r.rid FROM resource r WHERE r.rid = $1 AND ({})",
-                    filter.renumbered(1)
-                );
-                binds.extend(filter.binds.iter().cloned());
-                !query(&sql, &binds).load::<RidRow>(&mut conn)?.is_empty()
-            }
-        };
-        let related = access.relationship.is_none() || row.related;
-        let visibility = if restricted_ok && related && admits(access) {
-            Visibility::Visible
-        } else if restricted_ok && access.liftable() && admits(&access.lifted()) {
-            Visibility::Withheld
-        } else {
-            Visibility::Hidden
-        };
-        Ok(Some((row.stored, visibility)))
+        read_checked_on(&mut *self.conn()?, res_type, id, version, access)
     }
 }
 
@@ -252,4 +208,57 @@ struct RidRow {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     #[allow(dead_code)]
     rid: i64,
+}
+
+pub(crate) fn read_checked_on(
+    conn: &mut diesel::pg::PgConnection,
+    res_type: &str,
+    id: &str,
+    version: Option<i32>,
+    access: &Access,
+) -> Result<Option<(Stored, Visibility)>, StoreError> {
+    let rel = access.relationship.as_ref();
+    let row: Option<RuledRow> = CheckedRead {
+        version,
+        res_type: res_type.to_string(),
+        id: id.to_string(),
+        org: rel.map(|r| r.org.clone()),
+        launch: rel.and_then(|r| r.launch_patient.clone()),
+    }
+    .get_result(conn)
+    .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let c = &row.stored.compartments;
+    let admits = |a: &Access| {
+        a.admits_row(
+            res_type,
+            c,
+            &row.stored.sec_labels,
+            &row.stored.alert_codes,
+            row.org.as_deref(),
+        )
+    };
+    let restricted_ok = match access.restriction(res_type) {
+        None => true,
+        Some(filter) => {
+            let mut binds = vec![Bind::BigInt(row.rid)];
+            let sql = format!(
+                "SELECT r.rid FROM resource r WHERE r.rid = $1 AND ({})",
+                filter.renumbered(1)
+            );
+            binds.extend(filter.binds.iter().cloned());
+            !query(&sql, &binds).load::<RidRow>(conn)?.is_empty()
+        }
+    };
+    let related = access.relationship.is_none() || row.related;
+    let visibility = if restricted_ok && related && admits(access) {
+        Visibility::Visible
+    } else if restricted_ok && access.liftable() && admits(&access.lifted()) {
+        Visibility::Withheld
+    } else {
+        Visibility::Hidden
+    };
+    Ok(Some((row.stored, visibility)))
 }

@@ -66,7 +66,7 @@ impl Store {
                         serde_json::from_slice(&row.body).map_err(|e| {
                             StoreError::Invalid(format!("stored body of rid {}: {e}", row.rid))
                         })?;
-                    index_rows::clear(conn, row.rid)?;
+                    index_rows::clear_many(conn, &[row.rid])?;
                     index_rows::insert(
                         conn,
                         row.rid,
@@ -86,7 +86,7 @@ impl Store {
                     .execute(conn)?;
                     if row.res_type == "Patient" {
                         if let Some(id) = value["id"].as_str() {
-                            crate::write::sync_registered_practices(conn, id, &value)?;
+                            crate::relationship::sync_registered_practices(conn, id, &value)?;
                         }
                     }
                 }

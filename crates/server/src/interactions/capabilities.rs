@@ -17,7 +17,7 @@ pub async fn metadata(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let output = Output::from_request(&req, &Params::parse(req.query_string())?)?;
-    let statement = capability_statement(&state.config.base_url);
+    let statement = capability_statement(&state.config.base_url, state.config.delete_multiple);
     let mut statement = statement;
     statement["rest"][0]["security"] = security(&state);
     Ok(HttpResponse::Ok()
@@ -90,7 +90,7 @@ fn reference_params(t: &str) -> impl Iterator<Item = &'static search_params::Sea
 }
 
 /// Builds the CapabilityStatement.
-pub fn capability_statement(base_url: &str) -> Value {
+pub fn capability_statement(base_url: &str, delete_multiple: bool) -> Value {
     let searchable = search_params::searchable_types();
     let resources: Vec<Value> = fhir_model::elements::resource_types()
         .into_iter()
@@ -99,6 +99,7 @@ pub fn capability_statement(base_url: &str) -> Value {
                 "read",
                 "vread",
                 "update",
+                "patch",
                 "delete",
                 "history-instance",
                 "history-type",
@@ -115,8 +116,8 @@ pub fn capability_statement(base_url: &str) -> Value {
                 "updateCreate": true,
                 "conditionalCreate": true,
                 "conditionalRead": "full-support",
-                "conditionalUpdate": false,
-                "conditionalDelete": "not-supported",
+                "conditionalUpdate": true,
+                "conditionalDelete": if delete_multiple { "multiple" } else { "single" },
             });
             if searchable.contains(&t) {
                 if let Some(list) = r["interaction"].as_array_mut() {
@@ -167,7 +168,12 @@ pub fn capability_statement(base_url: &str) -> Value {
             "mode": "server",
             "documentation": "Search supports string, token, date, reference, quantity, number, uri and composite parameters with their modifiers (:missing, :exact, :contains, :not, :text, :Type, :identifier, :below, :above) and prefixes; chains and _has are supported; _include and _revinclude (with :iterate) and composite parameters are supported and are ignored (or refused under Prefer: handling=strict).",
             "resource": resources,
-            "interaction": [{"code": "history-system"}, {"code": "search-system"}],
+            "interaction": [
+                {"code": "transaction", "documentation": "All or nothing in one database transaction; urn:uuid and conditional references are resolved; entry and size limits are configurable."},
+                {"code": "batch", "documentation": "Each entry in a transaction of its own."},
+                {"code": "history-system"},
+                {"code": "search-system"}
+            ],
             "searchParam": [
                 {"name": "_count", "type": "number", "documentation": "Page size (default and maximum configurable)."},
                 {"name": "_total", "type": "token", "documentation": "none | estimate | accurate (estimate is served as accurate)."},
@@ -182,7 +188,7 @@ pub fn capability_statement(base_url: &str) -> Value {
 mod tests {
     #[test]
     fn the_statement_is_a_valid_resource() {
-        let mut cs = super::capability_statement("http://localhost/fhir");
+        let mut cs = super::capability_statement("http://localhost/fhir", false);
         cs["rest"][0]["security"] = serde_json::json!({"service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}]});
         fhir_model::format::check_resource(cs.clone()).unwrap();
         fhir_model::format::to_xml(&cs).unwrap();

@@ -1,4 +1,5 @@
-//! `create`: POST /fhir/{type}, with conditional create through `If-None-Exist`
+//! `create`: POST /fhir/{type}; a conditional create (`If-None-Exist`) takes the path of a
+//! transaction entry, which also links another source's identifiers to a Patient it finds
 //! (http://hl7.org/fhir/R4/http.html#create).
 
 use actix_web::http::StatusCode;
@@ -25,25 +26,25 @@ pub async fn create(
     let body = read_resource(&req, payload, state.config.max_body).await?;
     check_type(&body, &res_type)?;
     fhir_model::format::check_business_rules(&body)?;
-    let condition = match req.headers().get("if-none-exist") {
-        None => None,
-        Some(h) => {
-            let q = h
-                .to_str()
-                .map_err(|_| ApiError::bad_request("If-None-Exist is not valid text"))?;
-            let q = q
-                .trim_start_matches(&format!("{res_type}?"))
-                .trim_start_matches('?');
-            Some(store::Condition {
-                query: q.to_string(),
-                filter: search::compile_condition(&res_type, q)?,
-            })
-        }
-    };
+    if let Some(h) = req.headers().get("if-none-exist") {
+        let q = h
+            .to_str()
+            .map_err(|_| ApiError::bad_request("If-None-Exist is not valid text"))?;
+        let q = q
+            .trim_start_matches(&format!("{res_type}?"))
+            .trim_start_matches('?');
+        // Checked here so a bad condition is a 400 before anything is locked.
+        search::compile_condition(&res_type, q)?;
+        let action = super::bundle::Action::Create {
+            resource: body,
+            if_none_exist: Some(q.to_string()),
+        };
+        return super::bundle::single(req, state, res_type, action).await;
+    }
     let store = state.store.clone();
     let t = res_type.clone();
     let ctx = auth.write_context(&state);
-    let written = blocking(move || store.create(&t, body, condition.as_ref(), &ctx)).await?;
+    let written = blocking(move || store.create(&t, body, None, &ctx)).await?;
     auth.recorded();
     let status = if written.created {
         StatusCode::CREATED

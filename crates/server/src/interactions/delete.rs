@@ -27,3 +27,24 @@ pub async fn delete(
         .insert_header((header::ETAG, etag(version)))
         .finish())
 }
+
+/// Handles a conditional delete: DELETE /fhir/{type}?search deletes the match (every match when
+/// `INVICTA_CONDITIONAL_DELETE=multiple`, else several matches are a 412).
+pub async fn conditional(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let res_type = resource_type(&req)?;
+    let query = req.query_string().to_string();
+    if query.is_empty() {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "not-supported",
+            "DELETE needs an id (DELETE /fhir/Type/id) or a search (DELETE /fhir/Type?identifier=…)",
+        ));
+    }
+    let action = super::bundle::Action::Delete {
+        target: super::bundle::Target::Query(query),
+    };
+    super::bundle::single(req, state, res_type, action).await
+}

@@ -1,9 +1,11 @@
 //! One module per FHIR RESTful interaction (http://hl7.org/fhir/R4/http.html).
 
+pub mod bundle;
 pub mod capabilities;
 pub mod create;
 pub mod delete;
 pub mod history;
+pub mod patch;
 pub mod read;
 pub mod search;
 pub mod update;

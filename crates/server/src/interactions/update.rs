@@ -83,3 +83,31 @@ pub async fn update(
         true,
     )
 }
+
+/// Handles a conditional update: PUT /fhir/{type}?search updates the one match, creates when
+/// there is none, and is a 412 when several match.
+pub async fn conditional(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let res_type = resource_type(&req)?;
+    let query = req.query_string().to_string();
+    if query.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "not-supported",
+            "PUT needs an id (PUT /fhir/Type/id) or a search (PUT /fhir/Type?identifier=…)",
+        ));
+    }
+    let if_match = super::bundle::if_match(&req)?;
+    let body = read_resource(&req, payload, state.config.max_body).await?;
+    check_type(&body, &res_type)?;
+    fhir_model::format::check_business_rules(&body)?;
+    let action = super::bundle::Action::Update {
+        target: super::bundle::Target::Query(query),
+        resource: body,
+        if_match,
+    };
+    super::bundle::single(req, state, res_type, action).await
+}

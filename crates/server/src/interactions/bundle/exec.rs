@@ -1,0 +1,653 @@
+//! Running checked entries inside one database transaction (a transaction Bundle, or one entry
+//! of a batch): deletes, then creates, then updates and patches, then reads, with `fullUrl`s and
+//! conditional references resolved before anything that refers to them is written.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use store::{Access, Condition, ResourceQuery, StoreError, Tx, Visibility, WriteContext, Written};
+
+use super::entry::{Action, Entry, PatchDoc, Target};
+use super::refs;
+use crate::error::ApiError;
+
+/// An entry with what its caller may do for it.
+pub struct Work {
+    /// The entry.
+    pub entry: Entry,
+    /// The write context (organisation, source, access rules, audit).
+    pub ctx: WriteContext,
+    /// The same, with the own-source limit lifted: finding who a conditional reference or a
+    /// conditional create means is identification, not a change (a feed may attach its data to
+    /// a Patient another source registered).
+    pub match_ctx: WriteContext,
+}
+
+/// Settings the entries run under.
+pub struct Env {
+    /// The FHIR base URL.
+    pub base_url: String,
+    /// Search page size when `_count` is absent.
+    pub default_count: i64,
+    /// Largest search page.
+    pub max_count: i64,
+    /// Conditional delete may delete several matches.
+    pub delete_multiple: bool,
+}
+
+/// The body of an entry's response.
+pub enum Body {
+    /// A stored resource, as stored.
+    Stored(Vec<u8>),
+    /// A built resource (a searchset).
+    Json(Value),
+}
+
+/// What one entry did.
+pub struct Outcome {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// `Type/id/_history/v` of a written or read version.
+    pub location: Option<String>,
+    /// The version.
+    pub version: Option<i32>,
+    /// When that version was written.
+    pub last_modified: Option<DateTime<Utc>>,
+    /// The resource, when there is one to return.
+    pub body: Option<Body>,
+    /// Patients whose data a read returned (for the audit record).
+    pub touched: Vec<String>,
+    /// The entry was a read or search: its resource is returned whatever `Prefer` says.
+    pub read: bool,
+    /// A write that changed nothing (a replay, or a conditional create that found its match).
+    pub unchanged: bool,
+}
+
+/// A failed entry (its position, when one entry is to blame) and why.
+pub struct Failure {
+    /// Position in the Bundle.
+    pub index: Option<usize>,
+    /// The error.
+    pub error: ApiError,
+}
+
+fn fail(index: usize) -> impl Fn(ApiError) -> Failure {
+    move |error| Failure {
+        index: Some(index),
+        error,
+    }
+}
+
+fn store_fail(index: usize) -> impl Fn(StoreError) -> Failure {
+    move |e| Failure {
+        index: Some(index),
+        error: e.into(),
+    }
+}
+
+fn written(w: Written, res_type: &str) -> Outcome {
+    let unchanged = w.unchanged;
+    let status = if w.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Outcome {
+        status,
+        location: Some(format!("{res_type}/{}/_history/{}", w.id, w.version)),
+        version: Some(w.version),
+        last_modified: Some(w.last_updated),
+        body: Some(Body::Stored(w.body)),
+        touched: Vec::new(),
+        read: false,
+        unchanged,
+    }
+}
+
+fn condition(res_type: &str, query: &str) -> Result<Condition, ApiError> {
+    Ok(Condition {
+        query: query.to_string(),
+        filter: search::compile_condition(res_type, query)?,
+    })
+}
+
+/// Runs `works` in the open transaction `tx`; an error rolls all of them back.
+pub fn run(tx: &mut Tx<'_>, works: &mut [Work], env: &Env) -> Result<Vec<Outcome>, Failure> {
+    let n = works.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (works[i].entry.rank(), i));
+    let ranks: Vec<u8> = works.iter().map(|w| w.entry.rank()).collect();
+    let writes: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&i| matches!(ranks[i], 1 | 2))
+        .collect();
+    let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
+    let mut ids: Vec<Option<String>> = vec![None; n];
+    let mut full_urls: HashMap<String, String> = HashMap::new();
+
+    for &i in order.iter().filter(|&&i| works[i].entry.rank() == 0) {
+        outcomes[i] = Some(delete(tx, &works[i], env)?);
+    }
+
+    // Who each write is about, before any reference to it is rewritten.
+    let mut seen: HashSet<String> = HashSet::new();
+    for &i in &writes {
+        let w = &works[i];
+        let t = w.entry.res_type.as_str();
+        let id = match &w.entry.action {
+            Action::Create {
+                resource,
+                if_none_exist: Some(q),
+            } => {
+                let cond = condition(t, q).map_err(fail(i))?;
+                match tx
+                    .create_condition(t, resource, &cond, &w.match_ctx)
+                    .map_err(store_fail(i))?
+                {
+                    Some(found) => {
+                        let id = found.id.clone();
+                        let found = if t == "Patient" {
+                            link_identifiers(tx, found, resource, &w.ctx).map_err(fail(i))?
+                        } else {
+                            found
+                        };
+                        outcomes[i] = Some(written(found, t));
+                        id
+                    }
+                    None => uuid::Uuid::new_v4().to_string(),
+                }
+            }
+            Action::Create { .. } => uuid::Uuid::new_v4().to_string(),
+            Action::Update {
+                target: Target::Id(id),
+                ..
+            }
+            | Action::Patch {
+                target: Target::Id(id),
+                ..
+            } => id.clone(),
+            Action::Update {
+                target: Target::Query(q),
+                resource,
+                ..
+            } => {
+                let cond = condition(t, q).map_err(fail(i))?;
+                tx.lock_condition(t, q).map_err(store_fail(i))?;
+                let found = tx
+                    .find(t, &cond.filter, &w.match_ctx, 2)
+                    .map_err(store_fail(i))?;
+                let body_id = resource["id"].as_str();
+                match found.as_slice() {
+                    [] => body_id
+                        .map(str::to_string)
+                        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                    [m] => {
+                        if body_id.is_some_and(|b| b != m.id) {
+                            return Err(fail(i)(ApiError::bad_request(format!(
+                                "the resource's id '{}' is not the id of the {t} the condition \
+                                 '{q}' matches",
+                                body_id.unwrap_or_default()
+                            ))));
+                        }
+                        m.id.clone()
+                    }
+                    _ => return Err(fail(i)(multiple(t, q))),
+                }
+            }
+            Action::Patch {
+                target: Target::Query(q),
+                ..
+            } => {
+                let cond = condition(t, q).map_err(fail(i))?;
+                let found = tx
+                    .find(t, &cond.filter, &w.match_ctx, 2)
+                    .map_err(store_fail(i))?;
+                match found.as_slice() {
+                    [] => {
+                        return Err(fail(i)(ApiError::not_found(format!(
+                            "no {t} matches '{q}'"
+                        ))))
+                    }
+                    [m] => m.id.clone(),
+                    _ => return Err(fail(i)(multiple(t, q))),
+                }
+            }
+            _ => continue,
+        };
+        let key = format!("{t}/{id}");
+        if !seen.insert(key.clone()) {
+            return Err(fail(i)(ApiError::bad_request(format!(
+                "{key} is the target of more than one entry of this transaction"
+            ))));
+        }
+        if let Some(full) = &w.entry.full_url {
+            full_urls.insert(full.clone(), key);
+        }
+        ids[i] = Some(id);
+    }
+
+    // Entries this Bundle creates, by the identifiers a conditional reference may name.
+    let locals: Vec<(String, Option<String>, Value, String)> = order
+        .iter()
+        .filter_map(|&i| {
+            let w = &works[i];
+            let id = ids[i].clone()?;
+            match &w.entry.action {
+                Action::Create {
+                    resource,
+                    if_none_exist,
+                } => Some((
+                    w.entry.res_type.clone(),
+                    if_none_exist.clone(),
+                    resource["identifier"].clone(),
+                    id,
+                )),
+                Action::Update {
+                    resource, target, ..
+                } => Some((
+                    w.entry.res_type.clone(),
+                    match target {
+                        Target::Query(q) => Some(q.clone()),
+                        Target::Id(_) => None,
+                    },
+                    resource["identifier"].clone(),
+                    id,
+                )),
+                _ => None,
+            }
+        })
+        .collect();
+    let mut resolved: HashMap<String, String> = HashMap::new();
+    for &i in &writes {
+        if outcomes[i].is_some() {
+            continue;
+        }
+        let w = &mut works[i];
+        let resource = match &mut w.entry.action {
+            Action::Create { resource, .. } | Action::Update { resource, .. } => resource,
+            _ => continue,
+        };
+        let match_ctx = w.match_ctx.clone();
+        let mut resolve = |reference: &str| -> Result<String, ApiError> {
+            if let Some(r) = resolved.get(reference) {
+                return Ok(r.clone());
+            }
+            let target = resolve_conditional(tx, reference, &locals, &match_ctx)?;
+            resolved.insert(reference.to_string(), target.clone());
+            Ok(target)
+        };
+        refs::rewrite(resource, &full_urls, &mut resolve).map_err(fail(i))?;
+    }
+
+    for &i in &writes {
+        if outcomes[i].is_some() {
+            continue;
+        }
+        let Some(id) = ids[i].clone() else { continue };
+        let w = &mut works[i];
+        let t = w.entry.res_type.clone();
+        let outcome = match &mut w.entry.action {
+            Action::Create { resource, .. } => {
+                let body = std::mem::take(resource);
+                written(
+                    tx.create_with_id(&t, &id, body, &w.ctx)
+                        .map_err(store_fail(i))?,
+                    &t,
+                )
+            }
+            Action::Update {
+                resource, if_match, ..
+            } => {
+                let body = std::mem::take(resource);
+                written(
+                    tx.update(&t, &id, body, *if_match, &w.ctx)
+                        .map_err(store_fail(i))?,
+                    &t,
+                )
+            }
+            Action::Patch {
+                patch, if_match, ..
+            } => {
+                let patched = patched(tx, &t, &id, patch, *if_match, &w.ctx).map_err(fail(i))?;
+                written(
+                    tx.update(&t, &id, patched, *if_match, &w.ctx)
+                        .map_err(store_fail(i))?,
+                    &t,
+                )
+            }
+            _ => continue,
+        };
+        outcomes[i] = Some(outcome);
+    }
+
+    for &i in order.iter().filter(|&&i| works[i].entry.rank() == 3) {
+        outcomes[i] = Some(read(tx, &works[i], env)?);
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every entry ran"))
+        .collect())
+}
+
+/// One person per NHS number: when another source's conditional create finds the person's
+/// Patient, the identifiers it knows the person by (a hospital number) are linked to that
+/// Patient. The Patient stays with the source that registered it (its organisation and
+/// `meta.source` are kept); the link is a new version, audited as the linking source's change.
+/// Nothing else the second source sent is applied.
+fn link_identifiers(
+    tx: &mut Tx<'_>,
+    found: Written,
+    incoming: &Value,
+    ctx: &WriteContext,
+) -> Result<Written, ApiError> {
+    let mut stored: Value = serde_json::from_slice(&found.body).map_err(crate::error::internal)?;
+    let known = |i: &Value| {
+        stored["identifier"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|k| k["system"] == i["system"] && k["value"] == i["value"])
+    };
+    let new: Vec<Value> = incoming["identifier"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["value"].is_string() && !known(i))
+        .cloned()
+        .collect();
+    if new.is_empty() {
+        return Ok(found);
+    }
+    let owner = stored["meta"]["tag"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["system"] == store::ODS_TAG_SYSTEM)
+        .and_then(|t| t["code"].as_str())
+        .map(str::to_string);
+    match stored["identifier"].as_array_mut() {
+        Some(list) => list.extend(new),
+        None => stored["identifier"] = Value::Array(new),
+    }
+    let link = WriteContext {
+        org: owner,
+        source: None,
+        access: None,
+        record_source: false,
+        audit: ctx.audit.clone(),
+    };
+    Ok(tx.update("Patient", &found.id, stored, Some(found.version), &link)?)
+}
+
+fn multiple(t: &str, q: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "multiple-matches",
+        format!("the condition '{q}' matches more than one {t}"),
+    )
+}
+
+/// The `Type/id` a conditional reference means: an entry of this Bundle it names (by its
+/// condition, or by an identifier it carries), else the one stored resource its search finds.
+fn resolve_conditional(
+    tx: &mut Tx<'_>,
+    reference: &str,
+    locals: &[(String, Option<String>, Value, String)],
+    ctx: &WriteContext,
+) -> Result<String, ApiError> {
+    let (t, q) = reference.split_once('?').unwrap_or((reference, ""));
+    let ident = refs::single_identifier(q);
+    let local: Vec<&String> = locals
+        .iter()
+        .filter(|(lt, cond, identifiers, _)| {
+            lt == t
+                && (cond.as_deref() == Some(q)
+                    || ident.as_ref().is_some_and(|(s, v)| {
+                        refs::has_identifier(&json!({"identifier": identifiers}), s.as_deref(), v)
+                    }))
+        })
+        .map(|(_, _, _, id)| id)
+        .collect();
+    match local.as_slice() {
+        [id] => return Ok(format!("{t}/{id}")),
+        [] => {}
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "multiple-matches",
+                format!("the conditional reference '{reference}' matches several entries"),
+            ))
+        }
+    }
+    let filter = search::compile_condition(t, q)?;
+    let found = tx.find(t, &filter, ctx, 2)?;
+    match found.as_slice() {
+        [m] => Ok(format!("{t}/{}", m.id)),
+        [] => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "not-found",
+            format!("the conditional reference '{reference}' matches no resource"),
+        )),
+        _ => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "multiple-matches",
+            format!("the conditional reference '{reference}' matches more than one resource"),
+        )),
+    }
+}
+
+fn delete(tx: &mut Tx<'_>, w: &Work, env: &Env) -> Result<Outcome, Failure> {
+    let i = w.entry.index;
+    let t = w.entry.res_type.as_str();
+    let Action::Delete { target } = &w.entry.action else {
+        unreachable!("rank 0 is delete");
+    };
+    let ids: Vec<String> = match target {
+        Target::Id(id) => vec![id.clone()],
+        Target::Query(q) => {
+            let cond = condition(t, q).map_err(fail(i))?;
+            let limit = if env.delete_multiple { 1000 } else { 2 };
+            let found = tx
+                .find(t, &cond.filter, &w.ctx, limit + 1)
+                .map_err(store_fail(i))?;
+            if found.len() > 1 && !env.delete_multiple {
+                return Err(fail(i)(multiple(t, q)));
+            }
+            if found.len() as i64 > limit {
+                return Err(fail(i)(ApiError::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "too-costly",
+                    format!("the condition '{q}' matches more than {limit} resources"),
+                )));
+            }
+            found.into_iter().map(|m| m.id).collect()
+        }
+    };
+    for id in &ids {
+        match tx.delete(t, id, &w.ctx) {
+            Ok(_) => {}
+            // Deleting what does not exist is a success (http.html#delete).
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(store_fail(i)(e)),
+        }
+    }
+    Ok(Outcome {
+        status: StatusCode::NO_CONTENT,
+        location: None,
+        version: None,
+        last_modified: None,
+        body: None,
+        touched: Vec::new(),
+        read: false,
+        unchanged: false,
+    })
+}
+
+/// The current version of a resource with a patch applied, validated like an update's body.
+fn patched(
+    tx: &mut Tx<'_>,
+    t: &str,
+    id: &str,
+    patch: &PatchDoc,
+    if_match: Option<i32>,
+    ctx: &WriteContext,
+) -> Result<Value, ApiError> {
+    let access = ctx.access.clone().unwrap_or_default();
+    let current = match tx.read_checked(t, id, None, &access)? {
+        Some((s, Visibility::Visible)) if !s.deleted => s,
+        Some((s, _)) if s.deleted => {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "deleted",
+                format!("{t}/{id} was deleted"),
+            ))
+        }
+        Some((_, Visibility::Withheld)) => return Err(crate::auth::withheld(&format!("{t}/{id}"))),
+        _ => return Err(ApiError::not_found(format!("{t}/{id} is not known"))),
+    };
+    if let Some(expected) = if_match {
+        if expected != current.version {
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "conflict",
+                format!(
+                    "If-Match names version {expected} but {t}/{id} is at version {}",
+                    current.version
+                ),
+            ));
+        }
+    }
+    let body = current.body.unwrap_or_default();
+    let value: Value = serde_json::from_slice(&body).map_err(crate::error::internal)?;
+    crate::interactions::patch::apply(&value, patch)
+}
+
+fn read(tx: &mut Tx<'_>, w: &Work, env: &Env) -> Result<Outcome, Failure> {
+    let i = w.entry.index;
+    let t = w.entry.res_type.as_str();
+    let access: Arc<Access> = w.ctx.access.clone().unwrap_or_default();
+    match &w.entry.action {
+        Action::Read { id, version } => {
+            let row = tx
+                .read_checked(t, id, *version, &access)
+                .map_err(store_fail(i))?;
+            let reference = format!("{t}/{id}");
+            match row {
+                None => Err(fail(i)(ApiError::not_found(format!(
+                    "{reference} is not known"
+                )))),
+                Some((_, Visibility::Hidden)) => Err(fail(i)(ApiError::not_found(format!(
+                    "{reference} is not known"
+                )))),
+                Some((_, Visibility::Withheld)) => Err(fail(i)(crate::auth::withheld(&reference))),
+                Some((s, Visibility::Visible)) if s.deleted => Err(fail(i)(ApiError::new(
+                    StatusCode::GONE,
+                    "deleted",
+                    format!("{reference} was deleted (version {})", s.version),
+                ))),
+                Some((s, Visibility::Visible)) => Ok(Outcome {
+                    status: StatusCode::OK,
+                    location: Some(format!("{reference}/_history/{}", s.version)),
+                    version: Some(s.version),
+                    last_modified: Some(s.last_updated),
+                    touched: s.compartments.clone(),
+                    body: s.body.map(Body::Stored),
+                    read: true,
+                    unchanged: false,
+                }),
+            }
+        }
+        Action::Search { query } => search(tx, t, query, &access, env).map_err(fail(i)),
+        _ => unreachable!("rank 3 is a read"),
+    }
+}
+
+fn search(
+    tx: &mut Tx<'_>,
+    t: &str,
+    query: &str,
+    access: &Access,
+    env: &Env,
+) -> Result<Outcome, ApiError> {
+    let params = search::text::pairs(query)?;
+    let options = search::PlanOptions {
+        default_count: env.default_count,
+        max_count: env.max_count,
+        strict: false,
+        base_url: env.base_url.clone(),
+        access: Some(access.clone()),
+    };
+    let plan = search::plan(&[t.to_string()], &params, &options)?;
+    let q = ResourceQuery {
+        types: plan.types.clone(),
+        compartment: None,
+        filter: plan.filter.clone(),
+        sort: plan.sort.clone(),
+        after: plan.cursor.clone(),
+        backward: plan.backward,
+        snapshot: plan.snapshot,
+        limit: plan.count,
+        count_total: plan.total == search::TotalMode::Accurate,
+        access: Some(access.clone()),
+    };
+    let page = tx.query_resources(&q)?;
+    let (included, _) = if plan.includes.is_empty() || page.rows.is_empty() {
+        (Vec::new(), false)
+    } else {
+        tx.include(
+            &plan.includes,
+            &page.rows,
+            env.max_count as usize,
+            Some(access),
+        )?
+    };
+    let mut touched = Vec::new();
+    let mut entries = Vec::new();
+    for (row, mode) in page
+        .rows
+        .iter()
+        .map(|r| (r, "match"))
+        .chain(included.iter().map(|r| (r, "include")))
+    {
+        touched.extend(row.compartments.iter().cloned());
+        let resource: Value = serde_json::from_slice(&row.body).map_err(crate::error::internal)?;
+        entries.push(json!({
+            "fullUrl": format!("{}/{}/{}", env.base_url, row.res_type, row.id),
+            "resource": resource,
+            "search": {"mode": mode},
+        }));
+    }
+    let applied: Vec<String> = plan
+        .applied
+        .iter()
+        .map(|(k, v)| format!("{}={}", search::text::encode(k), search::text::encode(v)))
+        .collect();
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "meta": {"lastUpdated": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)},
+        "link": [{"relation": "self", "url": format!("{}/{t}?{}", env.base_url, applied.join("&"))}],
+    });
+    if let Some(total) = page.total {
+        bundle["total"] = json!(total);
+    }
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    touched.sort();
+    touched.dedup();
+    Ok(Outcome {
+        status: StatusCode::OK,
+        location: None,
+        version: None,
+        last_modified: None,
+        body: Some(Body::Json(bundle)),
+        touched,
+        read: true,
+        unchanged: false,
+    })
+}

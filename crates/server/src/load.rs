@@ -1,0 +1,487 @@
+//! `invicta load PATH...`: loads FHIR transaction or batch Bundles (`.json`) and NDJSON files
+//! (`.ndjson`, one resource per line) from disk through the path a transaction Bundle takes
+//! over REST: the same validation, conditional and reference handling, indexing, provenance
+//! and audit. An NDJSON line with an `id` is stored under that id (an update, so loading a file
+//! twice changes nothing); a line without one is created with a new id. Lines are written in
+//! transactions of `--chunk` lines while the next chunk is read and validated on another thread.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{json, Value};
+use store::{Store, WriteContext};
+
+use crate::auth::{audit_hook, SOURCE_CLIENT_PREFIX};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::interactions::bundle::{self, Entry, Env, Outcome, Work};
+
+/// What to load and as whom.
+struct Options {
+    org: Option<String>,
+    client: String,
+    chunk: usize,
+    paths: Vec<PathBuf>,
+}
+
+const USAGE: &str =
+    "usage: invicta load [--org ODS] [--client ID] [--chunk N] PATH... (files or folders of .json Bundles and .ndjson files)";
+
+fn options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        org: None,
+        client: "invicta-load".into(),
+        chunk: 500,
+        paths: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value; {USAGE}"))
+        };
+        match a.as_str() {
+            "--org" => o.org = Some(value()?),
+            "--client" => o.client = value()?,
+            "--chunk" => {
+                o.chunk = value()?
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n))
+                    .ok_or_else(|| format!("--chunk must be 1..10000; {USAGE}"))?
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}; {USAGE}")),
+            path => o.paths.push(PathBuf::from(path)),
+        }
+    }
+    if o.paths.is_empty() {
+        return Err(USAGE.into());
+    }
+    Ok(o)
+}
+
+/// The files under `paths`: a folder gives its `.json` and `.ndjson` files, in the order of its
+/// `load-order.txt` when it has one, else by name.
+fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let order = p.join("load-order.txt");
+            if order.is_file() {
+                let text = std::fs::read_to_string(&order)
+                    .map_err(|e| format!("{}: {e}", order.display()))?;
+                out.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(|l| p.join(l)),
+                );
+                continue;
+            }
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| is_data_file(f))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file or folder", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+fn is_data_file(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("json" | "ndjson" | "jsonl")
+    )
+}
+
+fn is_ndjson(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("ndjson" | "jsonl")
+    )
+}
+
+/// A unit of work for the writer: entries that commit together (a Bundle, or a chunk of lines).
+struct Unit {
+    /// Where each entry came from (`file:line` or `file#entry[i]`).
+    origins: Vec<String>,
+    works: Vec<Work>,
+    /// A transaction Bundle: all or nothing. Otherwise a failing entry is reported and the rest
+    /// are written.
+    atomic: bool,
+}
+
+/// Counts for the summary.
+#[derive(Default)]
+struct Tally {
+    files: usize,
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    failed: Vec<String>,
+}
+
+impl Tally {
+    fn done(&self) -> u64 {
+        self.created + self.updated + self.unchanged
+    }
+
+    fn add(&mut self, o: &Outcome) {
+        if o.status.as_u16() == 201 {
+            self.created += 1;
+        } else if o.unchanged {
+            self.unchanged += 1;
+        } else {
+            self.updated += 1;
+        }
+    }
+}
+
+/// Runs `invicta load`.
+pub fn run(config: &Config, store: &Store, policy: authz::Policy) -> Result<(), String> {
+    let o = options(&config.command_args)?;
+    let files = files(&o.paths)?;
+    let policy = Arc::new(policy);
+    let principal = Arc::new(authz::Principal {
+        subject: "invicta-load".into(),
+        role: "feed".into(),
+        org: o.org.clone(),
+        client_id: Some(o.client.clone()),
+        jti: None,
+        patient: None,
+        fhir_user: None,
+        name: Some("invicta load".into()),
+        scopes: Vec::new(),
+        purpose_of_use: None,
+        break_glass_reason: None,
+    });
+    let record = authz::audit::AuditRecord {
+        principal: Some(principal),
+        interaction: "transaction".into(),
+        action: "E".into(),
+        request_id: format!("load-{}", uuid::Uuid::new_v4()),
+        recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        ..Default::default()
+    };
+    let ctx = WriteContext {
+        org: o.org.clone(),
+        source: Some(format!("{SOURCE_CLIENT_PREFIX}{}", o.client)),
+        access: None,
+        record_source: o.org.is_some(),
+        audit: config.audit.then(|| audit_hook(record, policy)),
+    };
+    let env = Env {
+        base_url: config.base_url.clone(),
+        default_count: config.search_default_count,
+        max_count: config.search_max_count,
+        delete_multiple: config.delete_multiple,
+    };
+    let started = Instant::now();
+    let (tx, rx) = sync_channel::<Result<Unit, String>>(2);
+    let reader = {
+        let base_url = config.base_url.clone();
+        let chunk = o.chunk;
+        let ctx = ctx.clone();
+        std::thread::spawn(move || read_all(&files, &base_url, chunk, &ctx, &tx))
+    };
+    let mut tally = Tally::default();
+    let mut progress = Progress::new();
+    for unit in rx {
+        match unit {
+            Ok(unit) => write_unit(store, unit, &env, &mut tally),
+            Err(file_done) => {
+                if file_done.is_empty() {
+                    tally.files += 1;
+                } else {
+                    tally.failed.push(file_done);
+                }
+            }
+        }
+        progress.show(&tally, started);
+    }
+    reader
+        .join()
+        .map_err(|_| "the file reader failed".to_string())?;
+    progress.finish();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "loaded {} resources from {} files in {:.1} s ({:.0} resources/s): {} created, {} updated, {} unchanged, {} failed",
+        tally.done(),
+        tally.files,
+        secs,
+        tally.done() as f64 / secs.max(0.001),
+        tally.created,
+        tally.updated,
+        tally.unchanged,
+        tally.failed.len()
+    );
+    if tally.failed.is_empty() {
+        return Ok(());
+    }
+    eprintln!("failures:");
+    for f in tally.failed.iter().take(100) {
+        eprintln!("  {f}");
+    }
+    if tally.failed.len() > 100 {
+        eprintln!("  … and {} more", tally.failed.len() - 100);
+    }
+    Err(format!(
+        "{} entries could not be loaded",
+        tally.failed.len()
+    ))
+}
+
+/// Reads and checks every file, sending units of work; `Err("")` marks a file read to its end
+/// and `Err(message)` a failure outside any unit.
+fn read_all(
+    files: &[PathBuf],
+    base_url: &str,
+    chunk: usize,
+    ctx: &WriteContext,
+    out: &std::sync::mpsc::SyncSender<Result<Unit, String>>,
+) {
+    let work = |e: Entry| Work {
+        entry: e,
+        ctx: ctx.clone(),
+        match_ctx: ctx.clone(),
+    };
+    for file in files {
+        let name = file.display().to_string();
+        if is_ndjson(file) {
+            let reader = match std::fs::File::open(file) {
+                Ok(f) => std::io::BufReader::new(f),
+                Err(e) => {
+                    let _ = out.send(Err(format!("{name}: {e}")));
+                    continue;
+                }
+            };
+            let mut unit = Unit {
+                origins: Vec::new(),
+                works: Vec::new(),
+                atomic: false,
+            };
+            for (n, line) in reader.lines().enumerate() {
+                let origin = format!("{name}:{}", n + 1);
+                let line = match line {
+                    Ok(l) if l.trim().is_empty() => continue,
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = out.send(Err(format!("{origin}: {e}")));
+                        break;
+                    }
+                };
+                match resource_entry(&line, base_url) {
+                    Ok(e) => {
+                        unit.origins.push(origin);
+                        unit.works.push(work(e));
+                    }
+                    Err(e) => {
+                        let _ = out.send(Err(format!("{origin}: {}", message(&e))));
+                    }
+                }
+                if unit.works.len() >= chunk {
+                    let full = std::mem::replace(
+                        &mut unit,
+                        Unit {
+                            origins: Vec::new(),
+                            works: Vec::new(),
+                            atomic: false,
+                        },
+                    );
+                    if out.send(Ok(full)).is_err() {
+                        return;
+                    }
+                }
+            }
+            if !unit.works.is_empty() && out.send(Ok(unit)).is_err() {
+                return;
+            }
+        } else {
+            let text = match std::fs::read(file) {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = out.send(Err(format!("{name}: {e}")));
+                    continue;
+                }
+            };
+            match json_file(&text, base_url, &name) {
+                Ok((origins, entries, atomic)) => {
+                    let unit = Unit {
+                        origins,
+                        works: entries.into_iter().map(work).collect(),
+                        atomic,
+                    };
+                    if out.send(Ok(unit)).is_err() {
+                        return;
+                    }
+                }
+                Err(msgs) => {
+                    for m in msgs {
+                        let _ = out.send(Err(m));
+                    }
+                }
+            }
+        }
+        let _ = out.send(Err(String::new()));
+    }
+}
+
+/// One resource as a Bundle entry: PUT under its id, or POST without one.
+fn resource_entry(text: &str, base_url: &str) -> Result<Entry, ApiError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_request(format!("not valid JSON: {e}")))?;
+    resource_value_entry(v, base_url)
+}
+
+fn resource_value_entry(v: Value, base_url: &str) -> Result<Entry, ApiError> {
+    let t = v["resourceType"].as_str().unwrap_or_default().to_string();
+    let request = match v["id"].as_str() {
+        Some(id) => json!({"method": "PUT", "url": format!("{t}/{id}")}),
+        None => json!({"method": "POST", "url": t}),
+    };
+    bundle::parse_entry(0, &json!({"resource": v, "request": request}), base_url)
+}
+
+/// The entries of a `.json` file: a transaction or batch Bundle, or one resource.
+#[allow(clippy::type_complexity)]
+fn json_file(
+    text: &[u8],
+    base_url: &str,
+    name: &str,
+) -> Result<(Vec<String>, Vec<Entry>, bool), Vec<String>> {
+    let v: Value =
+        serde_json::from_slice(text).map_err(|e| vec![format!("{name}: not valid JSON: {e}")])?;
+    if v["resourceType"] != "Bundle" {
+        return resource_value_entry(v, base_url)
+            .map(|e| (vec![name.to_string()], vec![e], true))
+            .map_err(|e| vec![format!("{name}: {}", message(&e))]);
+    }
+    let atomic = match v["type"].as_str() {
+        Some("transaction") => true,
+        Some("batch") => false,
+        other => {
+            return Err(vec![format!(
+                "{name}: a Bundle to load must be a transaction or batch, not {other:?}"
+            )])
+        }
+    };
+    let mut origins = Vec::new();
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    for (i, e) in v["entry"].as_array().into_iter().flatten().enumerate() {
+        let origin = format!("{name}#entry[{i}]");
+        match bundle::parse_entry(i, e, base_url) {
+            Ok(entry) => {
+                origins.push(origin);
+                entries.push(entry);
+            }
+            Err(err) => errors.push(format!("{origin}: {}", message(&err))),
+        }
+    }
+    if atomic && !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok((origins, entries, atomic))
+}
+
+fn message(e: &ApiError) -> String {
+    e.issues
+        .iter()
+        .map(|i| match &i.2 {
+            Some(path) => format!("{} ({path})", i.1),
+            None => i.1.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Writes a unit: all at once; when a non-atomic unit fails, entry by entry, so one bad line
+/// costs only itself.
+fn write_unit(store: &Store, mut unit: Unit, env: &Env, tally: &mut Tally) {
+    match bundle::in_transaction(store, &mut unit.works, env) {
+        Ok(outcomes) => outcomes.iter().for_each(|o| tally.add(o)),
+        Err(f) if unit.atomic => {
+            let origin = f
+                .index
+                .and_then(|i| unit.origins.get(i))
+                .cloned()
+                .unwrap_or_else(|| unit.origins.first().cloned().unwrap_or_default());
+            tally.failed.push(format!(
+                "{origin}: {} (nothing of it was loaded)",
+                message(&f.error)
+            ));
+        }
+        Err(_) => {
+            for (origin, work) in unit.origins.into_iter().zip(unit.works) {
+                let mut one = [work];
+                match bundle::in_transaction(store, &mut one, env) {
+                    Ok(outcomes) => outcomes.iter().for_each(|o| tally.add(o)),
+                    Err(f) => tally
+                        .failed
+                        .push(format!("{origin}: {}", message(&f.error))),
+                }
+            }
+        }
+    }
+}
+
+/// A progress line on a terminal, redrawn at most every 200 ms (every 10 s when not a terminal).
+struct Progress {
+    tty: bool,
+    last: Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            last: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, t: &Tally, started: Instant) {
+        let every = if self.tty {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(10)
+        };
+        if self.last.elapsed() < every {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        let line = format!(
+            "{} files, {} resources, {:.0}/s, {} failed",
+            t.files,
+            t.done(),
+            t.done() as f64 / secs,
+            t.failed.len()
+        );
+        let mut err = std::io::stderr();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{line}");
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}

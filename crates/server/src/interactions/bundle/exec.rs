@@ -283,6 +283,45 @@ pub fn run(tx: &mut Tx<'_>, works: &mut [Work], env: &Env) -> Result<Vec<Outcome
         refs::rewrite(resource, &full_urls, &mut resolve).map_err(fail(i))?;
     }
 
+    // Plain creates share one multi-row insert; Patients go one by one, so that a clash of NHS
+    // numbers names its entry.
+    let bulk: Vec<usize> = writes
+        .iter()
+        .copied()
+        .filter(|&i| {
+            outcomes[i].is_none()
+                && ids[i].is_some()
+                && works[i].entry.res_type != "Patient"
+                && matches!(works[i].entry.action, Action::Create { .. })
+        })
+        .collect();
+    if !bulk.is_empty() {
+        let mut items = Vec::with_capacity(bulk.len());
+        let mut contexts = Vec::with_capacity(bulk.len());
+        for &i in &bulk {
+            if let Action::Create { resource, .. } = &mut works[i].entry.action {
+                items.push((
+                    works[i].entry.res_type.clone(),
+                    ids[i].clone().unwrap_or_default(),
+                    std::mem::take(resource),
+                ));
+                contexts.push(i);
+            }
+        }
+        let with_ctx = items
+            .into_iter()
+            .zip(&contexts)
+            .map(|((t, id, body), &i)| (t, id, body, &works[i].ctx))
+            .collect();
+        let created = tx.create_many(with_ctx).map_err(|e| Failure {
+            index: None,
+            error: e.into(),
+        })?;
+        for (w, &i) in created.into_iter().zip(&contexts) {
+            outcomes[i] = Some(written(w, &works[i].entry.res_type));
+        }
+    }
+
     for &i in &writes {
         if outcomes[i].is_some() {
             continue;

@@ -137,6 +137,14 @@ struct CurrentRow {
 }
 
 #[derive(QueryableByName)]
+struct TypeId {
+    #[diesel(sql_type = Text)]
+    res_type: String,
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+#[derive(QueryableByName)]
 struct Rid {
     #[diesel(sql_type = BigInt)]
     rid: i64,
@@ -284,6 +292,7 @@ impl Tx<'_> {
     pub fn create_many(
         &mut self,
         items: Vec<(String, String, Value, &WriteContext)>,
+        method: &'static str,
     ) -> Result<Vec<Written>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
@@ -353,7 +362,7 @@ impl Tx<'_> {
         }
         let mut out = Vec::with_capacity(prepared.len());
         for ((res_type, id, v, ctx), rid) in prepared.into_iter().zip(rids) {
-            self.after_write(rid, &res_type, &id, &v, "POST", ctx)?;
+            self.after_write(rid, &res_type, &id, &v, method, ctx)?;
             self.audit(
                 &ctx.audit,
                 Change {
@@ -376,6 +385,26 @@ impl Tx<'_> {
             });
         }
         Ok(out)
+    }
+
+    /// Which of these `(type, id)` pairs have a current row (deleted or not), in one statement.
+    pub fn existing(
+        &mut self,
+        keys: &[(String, String)],
+    ) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Default::default());
+        }
+        let rows: Vec<TypeId> = query(
+            "SELECT r.res_type, r.id FROM resource r \
+             JOIN unnest($1::text[], $2::text[]) AS k(t, i) ON r.res_type = k.t AND r.id = k.i",
+            &[
+                Bind::TextArray(keys.iter().map(|(t, _)| t.clone()).collect()),
+                Bind::TextArray(keys.iter().map(|(_, i)| i.clone()).collect()),
+            ],
+        )
+        .load(self.conn)?;
+        Ok(rows.into_iter().map(|r| (r.res_type, r.id)).collect())
     }
 
     /// Updates (or creates) a resource; see [`Store::update`].

@@ -283,41 +283,65 @@ pub fn run(tx: &mut Tx<'_>, works: &mut [Work], env: &Env) -> Result<Vec<Outcome
         refs::rewrite(resource, &full_urls, &mut resolve).map_err(fail(i))?;
     }
 
-    // Plain creates share one multi-row insert; Patients go one by one, so that a clash of NHS
-    // numbers names its entry.
-    let bulk: Vec<usize> = writes
+    // Plain creates, and updates of ids not stored yet (a first load), share multi-row inserts;
+    // Patients go one by one, so that a clash of NHS numbers names its entry.
+    let fresh_updates: Vec<(String, String)> = writes
         .iter()
-        .copied()
-        .filter(|&i| {
-            outcomes[i].is_none()
-                && ids[i].is_some()
-                && works[i].entry.res_type != "Patient"
-                && matches!(works[i].entry.action, Action::Create { .. })
+        .filter(|&&i| outcomes[i].is_none() && works[i].entry.res_type != "Patient")
+        .filter_map(|&i| match &works[i].entry.action {
+            Action::Update { if_match: None, .. } => {
+                Some((works[i].entry.res_type.clone(), ids[i].clone()?))
+            }
+            _ => None,
         })
         .collect();
-    if !bulk.is_empty() {
+    let stored = tx.existing(&fresh_updates).map_err(|e| Failure {
+        index: None,
+        error: e.into(),
+    })?;
+    for method in ["POST", "PUT"] {
+        let bulk: Vec<usize> = writes
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let w = &works[i];
+                outcomes[i].is_none()
+                    && w.entry.res_type != "Patient"
+                    && ids[i].as_ref().is_some_and(|id| match &w.entry.action {
+                        Action::Create { .. } => method == "POST",
+                        Action::Update { if_match: None, .. } => {
+                            method == "PUT"
+                                && !stored.contains(&(w.entry.res_type.clone(), id.clone()))
+                        }
+                        _ => false,
+                    })
+            })
+            .collect();
+        if bulk.is_empty() {
+            continue;
+        }
         let mut items = Vec::with_capacity(bulk.len());
-        let mut contexts = Vec::with_capacity(bulk.len());
         for &i in &bulk {
-            if let Action::Create { resource, .. } = &mut works[i].entry.action {
+            if let Action::Create { resource, .. } | Action::Update { resource, .. } =
+                &mut works[i].entry.action
+            {
                 items.push((
                     works[i].entry.res_type.clone(),
                     ids[i].clone().unwrap_or_default(),
                     std::mem::take(resource),
                 ));
-                contexts.push(i);
             }
         }
         let with_ctx = items
             .into_iter()
-            .zip(&contexts)
+            .zip(&bulk)
             .map(|((t, id, body), &i)| (t, id, body, &works[i].ctx))
             .collect();
-        let created = tx.create_many(with_ctx).map_err(|e| Failure {
+        let created = tx.create_many(with_ctx, method).map_err(|e| Failure {
             index: None,
             error: e.into(),
         })?;
-        for (w, &i) in created.into_iter().zip(&contexts) {
+        for (w, &i) in created.into_iter().zip(&bulk) {
             outcomes[i] = Some(written(w, &works[i].entry.res_type));
         }
     }

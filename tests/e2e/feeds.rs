@@ -724,3 +724,21 @@ fn tempfile_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn replaying_the_sample_feed_leaves_version_counts_unchanged() {
+    let s = Server::start();
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let args = ["--org", "R0X", "--client", "sample-loader", examples];
+    let (ok, stdout, stderr) = load(&s, &args);
+    assert!(ok, "{stdout}\n{stderr}");
+    let loaded = resources(&s);
+    assert!(loaded >= 60, "{stdout}");
+    let before = versions(&s);
+    for _ in 0..2 {
+        let (ok, stdout, stderr) = load(&s, &args);
+        assert!(ok, "{stdout}\n{stderr}");
+        assert!(stdout.contains(&format!("{loaded} unchanged")), "{stdout}");
+        assert_eq!(versions(&s), before);
+    }
+}

@@ -25,20 +25,10 @@ pub(crate) fn nhs_numbers(patient: &Value) -> Vec<String> {
     out
 }
 
-/// Serialises writers of the same NHS numbers until commit, so a conditional create that finds
-/// no Patient cannot race another that is creating one (numbers are locked in sorted order, so
-/// two writers never wait on each other crosswise).
-pub(crate) fn lock(conn: &mut PgConnection, numbers: &[String]) -> Result<(), StoreError> {
-    if numbers.is_empty() {
-        return Ok(());
-    }
-    query(
-        "SELECT pg_advisory_xact_lock(hashtextextended('nhs-number:' || n, 0)) \
-         FROM unnest($1::text[]) AS n ORDER BY n",
-        &[Bind::TextArray(numbers.to_vec())],
-    )
-    .execute(conn)?;
-    Ok(())
+/// The advisory lock keys that serialise writers of the same NHS numbers until commit, so a
+/// conditional create that finds no Patient cannot race another that is creating one.
+pub(crate) fn lock_keys(numbers: &[String]) -> Vec<String> {
+    numbers.iter().map(|n| format!("nhs-number:{n}")).collect()
 }
 
 #[derive(QueryableByName)]

@@ -8,9 +8,6 @@ use fhir_model::index::{IndexEntry, IndexValue};
 use crate::error::StoreError;
 use crate::sql::{query, Bind};
 
-/// Binds per statement: far below PostgreSQL's limit of 65,535.
-const MAX_BINDS: usize = 30_000;
-
 const TABLES: [&str; 8] = [
     "idx_string",
     "idx_token",
@@ -104,7 +101,10 @@ pub(crate) fn insert(
 /// One index row to write: resource row id, resource type, parameter, column values.
 type Row<'a> = (i64, &'a str, &'a str, Vec<Bind>);
 
-/// Inserts the index rows of several resources in as few statements as the bind limit allows.
+/// Inserts the index rows of several resources: one statement for every table, each table's rows
+/// sent as one array per column and expanded by `unnest`. The statement's text depends only on
+/// which tables have rows, so PostgreSQL parses and plans a few lines however many rows there
+/// are (a multi-row VALUES list of thousands of tuples cost more to parse than to insert).
 pub(crate) fn insert_many(
     conn: &mut PgConnection,
     resources: &[(i64, &str, &[IndexEntry])],
@@ -119,42 +119,59 @@ pub(crate) fn insert_many(
     let mut inserts: Vec<String> = Vec::new();
     let mut binds: Vec<Bind> = Vec::new();
     for (slot, rows) in by_table.iter().enumerate() {
-        if rows.is_empty() {
-            continue;
-        }
+        let Some(first) = rows.first() else { continue };
         let (columns, wrappers) = COLUMNS[slot];
-        let head = format!(
-            "INSERT INTO {} (rid, res_type, param, {columns}) VALUES ",
-            TABLES[slot]
-        );
-        let mut sql = head.clone();
-        for (rid, res_type, param, values) in rows {
-            if binds.len() + values.len() + 3 > MAX_BINDS {
-                if !sql.ends_with("VALUES ") {
-                    inserts.push(std::mem::take(&mut sql));
+        binds.push(Bind::BigIntArray(rows.iter().map(|r| r.0).collect()));
+        binds.push(Bind::TextArray(
+            rows.iter().map(|r| r.1.to_string()).collect(),
+        ));
+        binds.push(Bind::TextArray(
+            rows.iter().map(|r| r.2.to_string()).collect(),
+        ));
+        let n = binds.len();
+        let mut args = vec![
+            format!("${}::bigint[]", n - 2),
+            format!("${}::text[]", n - 1),
+            format!("${n}::text[]"),
+        ];
+        let mut select = vec!["u.c0".to_string(), "u.c1".into(), "u.c2".into()];
+        for (j, wrapper) in wrappers.iter().enumerate() {
+            let cast = match first.3[j] {
+                Bind::OptTime(_) => {
+                    binds.push(Bind::OptTimeArray(
+                        rows.iter()
+                            .map(|r| match &r.3[j] {
+                                Bind::OptTime(t) => *t,
+                                _ => None,
+                            })
+                            .collect(),
+                    ));
+                    "timestamptz[]"
                 }
-                run(conn, &inserts, &binds)?;
-                inserts.clear();
-                binds.clear();
-                sql = head.clone();
-            } else if !sql.ends_with("VALUES ") {
-                sql.push(',');
-            }
-            binds.push(Bind::BigInt(*rid));
-            binds.push(Bind::Text(res_type.to_string()));
-            binds.push(Bind::Text(param.to_string()));
-            let n = binds.len();
-            sql.push_str(&format!("(${}, ${}, ${n}", n - 2, n - 1));
-            for (value, wrapper) in values.iter().zip(wrappers.iter()) {
-                binds.push(value.clone());
-                sql.push_str(", ");
-                sql.push_str(&wrapper.replace("{}", &format!("${}", binds.len())));
-            }
-            sql.push(')');
+                _ => {
+                    binds.push(Bind::OptTextArray(
+                        rows.iter()
+                            .map(|r| match &r.3[j] {
+                                Bind::Text(t) => Some(t.clone()),
+                                Bind::OptText(t) => t.clone(),
+                                _ => None,
+                            })
+                            .collect(),
+                    ));
+                    "text[]"
+                }
+            };
+            args.push(format!("${}::{cast}", binds.len()));
+            select.push(wrapper.replace("{}", &format!("u.c{}", j + 3)));
         }
-        if !sql.ends_with("VALUES ") {
-            inserts.push(sql);
-        }
+        let aliases: Vec<String> = (0..wrappers.len() + 3).map(|j| format!("c{j}")).collect();
+        inserts.push(format!(
+            "INSERT INTO {} (rid, res_type, param, {columns}) SELECT {} FROM unnest({}) AS u({})",
+            TABLES[slot],
+            select.join(", "),
+            args.join(", "),
+            aliases.join(", ")
+        ));
     }
     run(conn, &inserts, &binds)
 }

@@ -35,4 +35,4 @@ pub use query::{
 pub use read::{Stored, Visibility};
 pub use sql::{Bind, Filter};
 pub use tx::Tx;
-pub use write::{AuditHook, Change, Condition, Match, WriteContext, Written};
+pub use write::{condition_key, AuditHook, Change, Condition, Match, WriteContext, Written};

@@ -22,6 +22,10 @@ pub enum Bind {
     TextArray(Vec<String>),
     /// `bigint[]`.
     BigIntArray(Vec<i64>),
+    /// `text[]` with NULLs.
+    OptTextArray(Vec<Option<String>>),
+    /// `timestamptz[]` with NULLs.
+    OptTimeArray(Vec<Option<chrono::DateTime<chrono::Utc>>>),
     /// `boolean`.
     Bool(bool),
     /// `bytea`.
@@ -83,6 +87,8 @@ pub(crate) fn query(sql: &str, binds: &[Bind]) -> Query {
             Bind::OptTime(v) => q.bind::<Nullable<Timestamptz>, _>(v),
             Bind::TextArray(v) => q.bind::<Array<Text>, _>(v),
             Bind::BigIntArray(v) => q.bind::<Array<BigInt>, _>(v),
+            Bind::OptTextArray(v) => q.bind::<Array<Nullable<Text>>, _>(v),
+            Bind::OptTimeArray(v) => q.bind::<Array<Nullable<Timestamptz>>, _>(v),
             Bind::Bool(v) => q.bind::<Bool, _>(v),
             Bind::Bytes(v) => q.bind::<Bytea, _>(v),
             Bind::OptBytes(v) => q.bind::<Nullable<Bytea>, _>(v),

@@ -24,6 +24,8 @@ use crate::write::{AuditHook, Change};
 pub struct Tx<'c> {
     pub(crate) conn: &'c mut PgConnection,
     pending: Pending,
+    /// Advisory lock keys this transaction holds (they are held until it ends).
+    locked: std::collections::HashSet<String>,
 }
 
 /// A new version to check: its row id and `Type/id` (for the message).
@@ -69,6 +71,7 @@ impl Store {
             let mut tx = Tx {
                 conn,
                 pending: Pending::default(),
+                locked: Default::default(),
             };
             let out = f(&mut tx)?;
             tx.flush()?;
@@ -78,6 +81,28 @@ impl Store {
 }
 
 impl<'c> Tx<'c> {
+    /// Takes the advisory locks of `keys` not held yet, in one statement and in sorted order, so
+    /// two transactions locking overlapping sets never wait on each other crosswise.
+    pub fn lock_keys(&mut self, keys: impl IntoIterator<Item = String>) -> Result<(), StoreError> {
+        let mut fresh: Vec<String> = keys
+            .into_iter()
+            .filter(|k| !self.locked.contains(k))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        fresh.sort();
+        fresh.dedup();
+        query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k \
+             ORDER BY k",
+            &[Bind::TextArray(fresh.clone())],
+        )
+        .execute(self.conn)?;
+        self.locked.extend(fresh);
+        Ok(())
+    }
+
     /// Queues the history row of the version just written to `rid`'s current row. A row
     /// written twice in one transaction has its first version's history sent before the second
     /// overwrites it.

@@ -232,7 +232,7 @@ impl Tx<'_> {
     ) -> Result<Option<Written>, StoreError> {
         self.lock_condition(res_type, &cond.query)?;
         if res_type == "Patient" {
-            identity::lock(self.conn, &identity::nhs_numbers(body))?;
+            self.lock_keys(identity::lock_keys(&identity::nhs_numbers(body)))?;
         }
         let mut matches = self.find(res_type, &cond.filter, ctx, 2)?;
         match matches.len() {
@@ -542,12 +542,7 @@ impl Tx<'_> {
     /// Serialises conditional writes with the same query, so two feeds creating the same
     /// person at the same moment produce one resource.
     pub fn lock_condition(&mut self, res_type: &str, q: &str) -> Result<(), StoreError> {
-        query(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[Bind::Text(format!("{res_type}?{q}"))],
-        )
-        .execute(self.conn)?;
-        Ok(())
+        self.lock_keys([condition_key(res_type, q)])
     }
 
     /// Current resources of `res_type` matching `filter`, at most `limit`. A match hidden from
@@ -743,6 +738,11 @@ impl Tx<'_> {
         self.index(rid, res_type, fhir_model::index::extract(&v.value));
         Ok(())
     }
+}
+
+/// The advisory lock key of a conditional write's condition.
+pub fn condition_key(res_type: &str, q: &str) -> String {
+    format!("{res_type}?{q}")
 }
 
 fn lock_current(

@@ -133,6 +133,30 @@ pub fn run(tx: &mut Tx<'_>, works: &mut [Work], env: &Env) -> Result<Vec<Outcome
         outcomes[i] = Some(delete(tx, &works[i], env)?);
     }
 
+    // Every condition of the transaction is locked at once, in sorted order: concurrent feeds
+    // whose messages overlap then queue instead of deadlocking.
+    let keys: Vec<String> = writes
+        .iter()
+        .filter_map(|&i| {
+            let t = works[i].entry.res_type.as_str();
+            match &works[i].entry.action {
+                Action::Create {
+                    if_none_exist: Some(q),
+                    ..
+                }
+                | Action::Update {
+                    target: Target::Query(q),
+                    ..
+                } => Some(store::condition_key(t, q)),
+                _ => None,
+            }
+        })
+        .collect();
+    tx.lock_keys(keys).map_err(|e| Failure {
+        index: None,
+        error: e.into(),
+    })?;
+
     // Who each write is about, before any reference to it is rewritten.
     let mut seen: HashSet<String> = HashSet::new();
     for &i in &writes {

@@ -346,6 +346,23 @@ fn replaying_a_feed_creates_no_new_versions() {
         );
     }
     assert_eq!((resources(&s), versions(&s)), before);
+    // Two stored matches for one entry's condition: 412, nothing written.
+    let twin = json!({"resourceType": "AllergyIntolerance",
+        "identifier": [{"system": "urn:feed:allergy", "value": "a-2"}],
+        "patient": {"reference": "Patient/x"}, "code": {"text": "Latex"}});
+    for _ in 0..2 {
+        assert_eq!(
+            s.send_json("POST", "/AllergyIntolerance", &twin, &[])
+                .status,
+            201
+        );
+    }
+    let ambiguous = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": twin, "request": {"method": "POST", "url": "AllergyIntolerance",
+                                       "ifNoneExist": "identifier=urn:feed:allergy|a-2"}}
+    ]});
+    post_bundle(&s, &ambiguous, &[]).outcome(412);
+    let before = (resources(&s), versions(&s));
     // A changed message makes exactly one new version.
     let mut changed = feed.clone();
     changed["entry"][1]["resource"]["status"] = json!("amended");

@@ -137,6 +137,26 @@ struct CurrentRow {
 }
 
 #[derive(QueryableByName)]
+struct IdentifiedMatch {
+    #[diesel(sql_type = BigInt)]
+    rid: i64,
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Integer)]
+    version: i32,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    last_updated: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Bytea)]
+    body: Vec<u8>,
+    #[diesel(sql_type = diesel::sql_types::Array<Text>)]
+    compartments: Vec<String>,
+    #[diesel(sql_type = Text)]
+    key_system: String,
+    #[diesel(sql_type = Text)]
+    key_value: String,
+}
+
+#[derive(QueryableByName)]
 struct TypeId {
     #[diesel(sql_type = Text)]
     res_type: String,
@@ -574,6 +594,66 @@ impl Tx<'_> {
         }
         sql.push_str(&format!(" LIMIT {limit}"));
         Ok(query(&sql, &binds).load(self.conn)?)
+    }
+
+    /// Current resources of `res_type` carrying each `system|value` identifier, for many
+    /// conditions `identifier=system|value` at once (a feed's transaction has one per entry).
+    /// The same as [`Tx::find`] per condition: a match hidden from the client is refused.
+    pub fn find_identifiers(
+        &mut self,
+        res_type: &str,
+        keys: &[(String, String)],
+        ctx: &WriteContext,
+    ) -> Result<std::collections::HashMap<(String, String), Vec<Match>>, StoreError> {
+        self.flush()?;
+        let rows: Vec<IdentifiedMatch> = query(
+            "SELECT r.rid, r.id, r.version, r.last_updated, r.body, r.compartments, \
+             t.system AS key_system, t.code AS key_value \
+             FROM unnest($2::text[], $3::text[]) AS k(s, v) \
+             JOIN idx_token t ON t.res_type = $1 AND t.param = 'identifier' \
+             AND t.code = k.v AND t.system = k.s \
+             JOIN resource r ON r.rid = t.rid AND NOT r.deleted",
+            &[
+                Bind::Text(res_type.into()),
+                Bind::TextArray(keys.iter().map(|(s, _)| s.clone()).collect()),
+                Bind::TextArray(keys.iter().map(|(_, v)| v.clone()).collect()),
+            ],
+        )
+        .load(self.conn)?;
+        if let (Some(access), false) = (&ctx.access, rows.is_empty()) {
+            let mut binds = vec![Bind::BigIntArray(rows.iter().map(|r| r.rid).collect())];
+            let visible = access.predicate("r", &mut binds);
+            let hidden: Vec<Rid> = query(
+                &format!(
+                    "SELECT r.rid FROM resource r WHERE r.rid = ANY($1) AND NOT ({visible}) LIMIT 1"
+                ),
+                &binds,
+            )
+            .load(self.conn)?;
+            if !hidden.is_empty() {
+                return Err(StoreError::Forbidden(format!(
+                    "a condition matches a {res_type} this client may not see"
+                )));
+            }
+        }
+        let mut out: std::collections::HashMap<(String, String), Vec<Match>> = Default::default();
+        let mut seen = std::collections::HashSet::new();
+        for r in rows {
+            // A resource carrying the same identifier twice is one match.
+            if !seen.insert((r.rid, r.key_system.clone(), r.key_value.clone())) {
+                continue;
+            }
+            out.entry((r.key_system, r.key_value))
+                .or_default()
+                .push(Match {
+                    id: r.id,
+                    version: r.version,
+                    last_updated: r.last_updated,
+                    body: r.body,
+                    compartments: r.compartments,
+                });
+        }
+        Ok(out)
     }
 
     /// Refuses the write when the current version is outside the client's access rules.

@@ -114,6 +114,9 @@ fn condition(res_type: &str, query: &str) -> Result<Condition, ApiError> {
     })
 }
 
+/// An identifier's system and value.
+type Identifier = (String, String);
+
 /// Runs `works` in the open transaction `tx`; an error rolls all of them back.
 pub fn run(tx: &mut Tx<'_>, works: &mut [Work], env: &Env) -> Result<Vec<Outcome>, Failure> {
     let n = works.len();
@@ -157,12 +160,75 @@ pub fn run(tx: &mut Tx<'_>, works: &mut [Work], env: &Env) -> Result<Vec<Outcome
         error: e.into(),
     })?;
 
+    // Conditional creates by one `identifier=system|value` (most of a feed's entries) are
+    // looked up together, one statement per resource type.
+    let mut prefound: HashMap<usize, Vec<store::Match>> = HashMap::new();
+    let mut by_type: HashMap<String, Vec<(usize, Identifier)>> = HashMap::new();
+    for &i in &writes {
+        let w = &works[i];
+        if let Action::Create {
+            if_none_exist: Some(q),
+            ..
+        } = &w.entry.action
+        {
+            if w.entry.res_type == "Patient" || q.contains('\\') {
+                continue;
+            }
+            if let Some((Some(system), value)) = refs::single_identifier(q) {
+                if value.is_empty() {
+                    continue;
+                }
+                by_type
+                    .entry(w.entry.res_type.clone())
+                    .or_default()
+                    .push((i, (system, value)));
+            }
+        }
+    }
+    for (t, group) in by_type {
+        let keys: Vec<(String, String)> = group.iter().map(|(_, k)| k.clone()).collect();
+        let first = group[0].0;
+        let mut found = tx
+            .find_identifiers(&t, &keys, &works[first].match_ctx)
+            .map_err(store_fail(first))?;
+        for (i, key) in group {
+            prefound.insert(i, found.remove(&key).unwrap_or_default());
+        }
+    }
+
     // Who each write is about, before any reference to it is rewritten.
     let mut seen: HashSet<String> = HashSet::new();
     for &i in &writes {
         let w = &works[i];
         let t = w.entry.res_type.as_str();
         let id = match &w.entry.action {
+            Action::Create {
+                if_none_exist: Some(q),
+                ..
+            } if prefound.contains_key(&i) => {
+                let mut found = prefound.remove(&i).unwrap_or_default();
+                match found.len() {
+                    0 => uuid::Uuid::new_v4().to_string(),
+                    1 => {
+                        let m = found.pop().expect("one match");
+                        tx.audit_read(t, &m, &w.match_ctx);
+                        let id = m.id.clone();
+                        outcomes[i] = Some(written(
+                            Written {
+                                id: m.id,
+                                version: m.version,
+                                last_updated: m.last_updated,
+                                body: m.body,
+                                created: false,
+                                unchanged: true,
+                            },
+                            t,
+                        ));
+                        id
+                    }
+                    _ => return Err(fail(i)(multiple(t, q))),
+                }
+            }
             Action::Create {
                 resource,
                 if_none_exist: Some(q),

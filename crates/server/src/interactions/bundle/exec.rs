@@ -3,15 +3,14 @@
 //! conditional references resolved before anything that refers to them is written.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Value};
-use store::{Access, Condition, ResourceQuery, StoreError, Tx, Visibility, WriteContext, Written};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use store::{Condition, StoreError, Tx, Visibility, WriteContext, Written};
 
 use super::entry::{Action, Entry, PatchDoc, Target};
-use super::refs;
+use super::{identify, reads, refs};
 use crate::error::ApiError;
 
 /// An entry with what its caller may do for it.
@@ -74,14 +73,14 @@ pub struct Failure {
     pub error: ApiError,
 }
 
-fn fail(index: usize) -> impl Fn(ApiError) -> Failure {
+pub(super) fn fail(index: usize) -> impl Fn(ApiError) -> Failure {
     move |error| Failure {
         index: Some(index),
         error,
     }
 }
 
-fn store_fail(index: usize) -> impl Fn(StoreError) -> Failure {
+pub(super) fn store_fail(index: usize) -> impl Fn(StoreError) -> Failure {
     move |e| Failure {
         index: Some(index),
         error: e.into(),
@@ -241,7 +240,8 @@ pub fn run(tx: &mut Tx<'_>, works: &mut [Work], env: &Env) -> Result<Vec<Outcome
                     Some(found) => {
                         let id = found.id.clone();
                         let found = if t == "Patient" {
-                            link_identifiers(tx, found, resource, &w.ctx).map_err(fail(i))?
+                            identify::link_identifiers(tx, found, resource, &w.ctx)
+                                .map_err(fail(i))?
                         } else {
                             found
                         };
@@ -366,7 +366,7 @@ pub fn run(tx: &mut Tx<'_>, works: &mut [Work], env: &Env) -> Result<Vec<Outcome
             if let Some(r) = resolved.get(reference) {
                 return Ok(r.clone());
             }
-            let target = resolve_conditional(tx, reference, &locals, &match_ctx)?;
+            let target = identify::resolve_conditional(tx, reference, &locals, &match_ctx)?;
             resolved.insert(reference.to_string(), target.clone());
             Ok(target)
         };
@@ -478,62 +478,12 @@ pub fn run(tx: &mut Tx<'_>, works: &mut [Work], env: &Env) -> Result<Vec<Outcome
     }
 
     for &i in order.iter().filter(|&&i| works[i].entry.rank() == 3) {
-        outcomes[i] = Some(read(tx, &works[i], env)?);
+        outcomes[i] = Some(reads::read(tx, &works[i], env)?);
     }
     Ok(outcomes
         .into_iter()
         .map(|o| o.expect("every entry ran"))
         .collect())
-}
-
-/// One person per NHS number: when another source's conditional create finds the person's
-/// Patient, the identifiers it knows the person by (a hospital number) are linked to that
-/// Patient. The Patient stays with the source that registered it (its organisation and
-/// `meta.source` are kept); the link is a new version, audited as the linking source's change.
-/// Nothing else the second source sent is applied.
-fn link_identifiers(
-    tx: &mut Tx<'_>,
-    found: Written,
-    incoming: &Value,
-    ctx: &WriteContext,
-) -> Result<Written, ApiError> {
-    let mut stored: Value = serde_json::from_slice(&found.body).map_err(crate::error::internal)?;
-    let known = |i: &Value| {
-        stored["identifier"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|k| k["system"] == i["system"] && k["value"] == i["value"])
-    };
-    let new: Vec<Value> = incoming["identifier"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["value"].is_string() && !known(i))
-        .cloned()
-        .collect();
-    if new.is_empty() {
-        return Ok(found);
-    }
-    let owner = stored["meta"]["tag"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["system"] == store::ODS_TAG_SYSTEM)
-        .and_then(|t| t["code"].as_str())
-        .map(str::to_string);
-    match stored["identifier"].as_array_mut() {
-        Some(list) => list.extend(new),
-        None => stored["identifier"] = Value::Array(new),
-    }
-    let link = WriteContext {
-        org: owner,
-        source: None,
-        access: None,
-        record_source: false,
-        audit: ctx.audit.clone(),
-    };
-    Ok(tx.update("Patient", &found.id, stored, Some(found.version), &link)?)
 }
 
 fn multiple(t: &str, q: &str) -> ApiError {
@@ -542,55 +492,6 @@ fn multiple(t: &str, q: &str) -> ApiError {
         "multiple-matches",
         format!("the condition '{q}' matches more than one {t}"),
     )
-}
-
-/// The `Type/id` a conditional reference means: an entry of this Bundle it names (by its
-/// condition, or by an identifier it carries), else the one stored resource its search finds.
-fn resolve_conditional(
-    tx: &mut Tx<'_>,
-    reference: &str,
-    locals: &[(String, Option<String>, Value, String)],
-    ctx: &WriteContext,
-) -> Result<String, ApiError> {
-    let (t, q) = reference.split_once('?').unwrap_or((reference, ""));
-    let ident = refs::single_identifier(q);
-    let local: Vec<&String> = locals
-        .iter()
-        .filter(|(lt, cond, identifiers, _)| {
-            lt == t
-                && (cond.as_deref() == Some(q)
-                    || ident.as_ref().is_some_and(|(s, v)| {
-                        refs::has_identifier(&json!({"identifier": identifiers}), s.as_deref(), v)
-                    }))
-        })
-        .map(|(_, _, _, id)| id)
-        .collect();
-    match local.as_slice() {
-        [id] => return Ok(format!("{t}/{id}")),
-        [] => {}
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "multiple-matches",
-                format!("the conditional reference '{reference}' matches several entries"),
-            ))
-        }
-    }
-    let filter = search::compile_condition(t, q)?;
-    let found = tx.find(t, &filter, ctx, 2)?;
-    match found.as_slice() {
-        [m] => Ok(format!("{t}/{}", m.id)),
-        [] => Err(ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "not-found",
-            format!("the conditional reference '{reference}' matches no resource"),
-        )),
-        _ => Err(ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "multiple-matches",
-            format!("the conditional reference '{reference}' matches more than one resource"),
-        )),
-    }
 }
 
 fn delete(tx: &mut Tx<'_>, w: &Work, env: &Env) -> Result<Outcome, Failure> {
@@ -677,130 +578,4 @@ fn patched(
     let body = current.body.unwrap_or_default();
     let value: Value = serde_json::from_slice(&body).map_err(crate::error::internal)?;
     crate::interactions::patch::apply(&value, patch)
-}
-
-fn read(tx: &mut Tx<'_>, w: &Work, env: &Env) -> Result<Outcome, Failure> {
-    let i = w.entry.index;
-    let t = w.entry.res_type.as_str();
-    let access: Arc<Access> = w.ctx.access.clone().unwrap_or_default();
-    match &w.entry.action {
-        Action::Read { id, version } => {
-            let row = tx
-                .read_checked(t, id, *version, &access)
-                .map_err(store_fail(i))?;
-            let reference = format!("{t}/{id}");
-            match row {
-                None => Err(fail(i)(ApiError::not_found(format!(
-                    "{reference} is not known"
-                )))),
-                Some((_, Visibility::Hidden)) => Err(fail(i)(ApiError::not_found(format!(
-                    "{reference} is not known"
-                )))),
-                Some((_, Visibility::Withheld)) => Err(fail(i)(crate::auth::withheld(&reference))),
-                Some((s, Visibility::Visible)) if s.deleted => Err(fail(i)(ApiError::new(
-                    StatusCode::GONE,
-                    "deleted",
-                    format!("{reference} was deleted (version {})", s.version),
-                ))),
-                Some((s, Visibility::Visible)) => Ok(Outcome {
-                    status: StatusCode::OK,
-                    location: Some(format!("{reference}/_history/{}", s.version)),
-                    version: Some(s.version),
-                    last_modified: Some(s.last_updated),
-                    touched: s.compartments.clone(),
-                    body: s.body.map(Body::Stored),
-                    read: true,
-                    unchanged: false,
-                }),
-            }
-        }
-        Action::Search { query } => search(tx, t, query, &access, env).map_err(fail(i)),
-        _ => unreachable!("rank 3 is a read"),
-    }
-}
-
-fn search(
-    tx: &mut Tx<'_>,
-    t: &str,
-    query: &str,
-    access: &Access,
-    env: &Env,
-) -> Result<Outcome, ApiError> {
-    let params = search::text::pairs(query)?;
-    let options = search::PlanOptions {
-        default_count: env.default_count,
-        max_count: env.max_count,
-        strict: false,
-        base_url: env.base_url.clone(),
-        access: Some(access.clone()),
-    };
-    let plan = search::plan(&[t.to_string()], &params, &options)?;
-    let q = ResourceQuery {
-        types: plan.types.clone(),
-        compartment: None,
-        filter: plan.filter.clone(),
-        sort: plan.sort.clone(),
-        after: plan.cursor.clone(),
-        backward: plan.backward,
-        snapshot: plan.snapshot,
-        limit: plan.count,
-        count_total: plan.total == search::TotalMode::Accurate,
-        access: Some(access.clone()),
-    };
-    let page = tx.query_resources(&q)?;
-    let (included, _) = if plan.includes.is_empty() || page.rows.is_empty() {
-        (Vec::new(), false)
-    } else {
-        tx.include(
-            &plan.includes,
-            &page.rows,
-            env.max_count as usize,
-            Some(access),
-        )?
-    };
-    let mut touched = Vec::new();
-    let mut entries = Vec::new();
-    for (row, mode) in page
-        .rows
-        .iter()
-        .map(|r| (r, "match"))
-        .chain(included.iter().map(|r| (r, "include")))
-    {
-        touched.extend(row.compartments.iter().cloned());
-        let resource: Value = serde_json::from_slice(&row.body).map_err(crate::error::internal)?;
-        entries.push(json!({
-            "fullUrl": format!("{}/{}/{}", env.base_url, row.res_type, row.id),
-            "resource": resource,
-            "search": {"mode": mode},
-        }));
-    }
-    let applied: Vec<String> = plan
-        .applied
-        .iter()
-        .map(|(k, v)| format!("{}={}", search::text::encode(k), search::text::encode(v)))
-        .collect();
-    let mut bundle = json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "meta": {"lastUpdated": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)},
-        "link": [{"relation": "self", "url": format!("{}/{t}?{}", env.base_url, applied.join("&"))}],
-    });
-    if let Some(total) = page.total {
-        bundle["total"] = json!(total);
-    }
-    if !entries.is_empty() {
-        bundle["entry"] = Value::Array(entries);
-    }
-    touched.sort();
-    touched.dedup();
-    Ok(Outcome {
-        status: StatusCode::OK,
-        location: None,
-        version: None,
-        last_modified: None,
-        body: Some(Body::Json(bundle)),
-        touched,
-        read: true,
-        unchanged: false,
-    })
 }

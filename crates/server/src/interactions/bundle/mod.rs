@@ -5,6 +5,8 @@
 
 mod entry;
 mod exec;
+mod identify;
+mod reads;
 mod refs;
 
 pub(crate) use entry::{parse as parse_entry, Action, Entry, PatchDoc, Target};

@@ -3,7 +3,8 @@
 //! over REST: the same validation, conditional and reference handling, indexing, provenance
 //! and audit. An NDJSON line with an `id` is stored under that id (an update, so loading a file
 //! twice changes nothing); a line without one is created with a new id. Lines are written in
-//! transactions of `--chunk` lines while the next chunk is read and validated on another thread.
+//! transactions of `--chunk` lines by `--writers` threads, each on its own connection, while a
+//! reader thread parses and validates what comes next; files are taken one after another.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -25,17 +26,25 @@ struct Options {
     org: Option<String>,
     client: String,
     chunk: usize,
+    writers: usize,
     paths: Vec<PathBuf>,
 }
 
-const USAGE: &str =
-    "usage: invicta load [--org ODS] [--client ID] [--chunk N] PATH... (files or folders of .json Bundles and .ndjson files)";
+/// How to call `invicta load`.
+pub const USAGE: &str =
+    "usage: invicta load [--org ODS] [--client ID] [--chunk N] [--writers N] PATH... (files or folders of .json Bundles and .ndjson files)";
+
+/// Checks the arguments before anything connects: `Err` with the usage when they are wrong.
+pub fn check_args(args: &[String]) -> Result<(), String> {
+    options(args).map(|_| ())
+}
 
 fn options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         org: None,
         client: "invicta-load".into(),
         chunk: 500,
+        writers: 2,
         paths: Vec::new(),
     };
     let mut it = args.iter();
@@ -54,6 +63,13 @@ fn options(args: &[String]) -> Result<Options, String> {
                     .ok()
                     .filter(|n| (1..=10_000).contains(n))
                     .ok_or_else(|| format!("--chunk must be 1..10000; {USAGE}"))?
+            }
+            "--writers" => {
+                o.writers = value()?
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=16).contains(n))
+                    .ok_or_else(|| format!("--writers must be 1..16; {USAGE}"))?
             }
             "-h" | "--help" => return Err(USAGE.into()),
             flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}; {USAGE}")),
@@ -135,6 +151,14 @@ struct Tally {
 }
 
 impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.files += other.files;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.failed.extend(other.failed);
+    }
+
     fn done(&self) -> u64 {
         self.created + self.updated + self.unchanged
     }
@@ -199,18 +223,66 @@ pub fn run(config: &Config, store: &Store, policy: authz::Policy) -> Result<(), 
     };
     let mut tally = Tally::default();
     let mut progress = Progress::new();
-    for unit in rx {
-        match unit {
-            Ok(unit) => write_unit(store, unit, &env, &mut tally),
-            Err(file_done) => {
-                if file_done.is_empty() {
-                    tally.files += 1;
-                } else {
-                    tally.failed.push(file_done);
+    // Writers take units concurrently, each on a connection of its own; at the end of a file
+    // they all finish before the next file starts, so a folder's load order still holds
+    // (Organizations before the Patients whose registered practice they are).
+    let env = Arc::new(env);
+    let (work_tx, work_rx) = sync_channel::<Unit>(o.writers);
+    let work_rx = Arc::new(std::sync::Mutex::new(work_rx));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Tally>();
+    let workers: Vec<_> = (0..o.writers)
+        .map(|_| {
+            let (store, env, work_rx, done_tx) =
+                (store.clone(), env.clone(), work_rx.clone(), done_tx.clone());
+            std::thread::spawn(move || loop {
+                let unit = match work_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                let Ok(unit) = unit else { return };
+                let mut t = Tally::default();
+                write_unit(&store, unit, &env, &mut t);
+                if done_tx.send(t).is_err() {
+                    return;
                 }
+            })
+        })
+        .collect();
+    drop(done_tx);
+    let mut in_flight = 0usize;
+    for unit in rx {
+        while let Ok(t) = done_rx.try_recv() {
+            in_flight -= 1;
+            tally.merge(t);
+        }
+        match unit {
+            Ok(unit) => {
+                in_flight += 1;
+                if work_tx.send(unit).is_err() {
+                    return Err("the writers stopped".into());
+                }
+            }
+            Err(failure) if !failure.is_empty() => tally.failed.push(failure),
+            Err(_) => {
+                // A file is done: wait for its units before the next file's start.
+                while in_flight > 0 {
+                    let t = done_rx
+                        .recv()
+                        .map_err(|_| "the writers stopped".to_string())?;
+                    in_flight -= 1;
+                    tally.merge(t);
+                }
+                tally.files += 1;
             }
         }
         progress.show(&tally, started);
+    }
+    drop(work_tx);
+    for t in done_rx {
+        tally.merge(t);
+    }
+    for w in workers {
+        w.join().map_err(|_| "a writer failed".to_string())?;
     }
     reader
         .join()
@@ -245,7 +317,7 @@ pub fn run(config: &Config, store: &Store, policy: authz::Policy) -> Result<(), 
 }
 
 /// Reads and checks every file, sending units of work; `Err("")` marks a file read to its end
-/// and `Err(message)` a failure outside any unit.
+/// and `Err(message)` a failure outside any unit (a line that could not be read).
 fn read_all(
     files: &[PathBuf],
     base_url: &str,

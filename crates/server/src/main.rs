@@ -65,6 +65,17 @@ fn run(command: Command, config: Config) -> Result<(), String> {
         println!("{token}");
         return Ok(());
     }
+    if command == Command::Load {
+        if config
+            .command_args
+            .iter()
+            .any(|a| a == "-h" || a == "--help")
+        {
+            println!("{}", load::USAGE);
+            return Ok(());
+        }
+        load::check_args(&config.command_args)?;
+    }
     let store = Store::connect(&StoreConfig {
         database_url: config.database_url.clone(),
         pool_size: config.pool_size,

@@ -4,16 +4,17 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt bench bench-http bench-search bench-auth plan-check clean-data
+.PHONY: help run test lint fmt bench bench-http bench-search bench-auth bench-ingest plan-check clean-data
 
 help:
 	@echo "make run    build, start PostgreSQL if needed, load sample data, serve on http://127.0.0.1:8080/fhir"
 	@echo "make test   every test of the workspace, end-to-end tests against a real PostgreSQL"
 	@echo "make lint   rustfmt and clippy, as CI runs them"
-	@echo "make bench  both benchmarks below (about 30 minutes; results in target/bench/)"
+	@echo "make bench  every benchmark below (about 45 minutes; results in target/bench/)"
 	@echo "make bench-http    create/read throughput over HTTP beside the raw pgbench ceiling (~3 min)"
 	@echo "make bench-search  search req/s and p50/p95/p99 over a generated care record, 100k and 500k resources (~25 min)"
 	@echo "make bench-auth    what token checks, access rules and the audit trail cost: req/s with and without (~3 min)"
+	@echo "make bench-ingest  ingest resources/s: single creates, 100-entry transaction Bundles, invicta load; 500k resources (~10 min)"
 	@echo "make plan-check    SQL and plans of the common searches into crates/search/PLANS.md; fails on a sequential scan"
 
 run:
@@ -29,7 +30,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench: bench-http bench-search bench-auth
+bench: bench-http bench-search bench-auth bench-ingest
 
 bench-http:
 	@scripts/bench.sh
@@ -39,6 +40,9 @@ bench-search:
 
 bench-auth:
 	@scripts/bench-auth.sh
+
+bench-ingest:
+	@scripts/bench-ingest.sh
 
 plan-check:
 	@scripts/plan-check.sh

@@ -250,7 +250,8 @@ fn copy_history(conn: &mut PgConnection, rows: &[(i64, &'static str)]) -> Result
          SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.deleted, m.method, r.body, \
          r.compartments, r.sec_labels, r.alert_codes, r.org \
          FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS m(rid, method, n) \
-         JOIN resource r ON r.rid = m.rid ORDER BY m.n",
+         CROSS JOIN LATERAL (SELECT x.* FROM resource x WHERE x.rid = m.rid OFFSET 0) r \
+         ORDER BY m.n",
         &[
             Bind::BigIntArray(rows.iter().map(|(r, _)| *r).collect()),
             Bind::TextArray(rows.iter().map(|(_, m)| m.to_string()).collect()),

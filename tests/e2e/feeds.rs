@@ -608,6 +608,40 @@ fn feeds_stamp_provenance_and_change_only_their_own_data() {
         &[("Authorization", &feed_a)],
     );
     assert_eq!(kept.status, 200, "feed A still owns its Patient");
+    // A source whose demographics differ keeps its own view, linked to the person's Patient.
+    let mut b_view = b_patient.clone();
+    b_view["name"][0]["family"] = json!("Stamp-Jones");
+    let cond = format!("identifier={NHS}|{nhs}");
+    let b_headers = [
+        ("Authorization", feed_b.as_str()),
+        ("If-None-Exist", cond.as_str()),
+    ];
+    let r = s.send_json("POST", "/Patient", &b_view, &b_headers);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["id"], patient_id.as_str());
+    let view = s.get(
+        &format!("/Patient/{patient_id}-RBB"),
+        &[("Authorization", &feed_b)],
+    );
+    assert_eq!(view.status, 200, "{}", String::from_utf8_lossy(&view.body));
+    let view = view.json();
+    assert_eq!(view["name"][0]["family"], "Stamp-Jones");
+    assert_eq!(view["link"][0]["type"], "refer");
+    assert_eq!(
+        view["link"][0]["other"]["reference"],
+        format!("Patient/{patient_id}")
+    );
+    assert_eq!(view["meta"]["tag"][0]["code"], "RBB");
+    assert!(view.get("identifier").is_none(), "{view}");
+    let person = s.get(
+        &format!("/Patient/{patient_id}"),
+        &[("Authorization", &feed_a)],
+    );
+    assert_eq!(person.json()["name"][0]["family"], "Stamp");
+    let before = versions(&s);
+    let again = s.send_json("POST", "/Patient", &b_view, &b_headers);
+    assert_eq!(again.status, 200);
+    assert_eq!(versions(&s), before, "a repeated message changes nothing");
 
     // ...but cannot overwrite feed A's data in a transaction: 403, nothing written, audited.
     let mut overwrite = obs.clone();

@@ -178,6 +178,12 @@ impl Tally {
 pub fn run(config: &Config, store: &Store, policy: authz::Policy) -> Result<(), String> {
     let o = options(&config.command_args)?;
     let files = files(&o.paths)?;
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let read_bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let policy = Arc::new(policy);
     let principal = Arc::new(authz::Principal {
         subject: "invicta-load".into(),
@@ -219,10 +225,11 @@ pub fn run(config: &Config, store: &Store, policy: authz::Policy) -> Result<(), 
         let base_url = config.base_url.clone();
         let chunk = o.chunk;
         let ctx = ctx.clone();
-        std::thread::spawn(move || read_all(&files, &base_url, chunk, &ctx, &tx))
+        let read_bytes = read_bytes.clone();
+        std::thread::spawn(move || read_all(&files, &base_url, chunk, &ctx, &tx, &read_bytes))
     };
     let mut tally = Tally::default();
-    let mut progress = Progress::new();
+    let mut progress = Progress::new(total_bytes, read_bytes);
     // Writers take units concurrently, each on a connection of its own; at the end of a file
     // they all finish before the next file starts, so a folder's load order still holds
     // (Organizations before the Patients whose registered practice they are).
@@ -324,7 +331,9 @@ fn read_all(
     chunk: usize,
     ctx: &WriteContext,
     out: &std::sync::mpsc::SyncSender<Result<Unit, String>>,
+    read_bytes: &std::sync::atomic::AtomicU64,
 ) {
+    use std::sync::atomic::Ordering::Relaxed;
     let work = |e: Entry| Work {
         entry: e,
         ctx: ctx.clone(),
@@ -347,6 +356,9 @@ fn read_all(
             };
             for (n, line) in reader.lines().enumerate() {
                 let origin = format!("{name}:{}", n + 1);
+                if let Ok(l) = &line {
+                    read_bytes.fetch_add(l.len() as u64 + 1, Relaxed);
+                }
                 let line = match line {
                     Ok(l) if l.trim().is_empty() => continue,
                     Ok(l) => l,
@@ -383,7 +395,10 @@ fn read_all(
             }
         } else {
             let text = match std::fs::read(file) {
-                Ok(t) => t,
+                Ok(t) => {
+                    read_bytes.fetch_add(t.len() as u64, Relaxed);
+                    t
+                }
                 Err(e) => {
                     let _ = out.send(Err(format!("{name}: {e}")));
                     continue;
@@ -514,13 +529,17 @@ fn write_unit(store: &Store, mut unit: Unit, env: &Env, tally: &mut Tally) {
 struct Progress {
     tty: bool,
     last: Instant,
+    total_bytes: u64,
+    read_bytes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Progress {
-    fn new() -> Progress {
+    fn new(total_bytes: u64, read_bytes: Arc<std::sync::atomic::AtomicU64>) -> Progress {
         Progress {
             tty: std::io::stderr().is_terminal(),
             last: Instant::now(),
+            total_bytes,
+            read_bytes,
         }
     }
 
@@ -535,8 +554,17 @@ impl Progress {
         }
         self.last = Instant::now();
         let secs = started.elapsed().as_secs_f64().max(0.001);
+        // The bar is the share of the input read and checked; writes trail it by a chunk or two.
+        const WIDTH: u64 = 30;
+        let read = self.read_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        let filled = (read * WIDTH)
+            .checked_div(self.total_bytes)
+            .unwrap_or(0)
+            .min(WIDTH) as usize;
         let line = format!(
-            "{} files, {} resources, {:.0}/s, {} failed",
+            "[{}{}] {} files, {} resources, {:.0}/s, {} failed",
+            "#".repeat(filled),
+            "-".repeat(WIDTH as usize - filled),
             t.files,
             t.done(),
             t.done() as f64 / secs,

@@ -321,15 +321,17 @@ fn sees(role: &Role, item: &Item) -> bool {
 struct Client<'a> {
     s: &'a Server,
     bearer: String,
+    role: &'static str,
     n: usize,
     /// request id -> patients the response may touch (for the audit check)
-    expected: HashMap<String, usize>,
+    expected: HashMap<String, (usize, String)>,
 }
 
 impl Client<'_> {
     fn call(&mut self, method: &str, path: &str, body: Option<&Value>, patients: usize) -> Resp {
         self.n += 1;
-        let rid = format!("acc-{}-{}", self.bearer.len() % 997, self.n);
+        // The role keeps ids apart: two roles' tokens may be as long as each other.
+        let rid = format!("acc-{}-{}", self.role, self.n);
         let rid = format!("{rid}-{}", uuid_like(self.n, path));
         let h = [
             ("Authorization", self.bearer.as_str()),
@@ -345,7 +347,8 @@ impl Client<'_> {
         } else {
             1
         };
-        self.expected.insert(rid, touched);
+        self.expected
+            .insert(rid, (touched, format!("{method} {path}")));
         r
     }
 }
@@ -385,11 +388,12 @@ fn permission_matrix_over_roles_types_and_interactions() {
     let s = Server::secure();
     let items = load(&s);
     let feed_bearer = auth(&s.token("feed", "system/*.crus", Some(FEED_ORG), None));
-    let mut audit_expected: HashMap<String, usize> = HashMap::new();
+    let mut audit_expected: HashMap<String, (usize, String)> = HashMap::new();
     for role in roles() {
         let mut c = Client {
             s: &s,
             bearer: auth(&token_for(&s, role.id)),
+            role: role.id,
             n: 0,
             expected: HashMap::new(),
         };
@@ -547,6 +551,42 @@ fn permission_matrix_over_roles_types_and_interactions() {
                 }
             }
         }
+        // $everything: p1's record as far as the role sees it, and nothing of p2.
+        let ctx = format!("{} $everything", role.id);
+        let mut want: Vec<String> = items
+            .iter()
+            .filter(|i| sees(&role, i))
+            .map(|i| format!("{}/{}", i.res_type, i.id))
+            .collect();
+        want.sort();
+        let own = c.call(
+            "GET",
+            "/Patient/p1/$everything?_count=100&_total=accurate",
+            None,
+            1,
+        );
+        let other = c.call("GET", "/Patient/p2/$everything", None, 1);
+        let untargeted = c.call("GET", "/Patient/$everything?_count=100", None, 1);
+        if !role.read.contains(&"Patient") {
+            assert_eq!((own.status, other.status), (403, 403), "{ctx}");
+        } else {
+            let mut got = entries(&own, "match");
+            got.sort();
+            assert_eq!(got, want, "{ctx}");
+            assert_eq!(total(&own) as usize, want.len(), "{ctx} total");
+            if role.id == "patient" {
+                // Confined to p1: p2 does not exist for this token; no id means p1.
+                assert_eq!(other.status, 404, "{ctx} p2");
+                let mut got = entries(&untargeted, "match");
+                got.sort();
+                assert_eq!(got, want, "{ctx} without an id");
+            } else {
+                // No relationship with p2: withheld, with the way to claim one.
+                let o = other.outcome(403);
+                assert!(o.to_string().contains("X-Relationship-Claim"), "{ctx}: {o}");
+                untargeted.outcome(400);
+            }
+        }
         audit_expected.extend(c.expected);
     }
     // Writes after every read check, so the counts above see only the loaded record.
@@ -554,6 +594,7 @@ fn permission_matrix_over_roles_types_and_interactions() {
         let mut c = Client {
             s: &s,
             bearer: auth(&token_for(&s, role.id)),
+            role: role.id,
             n: 1000,
             expected: HashMap::new(),
         };
@@ -617,12 +658,12 @@ fn permission_matrix_over_roles_types_and_interactions() {
         .filter_map(|l| l.split_once('|'))
         .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
         .collect();
-    for (rid, want) in &audit_expected {
+    for (rid, (want, what)) in &audit_expected {
         let got = counts.get(rid).copied().unwrap_or(0);
-        assert!(got >= 1, "request {rid} left no AuditEvent");
+        assert!(got >= 1, "request {rid} ({what}) left no AuditEvent");
         assert!(
             got <= (*want).max(1),
-            "request {rid}: {got} AuditEvents, expected at most {want}"
+            "request {rid} ({what}): {got} AuditEvents, expected at most {want}"
         );
     }
 }

@@ -8,6 +8,7 @@ mod access;
 mod bad_input;
 mod crud;
 mod durability;
+mod everything;
 mod examples;
 mod feeds;
 mod history;

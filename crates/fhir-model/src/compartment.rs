@@ -66,6 +66,19 @@ pub fn patient_compartments(resource: &Value) -> Vec<String> {
     ids
 }
 
+/// Resource types that can be in a Patient's compartment (the Patient itself included), sorted.
+pub fn patient_compartment_types() -> &'static [String] {
+    static TYPES: OnceLock<Vec<String>> = OnceLock::new();
+    TYPES.get_or_init(|| {
+        let mut types: Vec<String> = search_params::compartment_table().keys().cloned().collect();
+        if !types.iter().any(|t| t == "Patient") {
+            types.push("Patient".into());
+        }
+        types.sort();
+        types
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
 use crate::interactions::{
-    bundle, capabilities, create, delete, history, patch, read, search, update,
+    bundle, capabilities, create, delete, everything, history, patch, read, search, update,
 };
 use crate::state::AppState;
 
@@ -71,6 +71,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/{type}/{id}/_history/{vid}")
                         .route(web::get().to(read::vread))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/$everything")
+                        .route(web::get().to(everything::by_type))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}/$everything")
+                        .route(web::get().to(everything::instance))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

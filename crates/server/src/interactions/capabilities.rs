@@ -140,6 +140,13 @@ pub fn capability_statement(base_url: &str, delete_multiple: bool) -> Value {
                     .extend(reference_params(t).map(|p| Value::from(format!("{t}:{}", p.code))));
                 r["searchInclude"] = Value::Array(includes);
             }
+            if t == "Patient" {
+                r["operation"] = json!([{
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                    "documentation": "The patient and every resource of their compartment the caller may see (access rules apply as for searches). Supports _since, _type, _count and paging; start and end are not supported and are reported as ignored. Patient/$everything without an id serves a token confined to one patient."
+                }]);
+            }
             let revincludes: Vec<Value> = searchable
                 .iter()
                 .flat_map(|source| {

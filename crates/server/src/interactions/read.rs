@@ -27,7 +27,7 @@ pub async fn read(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 
 /// Loads a version with the request's access rules: hidden is absent (404), withheld by limits
 /// a claim or break-glass lifts is 403 saying how.
-async fn load(
+pub(crate) async fn load(
     state: &AppState,
     auth: &Authorized,
     res_type: &str,

@@ -36,6 +36,7 @@ pub async fn by_type(
         None,
         params,
         format!("{}/{t}", state.config.base_url),
+        Vec::new(),
     )
     .await
 }
@@ -55,6 +56,7 @@ pub async fn by_type_post(
         None,
         params,
         format!("{}/{t}", state.config.base_url),
+        Vec::new(),
     )
     .await
 }
@@ -83,7 +85,7 @@ pub async fn compartment(
     }
     let params = pairs(req.query_string())?;
     let base = format!("{}/Patient/{id}/{t}", state.config.base_url);
-    run(&req, &state, vec![t], Some(id), params, base).await
+    run(&req, &state, vec![t], Some(id), params, base, Vec::new()).await
 }
 
 /// `GET /fhir?_type=A,B&…` (system search; without `_type`, every searchable type).
@@ -134,7 +136,7 @@ async fn system_search(
     if let Some((_, v)) = params.iter().find(|(k, _)| k == "_type") {
         base = format!("{base}?_type={}", encode(v));
     }
-    run(&req, &state, types, None, params, base).await
+    run(&req, &state, types, None, params, base, Vec::new()).await
 }
 
 async fn form_params(
@@ -173,13 +175,16 @@ async fn form_params(
     Ok(params)
 }
 
-async fn run(
+/// Runs a search and answers with its searchset Bundle. `ignored` names parameters the caller
+/// already set aside, reported with those the plan ignores.
+pub(crate) async fn run(
     req: &HttpRequest,
     state: &AppState,
     types: Vec<String>,
     compartment: Option<String>,
     params: Vec<(String, String)>,
     self_base: String,
+    ignored: Vec<String>,
 ) -> Result<HttpResponse, ApiError> {
     let explain =
         state.config.search_explain && params.iter().any(|(k, v)| k == "_explain" && v == "true");
@@ -202,7 +207,8 @@ async fn run(
         base_url: state.config.base_url.clone(),
         access: auth.access.as_deref().cloned(),
     };
-    let plan = search::plan(&types, &params, &options)?;
+    let mut plan = search::plan(&types, &params, &options)?;
+    plan.ignored.extend(ignored);
     let total_only = output.summary == Some(fhir_model::summary::SummaryMode::Count);
     let query = ResourceQuery {
         types: plan.types.clone(),
@@ -403,7 +409,8 @@ fn links(
     links
 }
 
-fn prefers_strict(req: &HttpRequest) -> bool {
+/// `Prefer: handling=strict`: unknown or unsupported parameters are errors.
+pub(crate) fn prefers_strict(req: &HttpRequest) -> bool {
     req.headers()
         .get_all("prefer")
         .filter_map(|h| h.to_str().ok())

@@ -646,6 +646,7 @@ fn permission_matrix_over_roles_types_and_interactions() {
         audit_expected.extend(c.expected);
     }
     // Every request above left its AuditEvents: one per patient touched, one when none or refused.
+    s.settle_audit();
     let rows = sql_value(
         &s.db_url,
         "SELECT e->'what'->'identifier'->>'value', count(*) FROM resource r, \
@@ -786,6 +787,7 @@ fn token_attacks_are_refused() {
         .unwrap()
         .contains(&json!("permission-v2")));
     // Refused requests are audited too (outcome 4, no agent).
+    s.settle_audit();
     let refused = sql_value(
         &s.db_url,
         "SELECT count(*) FROM resource WHERE res_type = 'AuditEvent' \
@@ -984,6 +986,7 @@ fn feeds_see_and_change_only_their_own_source() {
         .status,
         403
     );
+    s.settle_audit();
     let audited = sql_value(
         &s.db_url,
         "SELECT count(*) FROM resource WHERE res_type = 'AuditEvent' \
@@ -1001,6 +1004,98 @@ fn feeds_see_and_change_only_their_own_source() {
         s.get("/Patient/p2", &[("Authorization", &clinician)])
             .status,
         200
+    );
+}
+
+#[test]
+fn audit_records_are_durable_before_the_response_and_searchable_at_once() {
+    let s = Server::secure();
+    load(&s);
+    let gp = auth(&s.token("gp", "user/*.rs", Some(PRACTICE), None));
+    let po = auth(&s.token(
+        "privacy-officer",
+        "user/AuditEvent.rs",
+        Some(PRACTICE),
+        None,
+    ));
+    let stored = |rid: &str| -> i64 {
+        let journal = sql_value(
+            &s.db_url,
+            &format!(
+                "SELECT count(*) FROM audit_journal WHERE convert_from(body, 'UTF8') LIKE '%\"{rid}\"%'"
+            ),
+        );
+        let projected = sql_value(
+            &s.db_url,
+            &format!(
+                "SELECT count(*) FROM resource WHERE res_type = 'AuditEvent' \
+                 AND convert_from(body, 'UTF8') LIKE '%\"{rid}\"%'"
+            ),
+        );
+        journal.parse::<i64>().unwrap() + projected.parse::<i64>().unwrap()
+    };
+    let by_request = |rid: &str| {
+        format!(
+            "/AuditEvent?entity:identifier=https://invicta.example.org/fhir/Id/request-id|{rid}&_total=accurate"
+        )
+    };
+    // Stored by the time the response arrives, and found by the very next search.
+    let r = s.get(
+        "/Patient/p1",
+        &[("Authorization", &gp), ("X-Request-Id", "journal-read-1")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(stored("journal-read-1"), 1);
+    let found = s.get(&by_request("journal-read-1"), &[("Authorization", &po)]);
+    assert_eq!(total(&found), 1);
+    // The same through a GET entry of a batch Bundle.
+    let r = s.get(
+        "/Observation?subject=Patient/p1",
+        &[("Authorization", &gp), ("X-Request-Id", "journal-read-2")],
+    );
+    assert_eq!(r.status, 200);
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": by_request("journal-read-2").trim_start_matches('/')}}
+    ]});
+    let r = s.send_json("POST", "", &batch, &[("Authorization", &po)]);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["entry"][0]["resource"]["total"], 1, "{}", r.json());
+    // Unread, the journal still empties into AuditEvent resources behind the responses.
+    let r = s.get(
+        "/Patient/p1",
+        &[("Authorization", &gp), ("X-Request-Id", "journal-read-3")],
+    );
+    assert_eq!(r.status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left = sql_value(&s.db_url, "SELECT count(*) FROM audit_journal");
+        if left == "0" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{left} rows never projected"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(stored("journal-read-3"), 1);
+    // Nobody, not even the privacy officer, can change or remove an AuditEvent.
+    let any = s
+        .get("/AuditEvent?_count=1", &[("Authorization", &po)])
+        .json();
+    let id = any["entry"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        s.send(
+            "DELETE",
+            &format!("/AuditEvent/{id}"),
+            &[("Authorization", &po)],
+            b""
+        )
+        .status,
+        403
     );
 }
 

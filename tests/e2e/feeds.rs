@@ -662,6 +662,7 @@ fn feeds_stamp_provenance_and_change_only_their_own_data() {
     )
     .outcome(403);
     assert_eq!(versions(&s), before);
+    s.settle_audit();
     let audited = count(
         &s,
         "SELECT count(*) FROM resource WHERE res_type = 'AuditEvent' \

@@ -95,6 +95,28 @@ impl Server {
         key.sign(&claims).expect("sign")
     }
 
+    /// Reads the audit trail through the API (as a privacy officer when tokens are on), which
+    /// brings every AuditEvent journalled so far into the resource table; call it before
+    /// counting AuditEvents with SQL.
+    pub fn settle_audit(&self) {
+        let secure = self
+            .env
+            .iter()
+            .any(|(k, v)| k == "INVICTA_AUTH" && v == "on");
+        let bearer = secure.then(|| {
+            format!(
+                "Bearer {}",
+                self.token("privacy-officer", "user/AuditEvent.rs", Some("X26"), None)
+            )
+        });
+        let headers: Vec<(&str, &str)> = bearer
+            .as_deref()
+            .map(|b| vec![("Authorization", b)])
+            .unwrap_or_default();
+        let r = self.get("/AuditEvent?_summary=count", &headers);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+
     /// A token for `role` with `scope`, organisation `org` and launch `patient`.
     pub fn token(
         &self,

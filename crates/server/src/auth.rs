@@ -181,6 +181,22 @@ pub async fn gate(
         token,
         audit: audit.clone(),
     });
+    if reads_audit_trail(req.method().as_str(), &path, req.query_string()) {
+        // AuditEvents reach the resource table behind the responses; a reader of the trail
+        // first drains the journal, so it sees every event committed before it.
+        let store = state.store.clone();
+        if !matches!(
+            web::block(move || store.project_audit_all()).await,
+            Ok(Ok(_))
+        ) {
+            let e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "transient",
+                "The audit trail could not be brought up to date; try again",
+            );
+            return Ok(req.into_response(e.error_response()).map_into_right_body());
+        }
+    }
     let (http_req, res) = next.call(req).await?.into_parts();
     let status = res.status();
     let (events, claim) = {
@@ -270,6 +286,16 @@ fn unauthorized(error: Option<&str>, msg: &str) -> ApiError {
     }
     e.www_authenticate = Some(challenge);
     e
+}
+
+/// True when a request may read AuditEvents: it names them in its path or query, or is a POST
+/// search (whose form may name them). System history leaves AuditEvents out.
+pub fn reads_audit_trail(method: &str, path: &str, query: &str) -> bool {
+    match method {
+        "GET" => path.contains("AuditEvent") || query.contains("AuditEvent"),
+        "POST" => path.ends_with("/_search"),
+        _ => false,
+    }
 }
 
 fn guess_interaction(method: &str, path: &str) -> &'static str {

@@ -24,6 +24,7 @@ mod tx;
 mod write;
 
 pub use access::{Access, RelationshipRule, TypeRule};
+pub use audit_rows::PROJECT_BATCH;
 pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, HistoryQuery, HistoryScope};
 pub use include::IncludeSpec;

@@ -124,6 +124,17 @@ pub async fn process(
         max_count: state.config.search_max_count,
         delete_multiple: state.config.delete_multiple,
     };
+    let reads_trail = raw.iter().any(|e| {
+        let url = e["request"]["url"].as_str().unwrap_or_default();
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        e["request"]["method"].as_str() == Some("GET")
+            && crate::auth::reads_audit_trail("GET", &format!("/fhir/{path}"), query)
+    });
+    if reads_trail {
+        // As for a GET of AuditEvents: the journal is drained first (see `auth::gate`).
+        let store = state.store.clone();
+        web::block(move || store.project_audit_all()).await??;
+    }
     let store = state.store.clone();
     let has_reads = works.iter().flatten().any(|w| w.entry.is_read());
     let results: Vec<Result<Outcome, ApiError>> = if transaction {

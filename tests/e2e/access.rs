@@ -1187,3 +1187,82 @@ fn tokens_of_a_trusted_openid_connect_issuer_are_accepted() {
         401
     );
 }
+
+/// The `next` link of a searchset as a path under the base, if any.
+fn next_path(r: &Resp) -> Option<String> {
+    r.json()["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .map(|l| {
+            let url = l["url"].as_str().unwrap();
+            url[url.find("/fhir/").unwrap() + 5..].to_string()
+        })
+}
+
+fn suppressed(r: &Resp) -> bool {
+    r.json()["entry"].as_array().is_some_and(|e| {
+        e.iter()
+            .any(|x| x["resource"]["issue"].to_string().contains("suppressed"))
+    })
+}
+
+/// A first page that is not full answers page, total and "withheld" in one statement; a full
+/// one counts apart. Both must agree, whichever rows (visible or withheld) come first.
+#[test]
+fn withheld_rows_change_neither_paging_nor_totals() {
+    let s = Server::secure();
+    let items = load(&s);
+    let gp = auth(&s.token("gp", "user/*.rs", Some(PRACTICE), None));
+    let role = roles().into_iter().find(|r| r.id == "gp").unwrap();
+    for t in ["Observation", "Flag", "Patient"] {
+        let mut want: Vec<String> = items
+            .iter()
+            .filter(|i| i.res_type == t && sees(&role, i))
+            .map(|i| format!("{t}/{}", i.id))
+            .collect();
+        want.sort();
+        let hidden = items.iter().any(|i| i.res_type == t && !sees(&role, i));
+        assert!(hidden && !want.is_empty(), "{t}: the data set mixes both");
+        // One page holding everything.
+        let all = s.get(
+            &format!("/{t}?_count=100&_total=accurate"),
+            &[("Authorization", &gp)],
+        );
+        let mut got = entries(&all, "match");
+        got.sort();
+        assert_eq!(got, want, "{t} in one page");
+        assert_eq!(total(&all) as usize, want.len(), "{t} in one page");
+        assert!(suppressed(&all), "{t}: one page says what was withheld");
+        // Pages of one, in both orders (so withheld rows come first in one of them).
+        for sort in ["_id", "-_id"] {
+            for total_mode in ["accurate", "none"] {
+                let ctx = format!("{t} _sort={sort} _total={total_mode}");
+                let mut seen = Vec::new();
+                let mut next = Some(format!("/{t}?_count=1&_sort={sort}&_total={total_mode}"));
+                let mut first = true;
+                while let Some(path) = next.take() {
+                    let page = s.get(&path, &[("Authorization", &gp)]);
+                    assert_eq!(page.status, 200, "{ctx}: {path}");
+                    if total_mode == "accurate" {
+                        assert_eq!(total(&page) as usize, want.len(), "{ctx}: {path}");
+                    }
+                    if first {
+                        assert!(suppressed(&page), "{ctx}: the first page says so");
+                        first = false;
+                    }
+                    let ids = entries(&page, "match");
+                    assert!(ids.len() <= 1, "{ctx}");
+                    seen.extend(ids);
+                    next = next_path(&page);
+                }
+                seen.sort();
+                assert_eq!(seen, want, "{ctx}: pages walk exactly the visible rows");
+            }
+        }
+        // _summary=count reads the count, never the rows.
+        let n = s.get(&format!("/{t}?_summary=count"), &[("Authorization", &gp)]);
+        assert_eq!(total(&n) as usize, want.len(), "{t} _summary=count");
+    }
+}

@@ -164,30 +164,25 @@ impl Store {
     /// for operators diagnosing a slow search.
     pub fn explain_query(&self, q: &ResourceQuery) -> Result<(String, String), StoreError> {
         let mut conn = self.conn()?;
-        let st = statements(q, q.snapshot.unwrap_or(i64::MAX))?;
+        let base = Base::of(q, q.snapshot)?;
+        // A first page under liftable rules reads the lifted set (see `query_resources_on`).
+        let page = match liftable(q) {
+            Some(access) if q.after.is_none() => base.lifted_page(q, q.snapshot, access),
+            _ => base.visible_page(q, q.snapshot),
+        };
         let rows: Vec<PlanLine> = query(
-            &format!("EXPLAIN (ANALYZE, BUFFERS) {}", st.page_sql),
-            &st.page_binds,
+            &format!("EXPLAIN (ANALYZE, BUFFERS) {}", page.sql),
+            &page.binds,
         )
         .load(&mut conn)?;
         let plan: Vec<String> = rows.into_iter().map(|r| r.line).collect();
-        Ok((st.page_sql, plan.join("\n")))
+        Ok((page.sql, plan.join("\n")))
     }
 
     /// Runs a search page.
     pub fn query_resources(&self, q: &ResourceQuery) -> Result<ResourcePage, StoreError> {
         query_resources_on(&mut *self.conn()?, q)
     }
-}
-
-/// The SQL of one search page and of its total.
-/// The statements that tell whether matches were withheld by liftable limits.
-struct WithheldStatements {
-    /// Total and withheld flag in one pass.
-    count_sql: String,
-    /// Withheld flag alone (no total asked).
-    probe_sql: String,
-    binds: Vec<Bind>,
 }
 
 #[derive(QueryableByName)]
@@ -198,74 +193,146 @@ struct CountWithheld {
     withheld: bool,
 }
 
-struct Statements {
-    withheld: Option<WithheldStatements>,
-    count_sql: String,
+/// One statement with its binds.
+struct PageStatement {
+    sql: String,
     binds: Vec<Bind>,
-    page_sql: String,
-    page_binds: Vec<Bind>,
 }
 
-fn statements(q: &ResourceQuery, snapshot: i64) -> Result<Statements, StoreError> {
-    let mut binds = vec![Bind::TextArray(q.types.clone()), Bind::BigInt(snapshot)];
-    let mut conds = vec![
-        "r.res_type = ANY($1)".to_string(),
-        "NOT r.deleted".to_string(),
-        "r.rid <= $2".to_string(),
-    ];
-    if let Some(patient) = &q.compartment {
-        binds.push(Bind::TextArray(vec![patient.clone()]));
-        conds.push(format!("r.compartments @> ${}", binds.len()));
-    }
-    if let Some(filter) = &q.filter {
-        conds.push(format!("({})", filter.renumbered(binds.len())));
-        binds.extend(filter.binds.iter().cloned());
-    }
-    let mut withheld = None;
-    if let Some(access) = &q.access {
-        if access.liftable() {
-            let mut wb = binds.clone();
-            let lifted = access.lifted().predicate("r", &mut wb);
-            let visible = access.predicate("r", &mut wb);
-            let base = conds.join(" AND ");
-            withheld = Some(WithheldStatements {
-                // The visible condition appears once, so PostgreSQL plans its relationship
-                // lookup once (planning, not execution, dominates these searches).
-                count_sql: format!(
-                    "SELECT COUNT(*) FILTER (WHERE s.v) AS n, \
-                     COALESCE(bool_or(NOT s.v), FALSE) AS withheld \
-                     FROM (SELECT ({visible}) AS v FROM resource r WHERE {base} AND {lifted}) s"
-                ),
-                probe_sql: format!(
-                    "SELECT COUNT(*) AS n FROM (SELECT 1 FROM resource r WHERE {base} AND {lifted} \
-                     AND NOT ({visible}) LIMIT 1) w"
-                ),
-                binds: wb,
-            });
+/// The conditions every statement of a search shares (types, snapshot, compartment, filter),
+/// before the access rules. Statements are built from it only when they run: building SQL
+/// text shows in a search's profile.
+struct Base {
+    conds: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Base {
+    /// The shared conditions of `q` at `snapshot` (`None`: the first page, whose statement
+    /// reads the snapshot itself).
+    fn of(q: &ResourceQuery, snapshot: Option<i64>) -> Result<Base, StoreError> {
+        if q.sort.len() > MAX_SORT_KEYS {
+            return Err(StoreError::Invalid(format!(
+                "at most {MAX_SORT_KEYS} _sort keys are supported"
+            )));
         }
-        let cond = access.predicate("r", &mut binds);
-        conds.push(cond);
+        if q.after
+            .as_ref()
+            .is_some_and(|a| a.values.len() != q.sort.len())
+        {
+            return Err(StoreError::Invalid(
+                "the paging cursor does not fit this search".into(),
+            ));
+        }
+        let mut binds = vec![
+            Bind::TextArray(q.types.clone()),
+            Bind::BigInt(snapshot.unwrap_or(i64::MAX)),
+        ];
+        let mut conds = vec![
+            "r.res_type = ANY($1)".to_string(),
+            "NOT r.deleted".to_string(),
+            "r.rid <= $2".to_string(),
+        ];
+        if let Some(patient) = &q.compartment {
+            binds.push(Bind::TextArray(vec![patient.clone()]));
+            conds.push(format!("r.compartments @> ${}", binds.len()));
+        }
+        if let Some(filter) = &q.filter {
+            conds.push(format!("({})", filter.renumbered(binds.len())));
+            binds.extend(filter.binds.iter().cloned());
+        }
+        Ok(Base { conds, binds })
     }
-    if q.sort.len() > MAX_SORT_KEYS {
-        return Err(StoreError::Invalid(format!(
-            "at most {MAX_SORT_KEYS} _sort keys are supported"
-        )));
+
+    /// The conditions with the request's access rules added.
+    fn visible(&self, q: &ResourceQuery) -> Base {
+        let mut b = Base {
+            conds: self.conds.clone(),
+            binds: self.binds.clone(),
+        };
+        if let Some(access) = &q.access {
+            let cond = access.predicate("r", &mut b.binds);
+            b.conds.push(cond);
+        }
+        b
     }
-    let mut page_conds = conds.clone();
-    let mut page_binds = binds.clone();
-    let exprs: Vec<String> = q
-        .sort
-        .iter()
-        .map(|k| sort_expr(k, &mut page_binds))
-        .collect();
+
+    /// The page of the rows the request may see.
+    fn visible_page(&self, q: &ResourceQuery, snapshot: Option<i64>) -> PageStatement {
+        let v = self.visible(q);
+        page_statement(q, snapshot, v.conds, v.binds, "TRUE")
+    }
+
+    /// The page of the rows break-glass would show (`access` lifted), each flagged visible
+    /// under `access` or not.
+    fn lifted_page(
+        &self,
+        q: &ResourceQuery,
+        snapshot: Option<i64>,
+        access: &Access,
+    ) -> PageStatement {
+        let (mut conds, mut binds) = (self.conds.clone(), self.binds.clone());
+        conds.push(access.lifted().predicate("r", &mut binds));
+        let flag = access.predicate("r", &mut binds);
+        page_statement(q, snapshot, conds, binds, &flag)
+    }
+
+    /// All visible matches counted.
+    fn count(&self, q: &ResourceQuery) -> PageStatement {
+        let v = self.visible(q);
+        PageStatement {
+            sql: format!(
+                "SELECT COUNT(*) AS n FROM resource r WHERE {}",
+                v.conds.join(" AND ")
+            ),
+            binds: v.binds,
+        }
+    }
+
+    /// Whether matches were withheld by liftable limits, with the total of the visible ones
+    /// (`total`) or alone.
+    fn withheld(&self, access: &Access, total: bool) -> PageStatement {
+        let mut binds = self.binds.clone();
+        let lifted = access.lifted().predicate("r", &mut binds);
+        let visible = access.predicate("r", &mut binds);
+        let base = self.conds.join(" AND ");
+        let sql = if total {
+            // The visible condition appears once, so PostgreSQL plans its relationship
+            // lookup once (planning, not execution, dominates these searches).
+            format!(
+                "SELECT COUNT(*) FILTER (WHERE s.v) AS n, \
+                 COALESCE(bool_or(NOT s.v), FALSE) AS withheld \
+                 FROM (SELECT ({visible}) AS v FROM resource r WHERE {base} AND {lifted}) s"
+            )
+        } else {
+            format!(
+                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM resource r WHERE {base} AND {lifted} \
+                 AND NOT ({visible}) LIMIT 1) w"
+            )
+        };
+        PageStatement { sql, binds }
+    }
+}
+
+/// The request's rules when break-glass or a relationship claim could show more than they do.
+fn liftable(q: &ResourceQuery) -> Option<&Access> {
+    q.access.as_ref().filter(|a| a.liftable())
+}
+
+/// The page statement over `conds`: each row with its sort values (`s0`..`s2`), `flag` as `v`
+/// and the snapshot as `snap` (read in the same statement when not known yet).
+fn page_statement(
+    q: &ResourceQuery,
+    snapshot: Option<i64>,
+    mut conds: Vec<String>,
+    mut binds: Vec<Bind>,
+    flag: &str,
+) -> PageStatement {
+    let exprs: Vec<String> = q.sort.iter().map(|k| sort_expr(k, &mut binds)).collect();
     if let Some(after) = &q.after {
-        page_conds.push(keyset_condition(
-            &q.sort,
-            &exprs,
-            after,
-            q.backward,
-            &mut page_binds,
-        )?);
+        conds.push(keyset_condition(
+            &q.sort, &exprs, after, q.backward, &mut binds,
+        ));
     }
     let mut order: Vec<String> = q
         .sort
@@ -290,37 +357,27 @@ fn statements(q: &ResourceQuery, snapshot: i64) -> Result<Statements, StoreError
         }
         .into(),
     );
-    // Sorted searches also select each row's sort values (s0..s2) for the next cursor.
-    let values: Vec<String> = if exprs.is_empty() {
-        Vec::new()
-    } else {
-        (0..MAX_SORT_KEYS)
-            .map(|i| match exprs.get(i) {
-                Some(e) => format!(", ({e})::text AS s{i}"),
-                None => format!(", NULL::text AS s{i}"),
-            })
-            .collect()
+    // Each row's sort values (s0..s2) for the next cursor.
+    let values: String = (0..MAX_SORT_KEYS)
+        .map(|i| match exprs.get(i) {
+            Some(e) => format!(", ({e})::text AS s{i}"),
+            None => format!(", NULL::text AS s{i}"),
+        })
+        .collect();
+    // The largest row id the statement sees: every row it returns is at or below it.
+    let snap = match snapshot {
+        Some(_) => "$2",
+        None => "(SELECT COALESCE(MAX(x.rid), 0) FROM resource x)",
     };
-    page_binds.push(Bind::BigInt(q.limit + 1));
+    binds.push(Bind::BigInt(q.limit.max(0) + 1));
     let sql = format!(
-        "SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.body, r.compartments{} FROM resource r \
-         WHERE {} ORDER BY {} LIMIT ${}",
-        values.concat(),
-        page_conds.join(" AND "),
+        "SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.body, r.compartments{values}, \
+         ({flag}) AS v, {snap} AS snap FROM resource r WHERE {} ORDER BY {} LIMIT ${}",
+        conds.join(" AND "),
         order.join(", "),
-        page_binds.len()
+        binds.len()
     );
-    let count_sql = format!(
-        "SELECT COUNT(*) AS n FROM resource r WHERE {}",
-        conds.join(" AND ")
-    );
-    Ok(Statements {
-        withheld,
-        count_sql,
-        binds,
-        page_sql: sql,
-        page_binds,
-    })
+    PageStatement { sql, binds }
 }
 
 /// The SQL value a sort key orders by, per resource row `r`.
@@ -371,12 +428,7 @@ fn keyset_condition(
     after: &Cursor,
     backward: bool,
     binds: &mut Vec<Bind>,
-) -> Result<String, StoreError> {
-    if after.values.len() != sort.len() {
-        return Err(StoreError::Invalid(
-            "the paging cursor does not fit this search".into(),
-        ));
-    }
+) -> String {
     let mut equal = Vec::new();
     let mut beyond = Vec::new();
     for ((key, expr), value) in sort.iter().zip(exprs).zip(&after.values) {
@@ -415,12 +467,12 @@ fn keyset_condition(
         });
         alternatives.push(format!("({})", parts.join(" AND ")));
     }
-    Ok(format!("({})", alternatives.join(" OR ")))
+    format!("({})", alternatives.join(" OR "))
 }
 
-/// A found resource together with the text of its sort values.
+/// A page row: the resource, its sort values, whether the request may see it and the snapshot.
 #[derive(QueryableByName)]
-struct SortedRow {
+struct PageRow {
     #[diesel(embed)]
     found: FoundRow,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
@@ -429,22 +481,36 @@ struct SortedRow {
     s1: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     s2: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    v: bool,
+    #[diesel(sql_type = BigInt)]
+    snap: i64,
 }
 
-/// Loads rows with their sort values (`s0`..`s2`).
-fn load_with_sort_values(
+/// A loaded page row.
+struct Loaded {
+    found: FoundResource,
+    visible: bool,
+    snapshot: i64,
+}
+
+/// Runs a page statement.
+fn load_page(
     conn: &mut diesel::pg::PgConnection,
-    sql: &str,
-    binds: &[Bind],
+    st: &PageStatement,
     keys: usize,
-) -> Result<Vec<FoundResource>, StoreError> {
-    let rows: Vec<SortedRow> = query(sql, binds).load(conn)?;
+) -> Result<Vec<Loaded>, StoreError> {
+    let rows: Vec<PageRow> = query(&st.sql, &st.binds).load(conn)?;
     Ok(rows
         .into_iter()
         .map(|r| {
             let mut found = FoundResource::from(r.found);
             found.sort_values = [r.s0, r.s1, r.s2].into_iter().take(keys).collect();
-            found
+            Loaded {
+                found,
+                visible: r.v,
+                snapshot: r.snap,
+            }
         })
         .collect())
 }
@@ -453,39 +519,93 @@ pub(crate) fn query_resources_on(
     conn: &mut diesel::pg::PgConnection,
     q: &ResourceQuery,
 ) -> Result<ResourcePage, StoreError> {
-    let snapshot = match q.snapshot {
-        Some(s) => s,
-        None => {
-            let rows: Vec<Count> =
-                query("SELECT COALESCE(MAX(rid), 0) AS n FROM resource", &[]).load(conn)?;
-            rows.first().map_or(0, |c| c.n)
-        }
+    let keys = q.sort.len();
+    if q.after.is_some() {
+        let snapshot = match q.snapshot {
+            Some(s) => s,
+            None => {
+                let rows: Vec<Count> =
+                    query("SELECT COALESCE(MAX(rid), 0) AS n FROM resource", &[]).load(conn)?;
+                rows.first().map_or(0, |c| c.n)
+            }
+        };
+        return counted_page(conn, q, snapshot, None);
+    }
+    // A first page that is not full holds every match: its length is the total and no count
+    // runs, so the common patient-centred search is one statement (planning dominates).
+    let base = Base::of(q, q.snapshot)?;
+    let limit = q.limit.max(0) as usize;
+    let lifted = liftable(q);
+    let page = match lifted {
+        Some(access) => load_page(conn, &base.lifted_page(q, q.snapshot, access), keys)?,
+        None => load_page(conn, &base.visible_page(q, q.snapshot), keys)?,
     };
-    let st = statements(q, snapshot)?;
+    let Some(snapshot) = page.first().map(|r| r.snapshot) else {
+        return Ok(ResourcePage {
+            rows: Vec::new(),
+            total: q.count_total.then_some(0),
+            more: false,
+            snapshot: q.snapshot.unwrap_or(0),
+            withheld: false,
+        });
+    };
+    if page.len() <= limit {
+        let withheld = page.iter().any(|r| !r.visible);
+        let rows: Vec<FoundResource> = page
+            .into_iter()
+            .filter(|r| r.visible)
+            .map(|r| r.found)
+            .collect();
+        return Ok(ResourcePage {
+            total: q.count_total.then_some(rows.len() as i64),
+            rows,
+            more: false,
+            snapshot,
+            withheld,
+        });
+    }
+    // The first rows of the lifted set, all visible, are also the first visible rows.
+    let known = (lifted.is_none() || page.iter().all(|r| r.visible))
+        .then(|| page.into_iter().map(|r| r.found).collect());
+    counted_page(conn, q, snapshot, known)
+}
+
+/// A page at a known snapshot with its total and withheld flag; `known` holds the page's rows
+/// (up to one more than the limit) when they are already loaded.
+fn counted_page(
+    conn: &mut diesel::pg::PgConnection,
+    q: &ResourceQuery,
+    snapshot: i64,
+    known: Option<Vec<FoundResource>>,
+) -> Result<ResourcePage, StoreError> {
+    let base = Base::of(q, Some(snapshot))?;
     // With a total to count and liftable rules, one pass over the lifted set gives both the
     // total and whether anything was withheld.
-    let (total, withheld) = match (q.count_total, &st.withheld) {
-        (true, Some(w)) => {
-            let rows: Vec<CountWithheld> = query(&w.count_sql, &w.binds).load(conn)?;
+    let (total, withheld) = match (q.count_total, liftable(q)) {
+        (true, Some(access)) => {
+            let st = base.withheld(access, true);
+            let rows: Vec<CountWithheld> = query(&st.sql, &st.binds).load(conn)?;
             let r = rows.first();
             (Some(r.map_or(0, |c| c.n)), r.is_some_and(|c| c.withheld))
         }
         (true, None) => {
-            let rows: Vec<Count> = query(&st.count_sql, &st.binds).load(conn)?;
+            let st = base.count(q);
+            let rows: Vec<Count> = query(&st.sql, &st.binds).load(conn)?;
             (Some(rows.first().map_or(0, |c| c.n)), false)
         }
-        (false, Some(w)) => {
-            let rows: Vec<Count> = query(&w.probe_sql, &w.binds).load(conn)?;
+        (false, Some(access)) => {
+            let st = base.withheld(access, false);
+            let rows: Vec<Count> = query(&st.sql, &st.binds).load(conn)?;
             (None, rows.first().is_some_and(|c| c.n > 0))
         }
         (false, None) => (None, false),
     };
-    let (sql, page_binds) = (st.page_sql, st.page_binds);
-    let mut rows: Vec<FoundResource> = if q.sort.is_empty() {
-        let rows: Vec<FoundRow> = query(&sql, &page_binds).load(conn)?;
-        rows.into_iter().map(FoundResource::from).collect()
-    } else {
-        load_with_sort_values(conn, &sql, &page_binds, q.sort.len())?
+    let mut rows = match known {
+        Some(rows) => rows,
+        None => load_page(conn, &base.visible_page(q, Some(snapshot)), q.sort.len())?
+            .into_iter()
+            .map(|r| r.found)
+            .collect(),
     };
     let more = rows.len() as i64 > q.limit;
     rows.truncate(q.limit.max(0) as usize);

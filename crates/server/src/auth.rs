@@ -144,13 +144,16 @@ pub async fn gate(
         }
         .into(),
         request_id,
-        address: req
-            .connection_info()
-            .realip_remote_addr()
-            .map(str::to_string),
-        recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         ..AuditRecord::default()
     };
+    // Only an audit trail reads these, and formatting them shows in a read's profile.
+    if sec.audit.enabled() {
+        record.address = req
+            .connection_info()
+            .realip_remote_addr()
+            .map(str::to_string);
+        record.recorded = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    }
     let (principal, token) = if sec.enabled {
         match authenticate(&req, sec).await {
             Ok((p, t)) => (Some(p), t),

@@ -182,6 +182,22 @@ impl Access {
         type_ok && compartment_ok && labels_ok && alerts_ok && org_ok
     }
 
+    /// These rules for rows of `types` only: a type rule they all pass and restrictions on
+    /// other types are always true there, so they are dropped (less for PostgreSQL to plan).
+    pub fn narrowed_to(&self, types: &[String]) -> Access {
+        let admits = |t: &String| match &self.types {
+            TypeRule::All => true,
+            TypeRule::AllExcept(ex) => !ex.contains(t),
+            TypeRule::Only(only) => only.contains(t),
+        };
+        let mut a = self.clone();
+        if types.iter().all(admits) {
+            a.types = TypeRule::All;
+        }
+        a.restrictions.retain(|(t, _)| types.contains(t));
+        a
+    }
+
     /// The scope restriction on `res_type`, if any.
     pub fn restriction(&self, res_type: &str) -> Option<&Filter> {
         self.restrictions
@@ -285,6 +301,31 @@ mod tests {
         };
         assert!(feed.admits_row("Flag", &[], &[], &[], Some("F")));
         assert!(!feed.admits_row("Flag", &[], &[], &[], None));
+    }
+
+    #[test]
+    fn narrowing_drops_only_rules_that_always_hold() {
+        let f = Filter {
+            sql: "TRUE".into(),
+            binds: vec![],
+        };
+        let a = Access {
+            types: TypeRule::AllExcept(vec!["AuditEvent".into()]),
+            restrictions: vec![("Observation".into(), f.clone()), ("Flag".into(), f)],
+            ..Access::default()
+        };
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let obs = a.narrowed_to(&s(&["Observation"]));
+        assert_eq!(obs.types, TypeRule::All);
+        assert_eq!(obs.restrictions.len(), 1);
+        assert_eq!(obs.restrictions[0].0, "Observation");
+        let mixed = a.narrowed_to(&s(&["Observation", "AuditEvent"]));
+        assert_eq!(mixed.types, a.types, "AuditEvent must still be excluded");
+        let only = Access {
+            types: TypeRule::Only(vec!["AuditEvent".into()]),
+            ..Access::default()
+        };
+        assert_eq!(only.narrowed_to(&s(&["Patient"])).types, only.types);
     }
 
     #[test]

@@ -166,7 +166,7 @@ impl Store {
         let mut conn = self.conn()?;
         let base = Base::of(q, q.snapshot)?;
         // A first page under liftable rules reads the lifted set (see `query_resources_on`).
-        let page = match liftable(q) {
+        let page = match base.liftable() {
             Some(access) if q.after.is_none() => base.lifted_page(q, q.snapshot, access),
             _ => base.visible_page(q, q.snapshot),
         };
@@ -205,6 +205,8 @@ struct PageStatement {
 struct Base {
     conds: Vec<String>,
     binds: Vec<Bind>,
+    /// The request's rules narrowed to the searched types.
+    access: Option<Access>,
 }
 
 impl Base {
@@ -241,26 +243,33 @@ impl Base {
             conds.push(format!("({})", filter.renumbered(binds.len())));
             binds.extend(filter.binds.iter().cloned());
         }
-        Ok(Base { conds, binds })
+        let access = q.access.as_ref().map(|a| a.narrowed_to(&q.types));
+        Ok(Base {
+            conds,
+            binds,
+            access,
+        })
     }
 
-    /// The conditions with the request's access rules added.
-    fn visible(&self, q: &ResourceQuery) -> Base {
-        let mut b = Base {
-            conds: self.conds.clone(),
-            binds: self.binds.clone(),
-        };
-        if let Some(access) = &q.access {
-            let cond = access.predicate("r", &mut b.binds);
-            b.conds.push(cond);
+    /// The conditions with the request's access rules added, and their binds.
+    fn visible(&self) -> (Vec<String>, Vec<Bind>) {
+        let (mut conds, mut binds) = (self.conds.clone(), self.binds.clone());
+        if let Some(access) = &self.access {
+            let cond = access.predicate("r", &mut binds);
+            conds.push(cond);
         }
-        b
+        (conds, binds)
+    }
+
+    /// The rules when break-glass or a relationship claim could show more than they do.
+    fn liftable(&self) -> Option<&Access> {
+        self.access.as_ref().filter(|a| a.liftable())
     }
 
     /// The page of the rows the request may see.
     fn visible_page(&self, q: &ResourceQuery, snapshot: Option<i64>) -> PageStatement {
-        let v = self.visible(q);
-        page_statement(q, snapshot, v.conds, v.binds, "TRUE")
+        let (conds, binds) = self.visible();
+        page_statement(q, snapshot, conds, binds, "TRUE")
     }
 
     /// The page of the rows break-glass would show (`access` lifted), each flagged visible
@@ -278,14 +287,14 @@ impl Base {
     }
 
     /// All visible matches counted.
-    fn count(&self, q: &ResourceQuery) -> PageStatement {
-        let v = self.visible(q);
+    fn count(&self) -> PageStatement {
+        let (conds, binds) = self.visible();
         PageStatement {
             sql: format!(
                 "SELECT COUNT(*) AS n FROM resource r WHERE {}",
-                v.conds.join(" AND ")
+                conds.join(" AND ")
             ),
-            binds: v.binds,
+            binds,
         }
     }
 
@@ -312,11 +321,6 @@ impl Base {
         };
         PageStatement { sql, binds }
     }
-}
-
-/// The request's rules when break-glass or a relationship claim could show more than they do.
-fn liftable(q: &ResourceQuery) -> Option<&Access> {
-    q.access.as_ref().filter(|a| a.liftable())
 }
 
 /// The page statement over `conds`: each row with its sort values (`s0`..`s2`), `flag` as `v`
@@ -535,7 +539,7 @@ pub(crate) fn query_resources_on(
     // runs, so the common patient-centred search is one statement (planning dominates).
     let base = Base::of(q, q.snapshot)?;
     let limit = q.limit.max(0) as usize;
-    let lifted = liftable(q);
+    let lifted = base.liftable();
     let page = match lifted {
         Some(access) => load_page(conn, &base.lifted_page(q, q.snapshot, access), keys)?,
         None => load_page(conn, &base.visible_page(q, q.snapshot), keys)?,
@@ -581,7 +585,7 @@ fn counted_page(
     let base = Base::of(q, Some(snapshot))?;
     // With a total to count and liftable rules, one pass over the lifted set gives both the
     // total and whether anything was withheld.
-    let (total, withheld) = match (q.count_total, liftable(q)) {
+    let (total, withheld) = match (q.count_total, base.liftable()) {
         (true, Some(access)) => {
             let st = base.withheld(access, true);
             let rows: Vec<CountWithheld> = query(&st.sql, &st.binds).load(conn)?;
@@ -589,7 +593,7 @@ fn counted_page(
             (Some(r.map_or(0, |c| c.n)), r.is_some_and(|c| c.withheld))
         }
         (true, None) => {
-            let st = base.count(q);
+            let st = base.count();
             let rows: Vec<Count> = query(&st.sql, &st.binds).load(conn)?;
             (Some(rows.first().map_or(0, |c| c.n)), false)
         }

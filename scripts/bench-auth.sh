@@ -4,20 +4,26 @@
 # One database, seeded once through the API by a feed client (2,000 Observations over 500
 # patients; the feed's writes give its organisation a legitimate relationship with them). Then
 # the same wrk runs (read by id; a patient's results by subject and code) against the server in
-# three modes:
+# three modes, as a hospital clinician of the feed's organisation:
 #   engine    INVICTA_AUTH=off INVICTA_AUDIT=off  (no tokens, no audit)
 #   auth      INVICTA_AUTH=on  INVICTA_AUDIT=off  (token check, policy, access rules in the SQL)
 #   audited   INVICTA_AUTH=on  INVICTA_AUDIT=on   (as in production: every request audited)
-# as a hospital clinician of the feed's organisation. Reports req/s and latency per mode and the
-# ratios auth/engine (the cost of token verification and policy) and audited/auth (the cost of
-# the audit trail). About 3 minutes. Output in target/bench-auth/.
+# The three servers run side by side (one port each) and the modes take turns in rounds
+# (engine, auth, audited, engine, …), so a slow minute of this shared machine falls on every mode
+# alike rather than on whichever ran then; after an audited run the audit journal is drained
+# before the next run starts. Reports per mode the median req/s and latency over the rounds, and
+# the median over rounds of the ratios auth/engine (the cost of token verification, policy and
+# access rules) and audited/auth (the cost of the audit trail). About 5 minutes. Output in
+# target/bench-auth/.
 #
-# Knobs: INVICTA_BIN, INVICTA_LISTEN (default 127.0.0.1:8184), BENCH_DURATION (10),
-# BENCH_WARMUP (2), BENCH_CONCURRENCY ("1 8"), BENCH_SEED (2000), DATABASE_URL.
+# Knobs: INVICTA_BIN, INVICTA_LISTEN (first port; default 127.0.0.1:8184, the next two follow),
+# BENCH_DURATION (seconds per run, 4), BENCH_ROUNDS (5), BENCH_WARMUP (2),
+# BENCH_CONCURRENCY ("1 8"), BENCH_SEED (2000), DATABASE_URL.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-DURATION=${BENCH_DURATION:-10}
+DURATION=${BENCH_DURATION:-4}
+ROUNDS=${BENCH_ROUNDS:-5}
 WARMUP=${BENCH_WARMUP:-2}
 CONCURRENCY=${BENCH_CONCURRENCY:-1 8}
 SEED=${BENCH_SEED:-2000}
@@ -53,24 +59,31 @@ psql "$admin" -qc 'CREATE DATABASE invicta_bench_auth' >/dev/null
 export DATABASE_URL=$DB_URL INVICTA_LISTEN=$LISTEN INVICTA_BASE_URL="$BASE/fhir" \
   INVICTA_SIGNING_KEY="$OUT/signing-key.pem" INVICTA_LOG=warn
 
-SERVER_PID=
+HOST=${LISTEN%:*}
+PORT=${LISTEN##*:}
+declare -A PIDS
+# start MODE AUTH AUDIT PORT
 start() {
-  INVICTA_AUTH=$1 INVICTA_AUDIT=$2 "$BIN" serve >"$OUT/server-$1-$2.log" 2>&1 &
-  SERVER_PID=$!
+  local base="http://$HOST:$4"
+  INVICTA_LISTEN="$HOST:$4" INVICTA_AUTH=$2 INVICTA_AUDIT=$3 "$BIN" serve >"$OUT/server-$1.log" 2>&1 &
+  PIDS[$1]=$!
   for _ in $(seq 1 300); do
-    curl -fs -o /dev/null --max-time 2 "$BASE/ready" && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
+    curl -fs -o /dev/null --max-time 2 "$base/ready" && return 0
+    kill -0 "${PIDS[$1]}" 2>/dev/null || break
     sleep 0.1
   done
-  die "the server did not start (see $OUT/server-$1-$2.log)"
+  die "the $1 server did not start (see $OUT/server-$1.log)"
 }
 stop() {
-  [[ -n $SERVER_PID ]] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=
+  local m
+  for m in "${!PIDS[@]}"; do
+    kill -TERM "${PIDS[$m]}" 2>/dev/null && wait "${PIDS[$m]}" 2>/dev/null || true
+    unset "PIDS[$m]"
+  done
 }
 trap stop EXIT
 
-start on on
+start seed on on "$PORT"
 say "seeding $SEED Observations as a feed (org BENCHLAB)"
 BENCH_TOKEN=$("$BIN" token --role feed --org BENCHLAB --ttl 3600) \
   wrk -t 1 -c 1 -d 300s --timeout 10s -s bench/seed.lua "$BASE" -- "$SEED" >"$OUT/seed.txt" 2>&1 ||
@@ -86,41 +99,81 @@ psql "$DB_URL" -qc "INSERT INTO care_relationship (patient_id, org_code, kind) \
 psql "$DB_URL" -qc 'VACUUM ANALYZE' >/dev/null
 TOKEN=$("$BIN" token --role hospital-clinician --org BENCHLAB --ttl 3600)
 
-declare -A RPS P50 P99
-for mode in "off off" "on off" "on on"; do
-  read -r auth audit <<<"$mode"
-  start "$auth" "$audit"
-  for op in read patient-search; do
-    for c in $CONCURRENCY; do
-      t=$((c < 2 ? 1 : 2))
-      args=()
-      [[ $op == read ]] && args=(-- "$SEED")
-      ((WARMUP > 0)) && BENCH_TOKEN=$TOKEN wrk -t "$t" -c "$c" -d "${WARMUP}s" -s "bench/$op.lua" "$BASE" "${args[@]}" >/dev/null 2>&1
-      BENCH_TOKEN=$TOKEN wrk -t "$t" -c "$c" -d "${DURATION}s" --timeout 10s -s "bench/$op.lua" "$BASE" "${args[@]}" \
-        >"$OUT/wrk-$op-c$c-$auth-$audit.txt" 2>&1
-      line=$(grep '^BENCH ' "$OUT/wrk-$op-c$c-$auth-$audit.txt") || die "no result in $OUT/wrk-$op-c$c-$auth-$audit.txt"
-      [[ $line == *"status_errors=0 "* ]] || die "HTTP errors: $line"
-      key="$op-$c-$auth-$audit"
-      RPS[$key]=$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$line")
-      P50[$key]=$(sed -n 's/.* p50_ms=\([0-9.]*\).*/\1/p' <<<"$line")
-      P99[$key]=$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$line")
-      say "$op c=$c auth=$auth audit=$audit: ${RPS[$key]} req/s, p50 ${P50[$key]} ms, p99 ${P99[$key]} ms"
-    done
+declare -A PORTS=([engine]=$PORT [auth]=$((PORT + 1)) [audited]=$((PORT + 2)))
+start engine off off "${PORTS[engine]}"
+start auth on off "${PORTS[auth]}"
+start audited on on "${PORTS[audited]}"
+MODES="engine auth audited"
+
+# Waits until the audit projector has emptied the journal, so its work after an audited run
+# does not fall on the next run.
+drain_journal() {
+  for _ in $(seq 1 600); do
+    [[ $(psql "$DB_URL" -Atqc 'SELECT count(*) FROM audit_journal') == 0 ]] && return 0
+    sleep 0.1
   done
-  stop
+  die "the audit journal did not drain"
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+declare -A RPS P50 P99 RATIO_AUTH RATIO_AUDIT
+for op in read patient-search; do
+  args=()
+  [[ $op == read ]] && args=(-- "$SEED")
+  for c in $CONCURRENCY; do
+    t=$((c < 2 ? 1 : 2))
+    declare -A runs=() p50s=() p99s=()
+    ra=() ru=()
+    for mode in $MODES; do
+      ((WARMUP > 0)) && BENCH_TOKEN=$TOKEN wrk -t "$t" -c "$c" -d "${WARMUP}s" -s "bench/$op.lua" \
+        "http://$HOST:${PORTS[$mode]}" "${args[@]}" >/dev/null 2>&1
+    done
+    drain_journal
+    for round in $(seq 1 "$ROUNDS"); do
+      declare -A this=()
+      for mode in $MODES; do
+        f="$OUT/wrk-$op-c$c-$mode-$round.txt"
+        BENCH_TOKEN=$TOKEN wrk -t "$t" -c "$c" -d "${DURATION}s" --timeout 10s -s "bench/$op.lua" \
+          "http://$HOST:${PORTS[$mode]}" "${args[@]}" >"$f" 2>&1
+        line=$(grep '^BENCH ' "$f") || die "no result in $f"
+        [[ $line == *"status_errors=0 "* ]] || die "HTTP errors: $line"
+        this[$mode]=$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$line")
+        runs[$mode]+="${this[$mode]} "
+        p50s[$mode]+="$(sed -n 's/.* p50_ms=\([0-9.]*\).*/\1/p' <<<"$line") "
+        p99s[$mode]+="$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$line") "
+        [[ $mode == audited ]] && drain_journal
+      done
+      ra+=("$(awk -v x="${this[auth]}" -v y="${this[engine]}" 'BEGIN { print x / y }')")
+      ru+=("$(awk -v x="${this[audited]}" -v y="${this[auth]}" 'BEGIN { print x / y }')")
+      say "$op c=$c round $round: engine ${this[engine]}, auth ${this[auth]}, audited ${this[audited]} req/s"
+    done
+    for mode in $MODES; do
+      key="$op-$c-$mode"
+      RPS[$key]=$(tr ' ' '\n' <<<"${runs[$mode]}" | grep . | median)
+      P50[$key]=$(tr ' ' '\n' <<<"${p50s[$mode]}" | grep . | median)
+      P99[$key]=$(tr ' ' '\n' <<<"${p99s[$mode]}" | grep . | median)
+    done
+    RATIO_AUTH[$op-$c]=$(printf '%s\n' "${ra[@]}" | median)
+    RATIO_AUDIT[$op-$c]=$(printf '%s\n' "${ru[@]}" | median)
+    say "$op c=$c: auth/engine $(printf '%s ' "${ra[@]}")-> median ${RATIO_AUTH[$op-$c]}"
+    unset runs p50s p99s
+  done
 done
+stop
 audits=$(psql "$DB_URL" -Atqc "SELECT count(*) FROM resource WHERE res_type = 'AuditEvent'")
 {
   echo "# Access control and audit overhead ($(date -u +%F), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB)"
+  echo
+  echo "Medians over $ROUNDS rounds of ${DURATION} s per mode, the modes taking turns; the ratios are medians of each round's ratio."
   echo
   echo "| operation | clients | engine req/s | auth req/s | audited req/s | auth / engine | audited / auth | p99 engine / auth / audited (ms) |"
   echo "|---|---:|---:|---:|---:|---:|---:|---|"
   for op in read patient-search; do
     for c in $CONCURRENCY; do
-      e=${RPS[$op-$c-off-off]} a=${RPS[$op-$c-on-off]} u=${RPS[$op-$c-on-on]}
-      printf '| %s | %s | %s | %s | %s | %.2f | %.2f | %s / %s / %s |\n' "$op" "$c" "$e" "$a" "$u" \
-        "$(awk -v x="$a" -v y="$e" 'BEGIN { print x / y }')" "$(awk -v x="$u" -v y="$a" 'BEGIN { print x / y }')" \
-        "${P99[$op-$c-off-off]}" "${P99[$op-$c-on-off]}" "${P99[$op-$c-on-on]}"
+      printf '| %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s / %s / %s |\n' "$op" "$c" \
+        "${RPS[$op-$c-engine]}" "${RPS[$op-$c-auth]}" "${RPS[$op-$c-audited]}" \
+        "${RATIO_AUTH[$op-$c]}" "${RATIO_AUDIT[$op-$c]}" \
+        "${P99[$op-$c-engine]}" "${P99[$op-$c-auth]}" "${P99[$op-$c-audited]}"
     done
   done
   echo

@@ -55,7 +55,7 @@ pub struct Access {
 }
 
 /// The relationship condition over the row aliased `alias`: every patient whose compartment
-/// holds it is related to the organisation (placeholder `org`) or is the launch patient
+/// holds it is related to the organisation (SQL expression `org`) or is the launch patient
 /// (`launch`). Written as an array containment over one indexed lookup of exactly those
 /// patients, which the planner turns into index probes on (org_code, patient_id).
 pub(crate) fn related_sql(alias: &str, launch: &str, org: &str) -> String {

@@ -63,8 +63,9 @@ struct RuledRow {
     related: bool,
 }
 
-/// The read with access rules as one statement of fixed text (one per table), so diesel
-/// prepares it once per connection: the row, what the rules read from it, and whether the
+/// The read with access rules as one statement of fixed text (one per table, with or without
+/// a relationship rule), so diesel prepares it once per connection and PostgreSQL reuses its
+/// plan: the row, what the rules read from it, and whether the
 /// organisation has a current relationship with every patient whose compartment holds it.
 struct CheckedRead {
     version: Option<i32>,
@@ -106,24 +107,25 @@ impl QueryFragment<Pg> for CheckedRead {
         } else {
             "resource"
         };
-        // Placeholders follow the order binds are pushed (org twice, then launch).
         out.push_sql(
             "SELECT t.rid, t.id, t.version, t.last_updated, t.deleted, t.body, t.compartments, \
              t.sec_labels, t.alert_codes, t.org, ",
         );
-        let related = crate::access::related_sql("t", "$1", "$2");
-        let (head, rest) = related.split_once("$2").expect("org placeholder");
-        let (before_launch, tail) = rest.split_once("$1").expect("launch placeholder");
-        // Without a relationship rule (org NULL) the lookup is skipped, not run and ignored.
-        out.push_sql("CASE WHEN ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.org)?;
-        out.push_sql("::text IS NULL THEN TRUE ELSE ");
-        out.push_sql(head);
-        out.push_bind_param::<Nullable<Text>, _>(&self.org)?;
-        out.push_sql(before_launch);
-        out.push_bind_param::<Nullable<Text>, _>(&self.launch)?;
-        out.push_sql(tail);
-        out.push_sql(" END AS related FROM ");
+        // Without a relationship rule the statement has no lookup at all. (A lookup skipped by
+        // `CASE WHEN $org IS NULL` made PostgreSQL plan every execution afresh: the custom
+        // plan, which folds it away, always looked cheaper than the generic one.)
+        if self.org.is_some() {
+            // The rule's values join as a one-row relation, so each is bound once however
+            // often the condition names it.
+            out.push_sql(&crate::access::related_sql("t", "p.launch", "p.org"));
+            out.push_sql(" AS related FROM (SELECT ");
+            out.push_bind_param::<Nullable<Text>, _>(&self.org)?;
+            out.push_sql("::text AS org, ");
+            out.push_bind_param::<Nullable<Text>, _>(&self.launch)?;
+            out.push_sql("::text AS launch) p, ");
+        } else {
+            out.push_sql("TRUE AS related FROM ");
+        }
         out.push_sql(table);
         out.push_sql(" t WHERE t.res_type = ");
         out.push_bind_param::<Text, _>(&self.res_type)?;
@@ -261,4 +263,46 @@ pub(crate) fn read_checked_on(
         Visibility::Hidden
     };
     Ok(Some((row.stored, visibility)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CheckedRead;
+    use diesel::pg::Pg;
+
+    fn sql(org: Option<&str>, launch: Option<&str>) -> String {
+        let read = CheckedRead {
+            version: None,
+            res_type: "Observation".into(),
+            id: "o1".into(),
+            org: org.map(Into::into),
+            launch: launch.map(Into::into),
+        };
+        diesel::debug_query::<Pg, _>(&read).to_string()
+    }
+
+    #[test]
+    fn a_read_without_relationship_rule_has_no_lookup_to_fold_away() {
+        // Bound to NULL, a lookup would still be in the text, and PostgreSQL would plan each
+        // execution afresh rather than reuse the statement's plan.
+        let s = sql(None, None);
+        assert!(!s.contains("care_relationship"), "{s}");
+        assert!(s.contains("TRUE AS related"), "{s}");
+    }
+
+    #[test]
+    fn a_read_with_relationship_rule_binds_organisation_and_launch_once() {
+        let s = sql(Some("ORG1"), Some("p1"));
+        assert!(
+            s.contains("care_relationship cr WHERE cr.org_code = p.org"),
+            "{s}"
+        );
+        assert!(s.contains("ARRAY[p.launch::text]"), "{s}");
+        // Binds: org, launch, type, id.
+        assert!(s.contains("$4") && !s.contains("$5"), "{s}");
+        assert!(
+            s.contains("[Some(\"ORG1\"), Some(\"p1\"), \"Observation\", \"o1\"]"),
+            "{s}"
+        );
+    }
 }

@@ -13,7 +13,7 @@ help:
 	@echo "make bench  every benchmark below (about 45 minutes; results in target/bench/)"
 	@echo "make bench-http    create/read throughput over HTTP beside the raw pgbench ceiling (~3 min)"
 	@echo "make bench-search  search req/s and p50/p95/p99 over a generated care record, 100k and 500k resources (~25 min)"
-	@echo "make bench-auth    what token checks, access rules and the audit trail cost: req/s with and without (~5 min)"
+	@echo "make bench-auth    what token checks and policy, the relationship lookup and the audit trail cost, side by side (~7 min)"
 	@echo "make bench-ingest  ingest resources/s: single creates, 100-entry transaction Bundles, invicta load; 500k resources (~10 min)"
 	@echo "make plan-check    SQL and plans of the common searches into crates/search/PLANS.md; fails on a sequential scan"
 

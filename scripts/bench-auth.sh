@@ -4,19 +4,21 @@
 # One database, seeded once through the API by a feed client (2,000 Observations over 500
 # patients; the feed's writes give its organisation a legitimate relationship with them). Then
 # the same wrk runs (read by id; a patient's results by subject and code) against the server in
-# three modes, as a hospital clinician of the feed's organisation:
+# four modes, as a hospital clinician of the feed's organisation:
 #   engine    INVICTA_AUTH=off INVICTA_AUDIT=off  (no tokens, no audit)
-#   auth      INVICTA_AUTH=on  INVICTA_AUDIT=off  (token check, policy, access rules in the SQL)
+#   rules     INVICTA_AUTH=on  INVICTA_AUDIT=off, a policy where this role needs no legitimate
+#             relationship (token check, policy, scope, label and alert rules in the SQL)
+#   auth      INVICTA_AUTH=on  INVICTA_AUDIT=off  (all of that and the relationship lookup)
 #   audited   INVICTA_AUTH=on  INVICTA_AUDIT=on   (as in production: every request audited)
-# The three servers run side by side (one port each) and the modes take turns in rounds
-# (engine, auth, audited, engine, …), so a slow minute of this shared machine falls on every mode
-# alike rather than on whichever ran then; after an audited run the audit journal is drained
-# before the next run starts. Reports per mode the median req/s and latency over the rounds, and
-# the median over rounds of the ratios auth/engine (the cost of token verification, policy and
-# access rules) and audited/auth (the cost of the audit trail). About 5 minutes. Output in
-# target/bench-auth/.
+# The four servers run side by side (one port each) and the modes take turns in rounds
+# (engine, rules, auth, audited, engine, …), so a slow minute of this shared machine falls on
+# every mode alike rather than on whichever ran then; after an audited run the audit journal is
+# drained before the next run starts. Reports per mode the median req/s and latency over the
+# rounds, and the median over rounds of the ratios rules/engine (token verification and policy
+# evaluation), auth/rules (the relationship lookup), auth/engine (all access control) and
+# audited/auth (the audit trail). About 7 minutes. Output in target/bench-auth/.
 #
-# Knobs: INVICTA_BIN, INVICTA_LISTEN (first port; default 127.0.0.1:8184, the next two follow),
+# Knobs: INVICTA_BIN, INVICTA_LISTEN (first port; default 127.0.0.1:8184, the next three follow),
 # BENCH_DURATION (seconds per run, 4), BENCH_ROUNDS (5), BENCH_WARMUP (2),
 # BENCH_CONCURRENCY ("1 8"), BENCH_SEED (2000), DATABASE_URL.
 set -euo pipefail
@@ -62,10 +64,11 @@ export DATABASE_URL=$DB_URL INVICTA_LISTEN=$LISTEN INVICTA_BASE_URL="$BASE/fhir"
 HOST=${LISTEN%:*}
 PORT=${LISTEN##*:}
 declare -A PIDS
-# start MODE AUTH AUDIT PORT
+# start MODE AUTH AUDIT PORT [POLICY]
 start() {
   local base="http://$HOST:$4"
-  INVICTA_LISTEN="$HOST:$4" INVICTA_AUTH=$2 INVICTA_AUDIT=$3 "$BIN" serve >"$OUT/server-$1.log" 2>&1 &
+  INVICTA_POLICY=${5:-profiles/role-policy.json} INVICTA_LISTEN="$HOST:$4" INVICTA_AUTH=$2 \
+    INVICTA_AUDIT=$3 "$BIN" serve >"$OUT/server-$1.log" 2>&1 &
   PIDS[$1]=$!
   for _ in $(seq 1 300); do
     curl -fs -o /dev/null --max-time 2 "$base/ready" && return 0
@@ -99,11 +102,18 @@ psql "$DB_URL" -qc "INSERT INTO care_relationship (patient_id, org_code, kind) \
 psql "$DB_URL" -qc 'VACUUM ANALYZE' >/dev/null
 TOKEN=$("$BIN" token --role hospital-clinician --org BENCHLAB --ttl 3600)
 
-declare -A PORTS=([engine]=$PORT [auth]=$((PORT + 1)) [audited]=$((PORT + 2)))
+# The shipped policy but for the relationship rule of the benchmark's role.
+NOREL="$OUT/policy-no-relationship.json"
+sed '/"hospital-clinician": {/,/}/ s/"relationship": true/"relationship": false/' \
+  profiles/role-policy.json >"$NOREL"
+cmp -s profiles/role-policy.json "$NOREL" && die "could not turn off the relationship rule in $NOREL"
+
+declare -A PORTS=([engine]=$PORT [rules]=$((PORT + 1)) [auth]=$((PORT + 2)) [audited]=$((PORT + 3)))
 start engine off off "${PORTS[engine]}"
+start rules on off "${PORTS[rules]}" "$NOREL"
 start auth on off "${PORTS[auth]}"
 start audited on on "${PORTS[audited]}"
-MODES="engine auth audited"
+MODES="engine rules auth audited"
 
 # Waits until the audit projector has emptied the journal, so its work after an audited run
 # does not fall on the next run.
@@ -116,14 +126,14 @@ drain_journal() {
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-declare -A RPS P50 P99 RATIO_AUTH RATIO_AUDIT
+declare -A RPS P50 P99 RATIO_RULES RATIO_REL RATIO_AUTH RATIO_AUDIT
 for op in read patient-search; do
   args=()
   [[ $op == read ]] && args=(-- "$SEED")
   for c in $CONCURRENCY; do
     t=$((c < 2 ? 1 : 2))
     declare -A runs=() p50s=() p99s=()
-    ra=() ru=()
+    rr=() rl=() ra=() ru=()
     for mode in $MODES; do
       ((WARMUP > 0)) && BENCH_TOKEN=$TOKEN wrk -t "$t" -c "$c" -d "${WARMUP}s" -s "bench/$op.lua" \
         "http://$HOST:${PORTS[$mode]}" "${args[@]}" >/dev/null 2>&1
@@ -143,9 +153,11 @@ for op in read patient-search; do
         p99s[$mode]+="$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$line") "
         [[ $mode == audited ]] && drain_journal
       done
+      rr+=("$(awk -v x="${this[rules]}" -v y="${this[engine]}" 'BEGIN { print x / y }')")
+      rl+=("$(awk -v x="${this[auth]}" -v y="${this[rules]}" 'BEGIN { print x / y }')")
       ra+=("$(awk -v x="${this[auth]}" -v y="${this[engine]}" 'BEGIN { print x / y }')")
       ru+=("$(awk -v x="${this[audited]}" -v y="${this[auth]}" 'BEGIN { print x / y }')")
-      say "$op c=$c round $round: engine ${this[engine]}, auth ${this[auth]}, audited ${this[audited]} req/s"
+      say "$op c=$c round $round: engine ${this[engine]}, rules ${this[rules]}, auth ${this[auth]}, audited ${this[audited]} req/s"
     done
     for mode in $MODES; do
       key="$op-$c-$mode"
@@ -153,8 +165,11 @@ for op in read patient-search; do
       P50[$key]=$(tr ' ' '\n' <<<"${p50s[$mode]}" | grep . | median)
       P99[$key]=$(tr ' ' '\n' <<<"${p99s[$mode]}" | grep . | median)
     done
+    RATIO_RULES[$op-$c]=$(printf '%s\n' "${rr[@]}" | median)
+    RATIO_REL[$op-$c]=$(printf '%s\n' "${rl[@]}" | median)
     RATIO_AUTH[$op-$c]=$(printf '%s\n' "${ra[@]}" | median)
     RATIO_AUDIT[$op-$c]=$(printf '%s\n' "${ru[@]}" | median)
+    say "$op c=$c: rules/engine $(printf '%s ' "${rr[@]}")-> median ${RATIO_RULES[$op-$c]}"
     say "$op c=$c: auth/engine $(printf '%s ' "${ra[@]}")-> median ${RATIO_AUTH[$op-$c]}"
     unset runs p50s p99s
   done
@@ -166,14 +181,15 @@ audits=$(psql "$DB_URL" -Atqc "SELECT count(*) FROM resource WHERE res_type = 'A
   echo
   echo "Medians over $ROUNDS rounds of ${DURATION} s per mode, the modes taking turns; the ratios are medians of each round's ratio."
   echo
-  echo "| operation | clients | engine req/s | auth req/s | audited req/s | auth / engine | audited / auth | p99 engine / auth / audited (ms) |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---|"
+  echo "| operation | clients | engine req/s | rules req/s | auth req/s | audited req/s | rules / engine | auth / rules | auth / engine | audited / auth | p99 engine / rules / auth / audited (ms) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
   for op in read patient-search; do
     for c in $CONCURRENCY; do
-      printf '| %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s / %s / %s |\n' "$op" "$c" \
-        "${RPS[$op-$c-engine]}" "${RPS[$op-$c-auth]}" "${RPS[$op-$c-audited]}" \
-        "${RATIO_AUTH[$op-$c]}" "${RATIO_AUDIT[$op-$c]}" \
-        "${P99[$op-$c-engine]}" "${P99[$op-$c-auth]}" "${P99[$op-$c-audited]}"
+      printf '| %s | %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %s / %s / %s / %s |\n' \
+        "$op" "$c" "${RPS[$op-$c-engine]}" "${RPS[$op-$c-rules]}" "${RPS[$op-$c-auth]}" \
+        "${RPS[$op-$c-audited]}" "${RATIO_RULES[$op-$c]}" "${RATIO_REL[$op-$c]}" \
+        "${RATIO_AUTH[$op-$c]}" "${RATIO_AUDIT[$op-$c]}" "${P99[$op-$c-engine]}" \
+        "${P99[$op-$c-rules]}" "${P99[$op-$c-auth]}" "${P99[$op-$c-audited]}"
     done
   done
   echo

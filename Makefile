@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt bench bench-http bench-search bench-auth bench-ingest plan-check clean-data
+.PHONY: help run test lint fmt bench bench-http bench-search bench-auth bench-ingest plan-check fuzz clean-data
 
 help:
 	@echo "make run    build, start PostgreSQL if needed, load sample data, serve on http://127.0.0.1:8080/fhir"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench-search  search req/s and p50/p95/p99 over a generated care record, 100k and 500k resources (~25 min)"
 	@echo "make bench-auth    what token checks and policy, the relationship lookup and the audit trail cost, side by side (~7 min)"
 	@echo "make bench-ingest  ingest resources/s: single creates, 100-entry transaction Bundles, invicta load; 500k resources (~10 min)"
+	@echo "make fuzz   every cargo-fuzz target for FUZZ_SECONDS each (default 60; FUZZ_TARGETS picks some)"
 	@echo "make plan-check    SQL and plans of the common searches into crates/search/PLANS.md; fails on a sequential scan"
 
 run:
@@ -43,6 +44,9 @@ bench-auth:
 
 bench-ingest:
 	@scripts/bench-ingest.sh
+
+fuzz:
+	@scripts/fuzz.sh
 
 plan-check:
 	@scripts/plan-check.sh

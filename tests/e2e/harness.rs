@@ -207,6 +207,18 @@ impl Server {
         }
     }
 
+    /// The server process's peak resident memory (`VmHWM`, KiB).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("server running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmHWM")
+    }
+
     /// Kills the process with SIGKILL (no graceful shutdown).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -12,5 +12,6 @@ mod everything;
 mod examples;
 mod feeds;
 mod history;
+mod hostile;
 mod operations;
 mod search;

@@ -1,0 +1,6 @@
+#![no_main]
+//! Fuzz target search_query (to be written).
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|_data: &[u8]| {});

@@ -52,5 +52,5 @@ plan-check:
 	@scripts/plan-check.sh
 
 clean-data:
-	@scripts/ensure-postgres.sh stop
+	@scripts/ensure-postgres.sh purge
 	rm -rf .data

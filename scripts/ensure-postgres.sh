@@ -7,6 +7,7 @@
 # Usage:
 #   scripts/ensure-postgres.sh          # (or: ... start) print an admin URL
 #   scripts/ensure-postgres.sh stop     # stop the private cluster, if running
+#   scripts/ensure-postgres.sh purge    # stop it and delete its data
 #   scripts/ensure-postgres.sh -h       # this help
 #
 # Contract (start):
@@ -21,7 +22,9 @@
 #      the database replaced by `postgres` (user, password, host, port and
 #      query parameters are kept). Then (unless ENSURE_PG_SKIP_DEFAULT=1) try
 #      the conventional local default postgres://postgres@127.0.0.1:5432/postgres.
-#   2. Otherwise use a private cluster in $REPO/.data/pg:
+#   2. Otherwise use a private cluster in $REPO/.data/pg (as root, when the
+#      `postgres` user cannot enter the clone, a link to a directory of its own
+#      under /var/lib/postgresql/invicta-clusters):
 #        .data/pg/data   data directory (initdb --auth=trust, user postgres)
 #        .data/pg/PORT   TCP port the cluster was started on
 #        .data/pg/log    server log
@@ -38,6 +41,7 @@
 #   ENSURE_PG_SKIP_DEFAULT=1 skip probing 127.0.0.1:5432 (mainly for testing)
 #   ENSURE_PG_PORT_START     first port probed for the private cluster (55432)
 #   PG_BINDIR                directory holding pg_ctl/initdb (overrides search)
+#   ENSURE_PG_OUTSIDE_ROOT   where clusters of unreachable clones live (root only)
 #
 # Idempotent: running it again while the private cluster is up just reuses it.
 
@@ -66,11 +70,22 @@ emit_url() { printf '%s\n' "$1" >&3; }
 # --------------------------------------------------------------------------
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd -P)
-PG_ROOT=$REPO/.data/pg
-DATA_DIR=$PG_ROOT/data
-PORT_FILE=$PG_ROOT/PORT
-LOG_FILE=$PG_ROOT/log
-LOCK_FILE=$PG_ROOT/.lock
+# $REPO/.data/pg, or (as root, when the `postgres` user cannot reach the clone) a symbolic link
+# there to a directory under OUTSIDE_ROOT that the postgres user owns; see place_cluster_root.
+REPO_PG=$REPO/.data/pg
+OUTSIDE_ROOT=${ENSURE_PG_OUTSIDE_ROOT:-/var/lib/postgresql/invicta-clusters}
+set_pg_root() {
+  PG_ROOT=$1
+  DATA_DIR=$PG_ROOT/data
+  PORT_FILE=$PG_ROOT/PORT
+  LOG_FILE=$PG_ROOT/log
+  LOCK_FILE=$PG_ROOT/.lock
+}
+if [[ -L $REPO_PG ]]; then
+  set_pg_root "$(readlink -f "$REPO_PG")"
+else
+  set_pg_root "$REPO_PG"
+fi
 
 DEFAULT_URL=postgres://postgres@127.0.0.1:5432/postgres
 PORT_START=${ENSURE_PG_PORT_START:-55432}
@@ -445,9 +460,41 @@ start_cluster() {
   die "could not start the private PostgreSQL cluster in $DATA_DIR (see $LOG_FILE)"
 }
 
+# True when the cluster's OS user may `test $1 $2` (as root, via runuser or su).
+pg_user_can() {
+  runuser -u "$PG_OS_USER" -- test "$1" "$2" 2>/dev/null ||
+    su -s /bin/sh -c "test $1 '$2'" "$PG_OS_USER" 2>/dev/null
+}
+
+# As root, PostgreSQL runs as the postgres user, which cannot enter a clone under /root or a
+# `mktemp -d` folder (mode 0700). Such a clone keeps its cluster in a directory of its own under
+# OUTSIDE_ROOT (named after the clone's path), and .data/pg becomes a link to it, so `stop` and
+# `purge` find it again; nothing outside the clone is touched when the clone is reachable.
+place_cluster_root() {
+  local outside
+  ((IS_ROOT)) || return 0
+  [[ -L $REPO_PG ]] && return 0
+  mkdir -p "$REPO/.data"
+  ensure_os_user
+  pg_user_can -x "$REPO/.data" && return 0
+  # A cluster made here before (e.g. by a run that was not root) is kept and used as it is.
+  [[ -f $REPO_PG/data/PG_VERSION ]] && return 0
+  rm -rf "$REPO_PG"
+  outside=$OUTSIDE_ROOT/$(printf '%s' "$REPO" | sha256sum | cut -c1-16)
+  log "user '$PG_OS_USER' cannot reach $REPO; keeping the private cluster in $outside (linked as .data/pg)"
+  install -d -m 755 "$(dirname "$outside")"
+  install -d -o "$PG_OS_USER" -g "$(id -gn "$PG_OS_USER")" -m 700 "$outside"
+  pg_user_can -w "$outside" ||
+    die "user '$PG_OS_USER' cannot write to $outside; make its parent directories traversable (chmod o+x) and retry"
+  ln -sfn "$outside" "$REPO_PG"
+  set_pg_root "$outside"
+}
+
 ensure_private_cluster() {
   local port url
 
+  ((IS_ROOT)) && pick_os_user
+  place_cluster_root
   mkdir -p "$PG_ROOT"
   take_lock
   ((IS_ROOT)) && pick_os_user
@@ -468,13 +515,11 @@ ensure_private_cluster() {
 
   if ((IS_ROOT)); then
     # initdb/postgres refuse to run as root: hand the directory to postgres.
-    ensure_os_user
     chown "$PG_OS_USER": "$PG_ROOT"
     touch "$LOG_FILE"
     chown "$PG_OS_USER": "$LOG_FILE"
-    runuser -u "$PG_OS_USER" -- test -w "$PG_ROOT" 2>/dev/null ||
-      su -s /bin/sh -c "test -w '$PG_ROOT'" "$PG_OS_USER" 2>/dev/null ||
-      die "user '$PG_OS_USER' cannot write to $PG_ROOT; make its parent directories traversable (chmod o+x) and retry"
+    pg_user_can -w "$PG_ROOT" ||
+      die "user '$PG_OS_USER' cannot write to $PG_ROOT"
   fi
 
   init_cluster
@@ -517,6 +562,18 @@ stop_private_cluster() {
   log "private cluster is not running (stale pidfile)"
 }
 
+# Stops the cluster and removes it, with the directory outside the clone when .data/pg links there.
+purge_private_cluster() {
+  stop_private_cluster
+  if [[ -L $REPO_PG ]]; then
+    log "removing $PG_ROOT"
+    rm -rf "$PG_ROOT"
+    rm -f "$REPO_PG"
+  else
+    rm -rf "$REPO_PG"
+  fi
+}
+
 usage() {
   sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
 }
@@ -541,9 +598,10 @@ case ${1:-start} in
     ensure_private_cluster
     ;;
   stop) stop_private_cluster ;;
+  purge) purge_private_cluster ;;
   -h | --help | help) usage ;;
   *)
     usage
-    die "unknown command '$1' (expected: start, stop)"
+    die "unknown command '$1' (expected: start, stop, purge)"
     ;;
 esac

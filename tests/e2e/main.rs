@@ -14,4 +14,5 @@ mod feeds;
 mod history;
 mod hostile;
 mod operations;
+mod provisioning;
 mod search;

@@ -166,6 +166,31 @@ impl From<actix_web::error::BlockingError> for ApiError {
     }
 }
 
+/// The OperationOutcome for an error the HTTP/1 dispatcher answers before any handler runs (a
+/// request head it cannot parse or that is too large, or one that arrived too slowly); registered
+/// with the patched actix-http (vendor/README.md).
+pub fn dispatcher_error_body(
+    status: StatusCode,
+) -> Option<(header::HeaderValue, actix_web::web::Bytes)> {
+    let (code, diagnostics) = match status.as_u16() {
+        431 => (
+            "too-costly",
+            "The request's headers are too large: at most 96 headers, and at most 128 KiB for the request line and headers together",
+        ),
+        408 => ("timeout", "The request's headers did not arrive in time"),
+        400 => (
+            "structure",
+            "The request is not valid HTTP/1.1: a malformed request line or header (e.g. a URI over 64 KiB, a NUL or other control byte in a header, Content-Length together with Transfer-Encoding)",
+        ),
+        _ => ("exception", "The request could not be processed"),
+    };
+    let body = serde_json::to_vec(&ApiError::new(status, code, diagnostics).outcome()).ok()?;
+    Some((
+        header::HeaderValue::from_static(crate::format::FHIR_JSON),
+        body.into(),
+    ))
+}
+
 /// A 500 whose detail goes to the log only.
 pub fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "internal error");

@@ -138,6 +138,7 @@ fn run(command: Command, config: Config) -> Result<(), String> {
 
 #[actix_web::main]
 async fn serve(state: AppState) -> std::io::Result<()> {
+    actix_http::error_body::set_error_body(error::dispatcher_error_body);
     let listen = state.config.listen;
     let base = state.config.base_url.clone();
     let data = web::Data::new(state);

@@ -72,11 +72,15 @@ pub fn still_healthy(s: &Server) -> u64 {
     peak
 }
 
-/// How many resource versions the database holds (refused writes must not change it).
+/// How many versions of clinical resources the database holds (refused writes must not change
+/// it; the AuditEvents that record the refusals are left out).
 pub fn versions(s: &Server) -> i64 {
-    sql_value(&s.db_url, "SELECT count(*) FROM resource_history")
-        .parse()
-        .expect("count")
+    sql_value(
+        &s.db_url,
+        "SELECT count(*) FROM resource_history WHERE res_type <> 'AuditEvent'",
+    )
+    .parse()
+    .expect("count")
 }
 
 /// Sends raw bytes on a fresh connection and returns `(status, body)` of the answer; `None`
@@ -108,7 +112,8 @@ pub fn raw(s: &Server, request: &[u8]) -> Option<(u16, Vec<u8>)> {
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }

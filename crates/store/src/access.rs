@@ -198,6 +198,20 @@ impl Access {
         a
     }
 
+    /// These rules without the scope restrictions: what a past version is judged by from its
+    /// own row (its restriction is judged on its content, `version_check`).
+    pub fn unrestricted(&self) -> Access {
+        Access {
+            restrictions: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The types that carry a scope restriction.
+    pub fn restricted_types(&self) -> Vec<String> {
+        self.restrictions.iter().map(|(t, _)| t.clone()).collect()
+    }
+
     /// The scope restriction on `res_type`, if any.
     pub fn restriction(&self, res_type: &str) -> Option<&Filter> {
         self.restrictions

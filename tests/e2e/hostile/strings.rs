@@ -27,6 +27,11 @@ fn noise(seed: u64, n: usize) -> String {
         .collect()
 }
 
+/// `[id]`, as `ids` answers it.
+fn one(id: &str) -> Vec<String> {
+    vec![id.to_string()]
+}
+
 fn form(value: &str) -> String {
     value
         .replace('%', "%25")
@@ -101,24 +106,24 @@ fn long_values_in_every_index_table_are_stored_and_searched_exactly() {
         let found = |t: &str, q: &str| ids(&search(&s, t, q));
         assert_eq!(
             found("Patient", &format!("family={}", &family[..INDEXED])),
-            [pid.clone()],
+            one(&pid),
             "{ctx}"
         );
         assert_eq!(
             found("Patient", &format!("family:contains={}", &family[300..700])),
-            [pid.clone()],
+            one(&pid),
             "{ctx} :contains"
         );
         assert_eq!(
             found("Patient", &format!("family:missing=false&_id={pid}")),
-            [pid.clone()],
+            one(&pid),
             "{ctx}"
         );
         // token: a value of exactly the bound is kept whole and found; a longer one is never
         // matched by its first bytes, and is still there for :missing
         assert_eq!(
             found("Patient", &format!("identifier=urn:edge|{edge}")),
-            [pid.clone()],
+            one(&pid),
             "{ctx}: identifier of {INDEXED} bytes"
         );
         assert!(
@@ -132,7 +137,7 @@ fn long_values_in_every_index_table_are_stored_and_searched_exactly() {
         for param in ["identifier", "_profile", "_tag"] {
             assert_eq!(
                 found("Patient", &format!("{param}:missing=false&_id={pid}")),
-                [pid.clone()],
+                one(&pid),
                 "{ctx} {param}:missing"
             );
         }
@@ -173,13 +178,13 @@ fn long_values_in_every_index_table_are_stored_and_searched_exactly() {
         for param in ["code", "subject", "value-quantity", "code-value-quantity"] {
             assert_eq!(
                 found("Observation", &format!("{param}:missing=false&_id={oid}")),
-                [oid.clone()],
+                one(&oid),
                 "{ctx} {param}:missing"
             );
         }
         assert_eq!(
             found("Observation", &format!("value-quantity={value}")),
-            [oid.clone()],
+            one(&oid),
             "{ctx}: a quantity with a long code is found by its value"
         );
         for (param, v) in [
@@ -233,7 +238,7 @@ fn long_values_in_every_index_table_are_stored_and_searched_exactly() {
         };
         assert_eq!(
             ids(&search(&s, t, &format!("{param}:missing=false&_id={id}"))),
-            [id.clone()],
+            one(&id),
             "10 MB {element}"
         );
         let r = s.get(&format!("/{t}/{id}"), &[]);
@@ -244,7 +249,7 @@ fn long_values_in_every_index_table_are_stored_and_searched_exactly() {
         let head = &noise(4, big)[..INDEXED];
         assert_eq!(
             ids(&search(&s, "Observation", &format!("value-string={head}"))),
-            [id.clone()],
+            one(id),
             "a 10 MB valueString is found by its first {INDEXED} bytes"
         );
     }

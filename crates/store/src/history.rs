@@ -238,3 +238,49 @@ fn version_visibility(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::Filter;
+
+    fn lab_only() -> Access {
+        Access {
+            restrictions: vec![(
+                "Observation".into(),
+                Filter {
+                    sql: "r.rid IN (SELECT x.rid FROM idx_token x WHERE x.code = $1)".into(),
+                    binds: vec![Bind::Text("laboratory".into())],
+                },
+            )],
+            visible_labels: Some(vec![]),
+            ..Access::default()
+        }
+    }
+
+    #[test]
+    fn a_past_version_meets_a_restriction_only_when_judged_by_its_own_content() {
+        let restricted = vec!["Observation".to_string()];
+        let mut b = Vec::new();
+        let sql = version_visibility(&lab_only(), &restricted, Some(vec![7]), &mut b);
+        // Its own row (labels) and the current row (labels and restriction) ...
+        assert!(sql.starts_with("h.sec_labels <@ $1 AND "), "{sql}");
+        assert!(sql.contains("r.sec_labels <@"), "{sql}");
+        assert!(sql.contains("idx_token x WHERE x.code"), "{sql}");
+        // ... and the restriction on the version: the current one, or one judged admitted.
+        assert!(
+            sql.ends_with(
+                "(h.version = r.version OR NOT (h.res_type = ANY($5)) OR h.hid = ANY($6))"
+            ),
+            "{sql}"
+        );
+        assert_eq!(b.last(), Some(&Bind::BigIntArray(vec![7])));
+        // Without the judged ids, the condition selects the past versions left to judge.
+        let mut b = Vec::new();
+        let sql = version_visibility(&lab_only(), &restricted, None, &mut b);
+        assert!(
+            sql.starts_with("h.version <> r.version AND h.res_type = ANY($5)"),
+            "{sql}"
+        );
+    }
+}

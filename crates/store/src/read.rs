@@ -338,6 +338,16 @@ mod tests {
     }
 
     #[test]
+    fn a_version_is_as_visible_as_the_stricter_of_itself_and_the_resource_now() {
+        use super::Visibility::{Hidden, Visible, Withheld};
+        assert_eq!(Visible.and(Visible), Visible);
+        assert_eq!(Visible.and(Withheld), Withheld);
+        assert_eq!(Withheld.and(Visible), Withheld);
+        assert_eq!(Withheld.and(Hidden), Hidden);
+        assert_eq!(Hidden.and(Visible), Hidden);
+    }
+
+    #[test]
     fn a_read_without_relationship_rule_has_no_lookup_to_fold_away() {
         // Bound to NULL, a lookup would still be in the text, and PostgreSQL would plan each
         // execution afresh rather than reuse the statement's plan.

@@ -460,10 +460,11 @@ impl Tx<'_> {
                     .ok_or_else(|| StoreError::NotFound(format!("{res_type}/{id}")))?
             }
         };
-        if !current.deleted && !self.visible_now(current.rid, ctx)? {
+        if !self.visible_now(current.rid, ctx)? {
             // As for an id that is free but whose new version would be outside the client's
             // rules: the hidden resource is neither overwritten nor revealed (an `If-Match`
-            // answers as for a missing resource).
+            // answers as for a missing resource). A hidden deletion is not revived either: its
+            // history would then be judged against a current version the client wrote.
             return Err(match if_match {
                 Some(expected) => StoreError::VersionConflict {
                     resource: format!("{res_type}/{id}"),

@@ -1613,6 +1613,32 @@ fn writes_cannot_tell_hidden_from_absent() {
     );
     assert_eq!(a.status, b.status, "transaction DELETE");
 
+    // A Patient with the NHS number of a Patient the GP may not see is refused (one person,
+    // one record) without naming the one that exists.
+    let nhs = crate::harness::fresh_nhs_number();
+    let mut hidden_patient = crate::harness::patient_with_nhs("Hidden", &nhs);
+    hidden_patient["id"] = json!("p-hidden-nhs");
+    hidden_patient["meta"] = json!({"security": [{"system": CONF, "code": "V"}]});
+    let r = s.send_json(
+        "PUT",
+        "/Patient/p-hidden-nhs",
+        &hidden_patient,
+        &[("Authorization", &feed)],
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(s.get("/Patient/p-hidden-nhs", &h).status, 404);
+    let mut twin = crate::harness::patient_with_nhs("Twin", &nhs);
+    twin["generalPractitioner"] = json!([{"identifier": {"system": ODS, "value": PRACTICE}}]);
+    let o = s.send_json("POST", "/Patient", &twin, &h).outcome(409);
+    assert!(!o.to_string().contains("p-hidden-nhs"), "{o}");
+    let o = s
+        .send_json("POST", "/Patient", &twin, &[("Authorization", &feed)])
+        .outcome(409);
+    assert!(
+        o.to_string().contains("Patient/p-hidden-nhs"),
+        "its writer is told which: {o}"
+    );
+
     // Nothing happened to the hidden resource.
     let after = s.get("/Observation/p1-obs-v", &[("Authorization", &feed)]);
     assert_eq!(after.status, 200);

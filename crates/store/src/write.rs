@@ -724,6 +724,29 @@ impl Tx<'_> {
         Ok(!rows.is_empty())
     }
 
+    /// Whether the client may see the resource named by type and id (false when none exists).
+    fn visible_by_id(
+        &mut self,
+        res_type: &str,
+        id: &str,
+        ctx: &WriteContext,
+    ) -> Result<bool, StoreError> {
+        let mut binds = vec![Bind::Text(res_type.into()), Bind::Text(id.into())];
+        let cond = match &ctx.access {
+            Some(access) => {
+                self.flush_sources()?;
+                access.predicate("r", &mut binds)
+            }
+            None => "TRUE".into(),
+        };
+        let rows: Vec<Rid> = query(
+            &format!("SELECT r.rid FROM resource r WHERE r.res_type = $1 AND r.id = $2 AND {cond}"),
+            &binds,
+        )
+        .load(self.conn)?;
+        Ok(!rows.is_empty())
+    }
+
     fn try_insert_new(
         &mut self,
         res_type: &str,
@@ -844,7 +867,13 @@ impl Tx<'_> {
         ctx: &WriteContext,
     ) -> Result<(), StoreError> {
         if res_type == "Patient" {
-            identity::claim(self.conn, id, &identity::nhs_numbers(&v.value))?;
+            if let Some((nhs, holder)) =
+                identity::claim(self.conn, id, &identity::nhs_numbers(&v.value))?
+            {
+                // A Patient the writer may not see is not named (README, hidden resources).
+                let shown = self.visible_by_id("Patient", &holder, ctx)?;
+                return Err(identity::conflict(&nhs, shown.then_some(holder.as_str())));
+            }
             // A new Patient's registered practice is related before the access check, so a
             // practice can register a patient it may then see.
             sync_registered_practices(self.conn, id, &v.value)?;

@@ -52,6 +52,9 @@ pub struct Access {
     pub only_org: Option<String>,
     /// Labels break-glass would make visible for this user (`R` for roles that may break glass).
     pub liftable_labels: Vec<String>,
+    /// Every search parameter the restrictions name, so a past version is judged on those
+    /// values alone; empty when not known (then every value is extracted).
+    pub restriction_params: Vec<String>,
 }
 
 /// The relationship condition over the row aliased `alias`: every patient whose compartment

@@ -72,11 +72,12 @@ pub(crate) fn admitted(
         else {
             continue;
         };
-        judged.push((
-            c.hid,
-            c.res_type.clone(),
-            fhir_model::index::extract(&value),
-        ));
+        let entries = if access.restriction_params.is_empty() {
+            fhir_model::index::extract(&value)
+        } else {
+            fhir_model::index::extract_params(&value, &access.restriction_params)
+        };
+        judged.push((c.hid, c.res_type.clone(), entries));
     }
     let only_restrictions = Access {
         restrictions: access.restrictions.clone(),

@@ -71,8 +71,10 @@ pub(crate) fn related_sql(alias: &str, launch: &str, org: &str) -> String {
 }
 
 impl Access {
-    /// The condition over the row aliased `alias` (a `resource` or `resource_history` row),
-    /// pushing its values onto `binds` and numbering placeholders after them.
+    /// The condition over the row aliased `alias`, pushing its values onto `binds` and numbering
+    /// placeholders after them. Scope restrictions are judged on the current row of the same
+    /// resource (index rows exist for current versions only): for a `resource_history` row use
+    /// [`Access::unrestricted`] and judge its restriction on its content (`version_check`).
     pub fn predicate(&self, alias: &str, binds: &mut Vec<Bind>) -> String {
         let a = alias;
         let mut conds: Vec<String> = Vec::new();

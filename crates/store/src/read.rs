@@ -200,7 +200,8 @@ impl Store {
     /// Like [`Store::read`] (or [`Store::vread`] with `version`), with the request's access
     /// rules. One prepared statement loads the row and its relationship status; the row-level
     /// rules are checked on it ([`Access::admits_row`]); only a scope restriction on the type
-    /// costs a second, dynamic statement.
+    /// costs a second, dynamic statement. A past version is loaded after the current row, and
+    /// is visible only when both are.
     pub fn read_checked(
         &self,
         res_type: &str,

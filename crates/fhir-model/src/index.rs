@@ -211,6 +211,16 @@ fn compiled(p: &'static SearchParamDef) -> Option<&'static Expr> {
 
 /// Every index entry of a resource (for the six searchable types, using their params incl. the common Resource ones; for any other type only the common Resource params).
 pub fn extract(resource: &Value) -> Vec<IndexEntry> {
+    extract_where(resource, |_| true)
+}
+
+/// The index entries of a resource for the parameters named `codes` only (what judging one
+/// condition on a resource needs, at a fraction of the cost of [`extract`]).
+pub fn extract_params(resource: &Value, codes: &[String]) -> Vec<IndexEntry> {
+    extract_where(resource, |p| codes.contains(&p.code))
+}
+
+fn extract_where(resource: &Value, wanted: impl Fn(&SearchParamDef) -> bool) -> Vec<IndexEntry> {
     let Some(rt) = resource.get("resourceType").and_then(Value::as_str) else {
         return Vec::new();
     };
@@ -222,7 +232,7 @@ pub fn extract(resource: &Value) -> Vec<IndexEntry> {
     let root = [Node::root(resource)];
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for p in params {
+    for p in params.into_iter().filter(|p| wanted(p)) {
         let Some(expr) = compiled(p) else {
             continue;
         };

@@ -287,6 +287,26 @@ impl Compiler<'_> {
         }
         let mut alternatives = Vec::new();
         for v in values.iter().filter(|v| !v.is_empty()) {
+            // Index keys hold this much of a value, or of each part of a coded one
+            // (store::index_key); a longer one could not be answered exactly.
+            let too_long = match def.kind {
+                ParamType::String | ParamType::Uri | ParamType::Reference => {
+                    v.len() > store::MAX_INDEXED_BYTES
+                }
+                _ => v
+                    .split(['|', '$'])
+                    .any(|part| part.len() > store::MAX_INDEXED_BYTES),
+            };
+            if too_long {
+                return Err(bad(
+                    &def.code,
+                    &format!("{}…", &v[..v.floor_char_boundary(40)]),
+                    &format!(
+                        "a search value (or each part of a coded one) may be at most {} bytes long",
+                        store::MAX_INDEXED_BYTES
+                    ),
+                ));
+            }
             let cond = match def.kind {
                 ParamType::String => self.string(&def.code, modifier, v)?,
                 ParamType::Token => self.token(&def.code, modifier, v)?,

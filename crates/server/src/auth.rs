@@ -550,11 +550,18 @@ pub fn authorize(
 /// The rules in the store's terms, with scope restrictions compiled by the search crate.
 fn to_access(rules: &Rules) -> Result<Access, ApiError> {
     let mut restrictions = Vec::new();
+    let mut restriction_params: Vec<String> = Vec::new();
     for (t, sides) in &rules.restrictions {
         let mut all = Vec::new();
         for alternatives in sides {
             let mut any = Vec::new();
             for conds in alternatives {
+                for (k, _) in conds {
+                    let code = k.split([':', '.']).next().unwrap_or(k).to_string();
+                    if !restriction_params.contains(&code) {
+                        restriction_params.push(code);
+                    }
+                }
                 let q: Vec<String> = conds
                     .iter()
                     .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
@@ -591,6 +598,7 @@ fn to_access(rules: &Rules) -> Result<Access, ApiError> {
             }),
         only_org: rules.only_org.clone(),
         liftable_labels: rules.liftable_labels.clone(),
+        restriction_params,
     })
 }
 

@@ -52,6 +52,9 @@ pub struct Access {
     pub only_org: Option<String>,
     /// Labels break-glass would make visible for this user (`R` for roles that may break glass).
     pub liftable_labels: Vec<String>,
+    /// Every search parameter the restrictions name, so a past version is judged on those
+    /// values alone; empty when not known (then every value is extracted).
+    pub restriction_params: Vec<String>,
 }
 
 /// The relationship condition over the row aliased `alias`: every patient whose compartment
@@ -68,8 +71,10 @@ pub(crate) fn related_sql(alias: &str, launch: &str, org: &str) -> String {
 }
 
 impl Access {
-    /// The condition over the row aliased `alias` (a `resource` or `resource_history` row),
-    /// pushing its values onto `binds` and numbering placeholders after them.
+    /// The condition over the row aliased `alias`, pushing its values onto `binds` and numbering
+    /// placeholders after them. Scope restrictions are judged on the current row of the same
+    /// resource (index rows exist for current versions only): for a `resource_history` row use
+    /// [`Access::unrestricted`] and judge its restriction on its content (`version_check`).
     pub fn predicate(&self, alias: &str, binds: &mut Vec<Bind>) -> String {
         let a = alias;
         let mut conds: Vec<String> = Vec::new();
@@ -196,6 +201,20 @@ impl Access {
         }
         a.restrictions.retain(|(t, _)| types.contains(t));
         a
+    }
+
+    /// These rules without the scope restrictions: what a past version is judged by from its
+    /// own row (its restriction is judged on its content, `version_check`).
+    pub fn unrestricted(&self) -> Access {
+        Access {
+            restrictions: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The types that carry a scope restriction.
+    pub fn restricted_types(&self) -> Vec<String> {
+        self.restrictions.iter().map(|(t, _)| t.clone()).collect()
     }
 
     /// The scope restriction on `res_type`, if any.

@@ -9,6 +9,7 @@ use crate::access::Access;
 use crate::error::StoreError;
 use crate::pool::Store;
 use crate::sql::{query, Bind};
+use crate::version_check::{self, Candidate};
 
 /// Which history is asked for.
 #[derive(Debug, Clone)]
@@ -143,9 +144,34 @@ impl Store {
             )
         };
         // Access applies to the version chosen (under `_at`, a hidden version is not replaced by
-        // an older visible one).
+        // an older visible one): each version is judged by its own row and content, and the
+        // resource as it is now must be visible too (see `version_visibility`).
         let visible = match &q.access {
-            Some(a) => a.predicate("h", &mut binds),
+            Some(a) => {
+                let in_scope = |t: &String| match &q.scope {
+                    HistoryScope::System => true,
+                    HistoryScope::Type(s) | HistoryScope::Instance(s, _) => s == t,
+                };
+                let restricted: Vec<String> =
+                    a.restricted_types().into_iter().filter(in_scope).collect();
+                let admitted = if restricted.is_empty() {
+                    Vec::new()
+                } else {
+                    let mut cb = binds.clone();
+                    let cond = version_visibility(a, &restricted, None, &mut cb);
+                    let candidates: Vec<Candidate> = query(
+                        &format!(
+                            "SELECT h.hid, h.res_type, h.body FROM {base} \
+                             JOIN resource r ON r.rid = h.rid WHERE {cond}"
+                        ),
+                        &cb,
+                    )
+                    .load(&mut conn)?;
+                    version_check::admitted(&mut conn, a, &candidates)?
+                };
+                let cond = version_visibility(a, &restricted, Some(admitted), &mut binds);
+                format!("EXISTS (SELECT 1 FROM resource r WHERE r.rid = h.rid AND {cond})")
+            }
             None => "TRUE".into(),
         };
         let total: Vec<Count> = query(
@@ -177,5 +203,84 @@ impl Store {
             snapshot,
             more,
         })
+    }
+}
+
+/// The condition that the version `h` of the resource whose current row is `r` is visible: `h`
+/// by its own row (labels, compartments, alerts, writer) and `r` by every rule, restrictions
+/// included. The current version is the latest judgement of who may see the resource (a
+/// relabelling, a move to another patient, a change of category), and past versions mostly hold
+/// the same facts, so a resource hidden now hides its whole history. A past version of a type in
+/// `restricted` meets the restriction by its own content: with `admitted`, when it is among
+/// those ids (judged by `version_check`); without, the condition selects exactly the past
+/// versions still to judge.
+fn version_visibility(
+    access: &Access,
+    restricted: &[String],
+    admitted: Option<Vec<i64>>,
+    binds: &mut Vec<Bind>,
+) -> String {
+    let own = access.unrestricted().predicate("h", binds);
+    let current = access.predicate("r", binds);
+    binds.push(Bind::TextArray(restricted.to_vec()));
+    let t = binds.len();
+    match admitted {
+        None => {
+            format!("h.version <> r.version AND h.res_type = ANY(${t}) AND {own} AND {current}")
+        }
+        Some(ids) => {
+            binds.push(Bind::BigIntArray(ids));
+            let a = binds.len();
+            format!(
+                "{own} AND {current} AND (h.version = r.version OR NOT (h.res_type = ANY(${t})) \
+                 OR h.hid = ANY(${a}))"
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::Filter;
+
+    fn lab_only() -> Access {
+        Access {
+            restrictions: vec![(
+                "Observation".into(),
+                Filter {
+                    sql: "r.rid IN (SELECT x.rid FROM idx_token x WHERE x.code = $1)".into(),
+                    binds: vec![Bind::Text("laboratory".into())],
+                },
+            )],
+            visible_labels: Some(vec![]),
+            ..Access::default()
+        }
+    }
+
+    #[test]
+    fn a_past_version_meets_a_restriction_only_when_judged_by_its_own_content() {
+        let restricted = vec!["Observation".to_string()];
+        let mut b = Vec::new();
+        let sql = version_visibility(&lab_only(), &restricted, Some(vec![7]), &mut b);
+        // Its own row (labels) and the current row (labels and restriction) ...
+        assert!(sql.starts_with("h.sec_labels <@ $1 AND "), "{sql}");
+        assert!(sql.contains("r.sec_labels <@"), "{sql}");
+        assert!(sql.contains("idx_token x WHERE x.code"), "{sql}");
+        // ... and the restriction on the version: the current one, or one judged admitted.
+        assert!(
+            sql.ends_with(
+                "(h.version = r.version OR NOT (h.res_type = ANY($5)) OR h.hid = ANY($6))"
+            ),
+            "{sql}"
+        );
+        assert_eq!(b.last(), Some(&Bind::BigIntArray(vec![7])));
+        // Without the judged ids, the condition selects the past versions left to judge.
+        let mut b = Vec::new();
+        let sql = version_visibility(&lab_only(), &restricted, None, &mut b);
+        assert!(
+            sql.starts_with("h.version <> r.version AND h.res_type = ANY($5)"),
+            "{sql}"
+        );
     }
 }

@@ -39,19 +39,20 @@ struct Owner {
     patient_id: String,
 }
 
-/// Makes `numbers` the NHS numbers of Patient `id`; a number another Patient holds is a conflict.
+/// Makes `numbers` the NHS numbers of Patient `id`; a number another Patient holds is a
+/// conflict, answered as `(number, holder)` for the caller to refuse with [`conflict`].
 pub(crate) fn claim(
     conn: &mut PgConnection,
     id: &str,
     numbers: &[String],
-) -> Result<(), StoreError> {
+) -> Result<Option<(String, String)>, StoreError> {
     query(
         "DELETE FROM person_identity WHERE patient_id = $1 AND NOT (nhs_number = ANY($2))",
         &[Bind::Text(id.into()), Bind::TextArray(numbers.to_vec())],
     )
     .execute(conn)?;
     if numbers.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     query(
         "INSERT INTO person_identity (nhs_number, patient_id) SELECT unnest($2::text[]), $1 \
@@ -65,15 +66,27 @@ pub(crate) fn claim(
         &[Bind::Text(id.into()), Bind::TextArray(numbers.to_vec())],
     )
     .load(conn)?;
-    match taken.into_iter().next() {
-        None => Ok(()),
-        Some(o) => Err(StoreError::Conflict(format!(
-            "NHS number {} already identifies Patient/{}: one person has one Patient record. \
-             Refer to the person with the conditional reference \
-             'Patient?identifier={NHS_NUMBER_SYSTEM}|{}', or update Patient/{} instead",
-            o.nhs_number, o.patient_id, o.nhs_number, o.patient_id
-        ))),
-    }
+    Ok(taken
+        .into_iter()
+        .next()
+        .map(|o| (o.nhs_number, o.patient_id)))
+}
+
+/// The refusal of a second Patient with an NHS number; `holder` names the Patient that has it
+/// when the writer may see that Patient (else the answer says no more than that it exists).
+pub(crate) fn conflict(nhs_number: &str, holder: Option<&str>) -> StoreError {
+    let reference = format!("'Patient?identifier={NHS_NUMBER_SYSTEM}|{nhs_number}'");
+    StoreError::Conflict(match holder {
+        Some(h) => format!(
+            "NHS number {nhs_number} already identifies Patient/{h}: one person has one Patient \
+             record. Refer to the person with the conditional reference {reference}, or update \
+             Patient/{h} instead"
+        ),
+        None => format!(
+            "NHS number {nhs_number} already identifies a Patient: one person has one Patient \
+             record. Refer to the person with the conditional reference {reference}"
+        ),
+    })
 }
 
 /// Frees a deleted Patient's NHS numbers.

@@ -6,6 +6,7 @@ use diesel::RunQueryDsl;
 use fhir_model::index::{IndexEntry, IndexValue};
 
 use crate::error::StoreError;
+use crate::index_key::{equality_key, prefix_key};
 use crate::sql::{query, Bind};
 
 const TABLES: [&str; 8] = [
@@ -109,6 +110,43 @@ pub(crate) fn insert_many(
     conn: &mut PgConnection,
     resources: &[(i64, &str, &[IndexEntry])],
 ) -> Result<(), StoreError> {
+    let mut binds: Vec<Bind> = Vec::new();
+    let inserts: Vec<String> = selects(resources, &mut binds)
+        .into_iter()
+        .map(|(slot, select)| {
+            format!(
+                "INSERT INTO {} (rid, res_type, param, {}) {select}",
+                TABLES[slot], COLUMNS[slot].0
+            )
+        })
+        .collect();
+    run(conn, &inserts, &binds)
+}
+
+/// Common table expressions named like the index tables and holding the rows these resources
+/// would have, keyed by the given ids: a condition compiled for the real tables, run under
+/// them, judges these resources by their own values. Tables without rows here are not shadowed.
+pub(crate) fn shadow_tables(
+    resources: &[(i64, &str, &[IndexEntry])],
+    binds: &mut Vec<Bind>,
+) -> Vec<String> {
+    selects(resources, binds)
+        .into_iter()
+        .map(|(slot, select)| {
+            format!(
+                "{}(rid, res_type, param, {}) AS ({select})",
+                TABLES[slot], COLUMNS[slot].0
+            )
+        })
+        .collect()
+}
+
+/// Per table with rows, its slot and a `SELECT` of those rows (in table column order) from
+/// arrays bound onto `binds`.
+fn selects(
+    resources: &[(i64, &str, &[IndexEntry])],
+    binds: &mut Vec<Bind>,
+) -> Vec<(usize, String)> {
     let mut by_table: [Vec<Row>; 8] = Default::default();
     for (rid, res_type, entries) in resources {
         for e in entries.iter() {
@@ -116,11 +154,10 @@ pub(crate) fn insert_many(
             by_table[slot].push((*rid, res_type, e.param.as_str(), values));
         }
     }
-    let mut inserts: Vec<String> = Vec::new();
-    let mut binds: Vec<Bind> = Vec::new();
+    let mut out = Vec::new();
     for (slot, rows) in by_table.iter().enumerate() {
         let Some(first) = rows.first() else { continue };
-        let (columns, wrappers) = COLUMNS[slot];
+        let wrappers = COLUMNS[slot].1;
         binds.push(Bind::BigIntArray(rows.iter().map(|r| r.0).collect()));
         binds.push(Bind::TextArray(
             rows.iter().map(|r| r.1.to_string()).collect(),
@@ -165,15 +202,17 @@ pub(crate) fn insert_many(
             select.push(wrapper.replace("{}", &format!("u.c{}", j + 3)));
         }
         let aliases: Vec<String> = (0..wrappers.len() + 3).map(|j| format!("c{j}")).collect();
-        inserts.push(format!(
-            "INSERT INTO {} (rid, res_type, param, {columns}) SELECT {} FROM unnest({}) AS u({})",
-            TABLES[slot],
-            select.join(", "),
-            args.join(", "),
-            aliases.join(", ")
+        out.push((
+            slot,
+            format!(
+                "SELECT {} FROM unnest({}) AS u({})",
+                select.join(", "),
+                args.join(", "),
+                aliases.join(", ")
+            ),
         ));
     }
-    run(conn, &inserts, &binds)
+    out
 }
 
 fn run(conn: &mut PgConnection, inserts: &[String], binds: &[Bind]) -> Result<(), StoreError> {
@@ -194,13 +233,19 @@ fn run(conn: &mut PgConnection, inserts: &[String], binds: &[Bind]) -> Result<()
     Ok(())
 }
 
-/// The table slot and column values of one index value.
+/// The table slot and column values of one index value. Columns in a btree key are bounded
+/// (`index_key`); the others (`idx_string.value` for `:exact`, a token's `text`) keep the whole
+/// text, so matching on them stays exact.
 fn row_values(value: &IndexValue) -> (usize, Vec<Bind>) {
     let t = |s: &Option<String>| Bind::OptText(s.clone());
+    let k = |s: &Option<String>| Bind::OptText(s.as_deref().map(|v| equality_key(v).into_owned()));
     match value {
         IndexValue::String { value, normalized } => (
             0,
-            vec![Bind::Text(value.clone()), Bind::Text(normalized.clone())],
+            vec![
+                Bind::Text(value.clone()),
+                Bind::Text(prefix_key(normalized).to_string()),
+            ],
         ),
         IndexValue::Token {
             system,
@@ -215,8 +260,8 @@ fn row_values(value: &IndexValue) -> (usize, Vec<Bind>) {
             (
                 1,
                 vec![
-                    t(system),
-                    t(code),
+                    k(system),
+                    k(code),
                     t(text),
                     Bind::OptText(type_system),
                     Bind::OptText(type_code),
@@ -233,8 +278,8 @@ fn row_values(value: &IndexValue) -> (usize, Vec<Bind>) {
         } => (
             3,
             vec![
-                t(target_type),
-                t(target_id),
+                k(target_type),
+                k(target_id),
                 t(url),
                 t(identifier_system),
                 t(identifier_value),
@@ -254,7 +299,7 @@ fn row_values(value: &IndexValue) -> (usize, Vec<Bind>) {
                 Bind::Text(low.clone()),
                 Bind::Text(high.clone()),
                 t(system),
-                t(code),
+                k(code),
                 t(unit),
             ],
         ),
@@ -266,7 +311,7 @@ fn row_values(value: &IndexValue) -> (usize, Vec<Bind>) {
                 Bind::Text(high.clone()),
             ],
         ),
-        IndexValue::Uri { value } => (6, vec![Bind::Text(value.clone())]),
+        IndexValue::Uri { value } => (6, vec![Bind::Text(equality_key(value).into_owned())]),
         IndexValue::Composite {
             system,
             code,
@@ -317,7 +362,7 @@ fn row_values(value: &IndexValue) -> (usize, Vec<Bind>) {
                 7,
                 vec![
                     t(system),
-                    Bind::OptText(code.clone()),
+                    k(code),
                     v_system,
                     v_code,
                     v_text,

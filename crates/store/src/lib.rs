@@ -11,6 +11,7 @@ mod error;
 mod history;
 mod identity;
 mod include;
+mod index_key;
 mod index_rows;
 mod meta;
 mod pool;
@@ -21,6 +22,7 @@ mod relationship;
 mod schema;
 mod sql;
 mod tx;
+mod version_check;
 mod write;
 
 pub use access::{Access, RelationshipRule, TypeRule};
@@ -28,6 +30,7 @@ pub use audit_rows::PROJECT_BATCH;
 pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, HistoryQuery, HistoryScope};
 pub use include::IncludeSpec;
+pub use index_key::{equality_key, MAX_INDEXED_BYTES};
 pub use meta::ODS_TAG_SYSTEM;
 pub use pool::{Store, StoreConfig};
 pub use query::{

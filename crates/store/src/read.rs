@@ -13,6 +13,7 @@ use crate::access::Access;
 use crate::error::StoreError;
 use crate::pool::Store;
 use crate::sql::{query, Bind};
+use crate::version_check::{self, Candidate};
 
 /// A stored version: its metadata and the exact bytes to send.
 #[derive(Debug, Clone, Queryable, QueryableByName)]
@@ -57,7 +58,8 @@ pub enum Visibility {
 /// A version with what the access rules read from it.
 #[derive(Queryable)]
 struct RuledRow {
-    rid: i64,
+    /// The row id: of the resource for a current row, of the history row for a version.
+    key: i64,
     stored: Stored,
     org: Option<String>,
     related: bool,
@@ -107,8 +109,13 @@ impl QueryFragment<Pg> for CheckedRead {
         } else {
             "resource"
         };
+        out.push_sql(if self.version.is_some() {
+            "SELECT t.hid, "
+        } else {
+            "SELECT t.rid, "
+        });
         out.push_sql(
-            "SELECT t.rid, t.id, t.version, t.last_updated, t.deleted, t.body, t.compartments, \
+            "t.id, t.version, t.last_updated, t.deleted, t.body, t.compartments, \
              t.sec_labels, t.alert_codes, t.org, ",
         );
         // Without a relationship rule the statement has no lookup at all. (A lookup skipped by
@@ -193,7 +200,8 @@ impl Store {
     /// Like [`Store::read`] (or [`Store::vread`] with `version`), with the request's access
     /// rules. One prepared statement loads the row and its relationship status; the row-level
     /// rules are checked on it ([`Access::admits_row`]); only a scope restriction on the type
-    /// costs a second, dynamic statement.
+    /// costs a second, dynamic statement. A past version is loaded after the current row, and
+    /// is visible only when both are.
     pub fn read_checked(
         &self,
         res_type: &str,
@@ -212,6 +220,24 @@ struct RidRow {
     rid: i64,
 }
 
+impl Visibility {
+    /// The stricter of two.
+    fn and(self, other: Visibility) -> Visibility {
+        let rank = |v: Visibility| match v {
+            Visibility::Hidden => 0,
+            Visibility::Withheld => 1,
+            Visibility::Visible => 2,
+        };
+        if rank(other) < rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// A read with access rules. A past version is visible when it is by its own row and content
+/// and the resource is as it is now (the rule history follows, `history::version_visibility`).
 pub(crate) fn read_checked_on(
     conn: &mut diesel::pg::PgConnection,
     res_type: &str,
@@ -219,6 +245,28 @@ pub(crate) fn read_checked_on(
     version: Option<i32>,
     access: &Access,
 ) -> Result<Option<(Stored, Visibility)>, StoreError> {
+    let Some(current) = checked_row(conn, res_type, id, None, access)? else {
+        return Ok(None);
+    };
+    let (row, current_visibility) = current;
+    let Some(v) = version.filter(|v| *v != row.stored.version) else {
+        // The current version itself (or no version asked).
+        return Ok(Some((row.stored, current_visibility)));
+    };
+    let Some((past, own)) = checked_row(conn, res_type, id, Some(v), access)? else {
+        return Ok(None);
+    };
+    Ok(Some((past.stored, own.and(current_visibility))))
+}
+
+/// One row (current, or version `version`) with the visibility its own row and content give it.
+fn checked_row(
+    conn: &mut diesel::pg::PgConnection,
+    res_type: &str,
+    id: &str,
+    version: Option<i32>,
+    access: &Access,
+) -> Result<Option<(RuledRow, Visibility)>, StoreError> {
     let rel = access.relationship.as_ref();
     let row: Option<RuledRow> = CheckedRead {
         version,
@@ -244,8 +292,17 @@ pub(crate) fn read_checked_on(
     };
     let restricted_ok = match access.restriction(res_type) {
         None => true,
+        // A past version has no index rows: its content is judged.
+        Some(_) if version.is_some() => {
+            let candidate = Candidate {
+                hid: row.key,
+                res_type: res_type.to_string(),
+                body: row.stored.body.clone(),
+            };
+            !version_check::admitted(conn, access, &[candidate])?.is_empty()
+        }
         Some(filter) => {
-            let mut binds = vec![Bind::BigInt(row.rid)];
+            let mut binds = vec![Bind::BigInt(row.key)];
             let sql = format!(
                 "SELECT r.rid FROM resource r WHERE r.rid = $1 AND ({})",
                 filter.renumbered(1)
@@ -262,7 +319,7 @@ pub(crate) fn read_checked_on(
     } else {
         Visibility::Hidden
     };
-    Ok(Some((row.stored, visibility)))
+    Ok(Some((row, visibility)))
 }
 
 #[cfg(test)]
@@ -279,6 +336,16 @@ mod tests {
             launch: launch.map(Into::into),
         };
         diesel::debug_query::<Pg, _>(&read).to_string()
+    }
+
+    #[test]
+    fn a_version_is_as_visible_as_the_stricter_of_itself_and_the_resource_now() {
+        use super::Visibility::{Hidden, Visible, Withheld};
+        assert_eq!(Visible.and(Visible), Visible);
+        assert_eq!(Visible.and(Withheld), Withheld);
+        assert_eq!(Withheld.and(Visible), Withheld);
+        assert_eq!(Withheld.and(Hidden), Hidden);
+        assert_eq!(Hidden.and(Visible), Hidden);
     }
 
     #[test]

@@ -231,9 +231,7 @@ fn check_rows(
                 .iter()
                 .find(|(r, _)| *r == h.rid)
                 .map_or("a resource", |(_, s)| s.as_str());
-            Err(StoreError::Forbidden(format!(
-                "{reference} would be outside what this client may change"
-            )))
+            Err(crate::write::outside_rules(reference))
         }
     }
 }

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::access::Access;
 use crate::error::StoreError;
 use crate::identity;
+use crate::index_key::equality_key;
 use crate::meta::{content_of, now_millis, provenance, stamp};
 use crate::pool::Store;
 use crate::relationship::sync_registered_practices;
@@ -459,6 +460,20 @@ impl Tx<'_> {
                     .ok_or_else(|| StoreError::NotFound(format!("{res_type}/{id}")))?
             }
         };
+        if !self.visible_now(current.rid, ctx)? {
+            // As for an id that is free but whose new version would be outside the client's
+            // rules: the hidden resource is neither overwritten nor revealed (an `If-Match`
+            // answers as for a missing resource). A hidden deletion is not revived either: its
+            // history would then be judged against a current version the client wrote.
+            return Err(match if_match {
+                Some(expected) => StoreError::VersionConflict {
+                    resource: format!("{res_type}/{id}"),
+                    current: 0,
+                    expected,
+                },
+                None => outside_rules(&format!("{res_type}/{id}")),
+            });
+        }
         if let Some(expected) = if_match {
             if expected != current.version {
                 return Err(StoreError::VersionConflict {
@@ -467,9 +482,6 @@ impl Tx<'_> {
                     expected,
                 });
             }
-        }
-        if !current.deleted {
-            self.check_visible_now(current.rid, ctx, res_type, id)?;
         }
         let body = provenance(body, ctx.source.as_deref(), ctx.org.as_deref());
         if !current.deleted {
@@ -516,10 +528,13 @@ impl Tx<'_> {
     ) -> Result<i32, StoreError> {
         let current = lock_current(self.conn, res_type, id)?
             .ok_or_else(|| StoreError::NotFound(format!("{res_type}/{id}")))?;
+        // A resource the client may not see is, for its delete, as if it did not exist.
+        if !self.visible_now(current.rid, ctx)? {
+            return Err(StoreError::NotFound(format!("{res_type}/{id}")));
+        }
         if current.deleted {
             return Ok(current.version);
         }
-        self.check_visible_now(current.rid, ctx, res_type, id)?;
         self.before_rewrite(current.rid)?;
         let version = current.version + 1;
         let at = now_millis();
@@ -567,8 +582,10 @@ impl Tx<'_> {
         self.lock_keys([condition_key(res_type, q)])
     }
 
-    /// Current resources of `res_type` matching `filter`, at most `limit`. A match hidden from
-    /// the client is refused rather than silently duplicated or revealed.
+    /// Current resources of `res_type` matching `filter` that the client may see, at most
+    /// `limit`. A resource it may not see is, for a conditional write, as if it did not exist:
+    /// it is never matched, so it is neither changed nor revealed (README, "Writes and hidden
+    /// resources").
     pub fn find(
         &mut self,
         res_type: &str,
@@ -586,13 +603,7 @@ impl Tx<'_> {
         binds.extend(filter.binds.iter().cloned());
         if let Some(access) = &ctx.access {
             let visible = access.predicate("r", &mut binds);
-            let hidden: Vec<Match> =
-                query(&format!("{sql} AND NOT ({visible}) LIMIT 1"), &binds).load(self.conn)?;
-            if !hidden.is_empty() {
-                return Err(StoreError::Forbidden(format!(
-                    "the condition matches a {res_type} this client may not see"
-                )));
-            }
+            sql.push_str(&format!(" AND {visible}"));
         }
         sql.push_str(&format!(" LIMIT {limit}"));
         Ok(query(&sql, &binds).load(self.conn)?)
@@ -600,7 +611,7 @@ impl Tx<'_> {
 
     /// Current resources of `res_type` carrying each `system|value` identifier, for many
     /// conditions `identifier=system|value` at once (a feed's transaction has one per entry).
-    /// The same as [`Tx::find`] per condition: a match hidden from the client is refused.
+    /// The same as [`Tx::find`] per condition: a match hidden from the client is left out.
     pub fn find_identifiers(
         &mut self,
         res_type: &str,
@@ -621,27 +632,60 @@ impl Tx<'_> {
              JOIN resource r ON r.rid = t.rid AND NOT r.deleted",
             &[
                 Bind::Text(res_type.into()),
-                Bind::TextArray(keys.iter().map(|(s, _)| s.clone()).collect()),
-                Bind::TextArray(keys.iter().map(|(_, v)| v.clone()).collect()),
+                Bind::TextArray(
+                    keys.iter()
+                        .map(|(s, _)| equality_key(s).into_owned())
+                        .collect(),
+                ),
+                Bind::TextArray(
+                    keys.iter()
+                        .map(|(_, v)| equality_key(v).into_owned())
+                        .collect(),
+                ),
             ],
         )
         .load(self.conn)?;
-        if let (Some(access), false) = (&ctx.access, rows.is_empty()) {
-            let mut binds = vec![Bind::BigIntArray(rows.iter().map(|r| r.rid).collect())];
-            let visible = access.predicate("r", &mut binds);
-            let hidden: Vec<Rid> = query(
-                &format!(
-                    "SELECT r.rid FROM resource r WHERE r.rid = ANY($1) AND NOT ({visible}) LIMIT 1"
-                ),
-                &binds,
-            )
-            .load(self.conn)?;
-            if !hidden.is_empty() {
-                return Err(StoreError::Forbidden(format!(
-                    "a condition matches a {res_type} this client may not see"
-                )));
+        // Index keys of long identifiers are folded (`index_key`); answer with the keys asked.
+        let asked: std::collections::HashMap<(String, String), &(String, String)> = keys
+            .iter()
+            .map(|k| {
+                (
+                    (
+                        equality_key(&k.0).into_owned(),
+                        equality_key(&k.1).into_owned(),
+                    ),
+                    k,
+                )
+            })
+            .collect();
+        let rows: Vec<IdentifiedMatch> = rows
+            .into_iter()
+            .map(|mut r| {
+                if let Some((s, v)) = asked.get(&(r.key_system.clone(), r.key_value.clone())) {
+                    r.key_system = s.clone();
+                    r.key_value = v.clone();
+                }
+                r
+            })
+            .collect();
+        let rows = match (&ctx.access, rows.is_empty()) {
+            (Some(access), false) => {
+                let mut binds = vec![Bind::BigIntArray(rows.iter().map(|r| r.rid).collect())];
+                let visible = access.predicate("r", &mut binds);
+                let shown: std::collections::HashSet<i64> = query(
+                    &format!("SELECT r.rid FROM resource r WHERE r.rid = ANY($1) AND {visible}"),
+                    &binds,
+                )
+                .load::<Rid>(self.conn)?
+                .into_iter()
+                .map(|r| r.rid)
+                .collect();
+                rows.into_iter()
+                    .filter(|r| shown.contains(&r.rid))
+                    .collect()
             }
-        }
+            _ => rows,
+        };
         let mut out: std::collections::HashMap<(String, String), Vec<Match>> = Default::default();
         let mut seen = std::collections::HashSet::new();
         for r in rows {
@@ -662,16 +706,12 @@ impl Tx<'_> {
         Ok(out)
     }
 
-    /// Refuses the write when the current version is outside the client's access rules.
-    fn check_visible_now(
-        &mut self,
-        rid: i64,
-        ctx: &WriteContext,
-        res_type: &str,
-        id: &str,
-    ) -> Result<(), StoreError> {
+    /// True when the client's access rules admit the current row (a deletion marker keeps the
+    /// last version's labels and compartments; under a scope restriction it cannot be judged
+    /// and is not admitted).
+    fn visible_now(&mut self, rid: i64, ctx: &WriteContext) -> Result<bool, StoreError> {
         let Some(access) = &ctx.access else {
-            return Ok(());
+            return Ok(true);
         };
         self.flush_sources()?;
         let mut binds = vec![Bind::BigInt(rid)];
@@ -681,12 +721,30 @@ impl Tx<'_> {
             &binds,
         )
         .load(self.conn)?;
-        if rows.is_empty() {
-            return Err(StoreError::Forbidden(format!(
-                "{res_type}/{id} is outside what this client may change"
-            )));
-        }
-        Ok(())
+        Ok(!rows.is_empty())
+    }
+
+    /// Whether the client may see the resource named by type and id (false when none exists).
+    fn visible_by_id(
+        &mut self,
+        res_type: &str,
+        id: &str,
+        ctx: &WriteContext,
+    ) -> Result<bool, StoreError> {
+        let mut binds = vec![Bind::Text(res_type.into()), Bind::Text(id.into())];
+        let cond = match &ctx.access {
+            Some(access) => {
+                self.flush_sources()?;
+                access.predicate("r", &mut binds)
+            }
+            None => "TRUE".into(),
+        };
+        let rows: Vec<Rid> = query(
+            &format!("SELECT r.rid FROM resource r WHERE r.res_type = $1 AND r.id = $2 AND {cond}"),
+            &binds,
+        )
+        .load(self.conn)?;
+        Ok(!rows.is_empty())
     }
 
     fn try_insert_new(
@@ -809,7 +867,13 @@ impl Tx<'_> {
         ctx: &WriteContext,
     ) -> Result<(), StoreError> {
         if res_type == "Patient" {
-            identity::claim(self.conn, id, &identity::nhs_numbers(&v.value))?;
+            if let Some((nhs, holder)) =
+                identity::claim(self.conn, id, &identity::nhs_numbers(&v.value))?
+            {
+                // A Patient the writer may not see is not named (README, hidden resources).
+                let shown = self.visible_by_id("Patient", &holder, ctx)?;
+                return Err(identity::conflict(&nhs, shown.then_some(holder.as_str())));
+            }
             // A new Patient's registered practice is related before the access check, so a
             // practice can register a patient it may then see.
             sync_registered_practices(self.conn, id, &v.value)?;
@@ -824,6 +888,14 @@ impl Tx<'_> {
         self.index(rid, res_type, fhir_model::index::extract(&v.value));
         Ok(())
     }
+}
+
+/// The refusal of a write whose version would be outside the client's rules; the same words
+/// for a new version and for an id held by a resource the client may not see.
+pub(crate) fn outside_rules(reference: &str) -> StoreError {
+    StoreError::Forbidden(format!(
+        "{reference} would be outside what this client may change"
+    ))
 }
 
 /// The advisory lock key of a conditional write's condition.

@@ -553,7 +553,8 @@ fn patched(
     let access = ctx.access.clone().unwrap_or_default();
     let current = match tx.read_checked(t, id, None, &access)? {
         Some((s, Visibility::Visible)) if !s.deleted => s,
-        Some((s, _)) if s.deleted => {
+        // A deletion the client may not see is as absent as a resource it may not see.
+        Some((s, Visibility::Visible)) if s.deleted => {
             return Err(ApiError::new(
                 StatusCode::GONE,
                 "deleted",

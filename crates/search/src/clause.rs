@@ -519,7 +519,11 @@ impl Compiler<'_> {
         match parts.as_slice() {
             [_] => {}
             [_, _, unit] if unit.is_empty() => {
-                return Err(bad(code, v, "a quantity's unit after the second | is empty"))
+                return Err(bad(
+                    code,
+                    v,
+                    "a quantity's unit after the second | is empty",
+                ))
             }
             [_, system, unit] => {
                 let unit = unescape(unit)?;

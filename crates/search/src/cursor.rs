@@ -32,7 +32,8 @@ impl CursorKey {
     /// A fresh random key.
     pub fn random() -> Result<CursorKey, String> {
         let mut key = [0u8; 32];
-        getrandom::getrandom(&mut key).map_err(|e| format!("no randomness for the cursor key: {e}"))?;
+        getrandom::getrandom(&mut key)
+            .map_err(|e| format!("no randomness for the cursor key: {e}"))?;
         Ok(CursorKey(key))
     }
 

@@ -398,13 +398,31 @@ mod tests {
             rid: 42,
         };
         let token = first.cursor_token(7, &at, false);
-        let next = p(&format!("family=smith&_sort=birthdate&_cursor={token}"), false).unwrap();
-        assert_eq!((next.snapshot, next.cursor, next.backward), (Some(7), Some(at), false));
+        let next = p(
+            &format!("family=smith&_sort=birthdate&_cursor={token}"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (next.snapshot, next.cursor, next.backward),
+            (Some(7), Some(at), false)
+        );
         // The cursor may come first in the query.
-        assert!(p(&format!("_cursor={token}&family=smith&_sort=birthdate"), false).is_ok());
-        for other in ["family=jones&_sort=birthdate", "family=smith&_sort=family", "family=smith"] {
+        assert!(p(
+            &format!("_cursor={token}&family=smith&_sort=birthdate"),
+            false
+        )
+        .is_ok());
+        for other in [
+            "family=jones&_sort=birthdate",
+            "family=smith&_sort=family",
+            "family=smith",
+        ] {
             assert!(
-                matches!(p(&format!("{other}&_cursor={token}"), false), Err(SearchError::Malformed(_))),
+                matches!(
+                    p(&format!("{other}&_cursor={token}"), false),
+                    Err(SearchError::Malformed(_))
+                ),
                 "{other}"
             );
         }
@@ -418,8 +436,17 @@ mod tests {
     #[test]
     fn count_extremes() {
         assert_eq!(p("_count=0", false).unwrap().count, 0);
-        assert_eq!(p("_count=99999999999999999999999", false).unwrap().count, 100);
-        for bad in ["_count=-1", "_count=1e3", "_count=", "_count=%2B5", "_count=5.0"] {
+        assert_eq!(
+            p("_count=99999999999999999999999", false).unwrap().count,
+            100
+        );
+        for bad in [
+            "_count=-1",
+            "_count=1e3",
+            "_count=",
+            "_count=%2B5",
+            "_count=5.0",
+        ] {
             assert!(p(bad, false).is_err(), "{bad}");
         }
     }
@@ -438,11 +465,20 @@ mod tests {
             "general-practitioner:identifier=%7C",
         ] {
             assert!(
-                matches!(p(q, false), Err(SearchError::BadValue { .. } | SearchError::Malformed(_))),
+                matches!(
+                    p(q, false),
+                    Err(SearchError::BadValue { .. } | SearchError::Malformed(_))
+                ),
                 "{q}"
             );
         }
-        let obs = |q: &str| plan(&["Observation".to_string()], &pairs(q).unwrap(), &opts(false));
+        let obs = |q: &str| {
+            plan(
+                &["Observation".to_string()],
+                &pairs(q).unwrap(),
+                &opts(false),
+            )
+        };
         for q in [
             "code:text=%5C",
             "code=%7C",

@@ -294,14 +294,15 @@ fn parse_duration(
             "{name} must be a duration such as 500ms or 10s, or off, got '{v}'"
         ));
     };
-    let n: u64 = digits
-        .trim()
-        .parse()
-        .map_err(|_| format!("{name} must be a duration such as 500ms or 10s, or off, got '{v}'"))?;
+    let n: u64 = digits.trim().parse().map_err(|_| {
+        format!("{name} must be a duration such as 500ms or 10s, or off, got '{v}'")
+    })?;
     if n == 0 {
         return Ok(None);
     }
-    Ok(Some(std::time::Duration::from_millis(n.saturating_mul(unit_ms))))
+    Ok(Some(std::time::Duration::from_millis(
+        n.saturating_mul(unit_ms),
+    )))
 }
 
 fn parse_number(value: Option<String>, name: &str, default: usize) -> Result<usize, String> {
@@ -349,8 +350,14 @@ mod tests {
         let t = |v: &str| {
             load(&[], &[("INVICTA_STATEMENT_TIMEOUT", v)]).map(|(_, c)| c.statement_timeout)
         };
-        assert_eq!(load(&[], &[]).unwrap().1.statement_timeout, Some(DEFAULT_STATEMENT_TIMEOUT));
-        assert_eq!(t("250ms").unwrap(), Some(std::time::Duration::from_millis(250)));
+        assert_eq!(
+            load(&[], &[]).unwrap().1.statement_timeout,
+            Some(DEFAULT_STATEMENT_TIMEOUT)
+        );
+        assert_eq!(
+            t("250ms").unwrap(),
+            Some(std::time::Duration::from_millis(250))
+        );
         assert_eq!(t("30s").unwrap(), Some(std::time::Duration::from_secs(30)));
         assert_eq!(t("off").unwrap(), None);
         assert_eq!(t("0").unwrap(), None);

@@ -168,6 +168,11 @@ async fn serve(state: AppState) -> std::io::Result<()> {
             .configure(app::configure)
     })
     .shutdown_timeout(30)
+    // A client that closes its side has gone: its handler is dropped, which cancels the
+    // statement it was waiting for (see `store::CancelGuard`), instead of running to the end
+    // for nobody. HTTP/1 half-close (request sent, write side shut, answer awaited) is not
+    // something FHIR clients do.
+    .h1_allow_half_closed(false)
     .bind(listen)?;
     tracing::info!(%listen, base_url = %base, "Invicta FHIR server listening");
     server.run().await

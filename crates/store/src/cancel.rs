@@ -147,10 +147,9 @@ impl Store {
         // Its own small pool: when the cancel is needed most, abandoned statements may hold
         // every connection of the main one.
         let mut conn = self.canceller.get()?;
-        let rows: Vec<Cancelled> = diesel::sql_query(format!(
-            "SELECT pg_cancel_backend({pid}) AS cancelled"
-        ))
-        .load(&mut *conn)?;
+        let rows: Vec<Cancelled> =
+            diesel::sql_query(format!("SELECT pg_cancel_backend({pid}) AS cancelled"))
+                .load(&mut *conn)?;
         Ok(rows.first().is_some_and(|r| r.cancelled))
     }
 }

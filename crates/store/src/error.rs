@@ -146,7 +146,10 @@ mod tests {
             "canceling statement due to statement timeout",
         );
         assert!(matches!(e, StoreError::Timeout(_)), "{e:?}");
-        let e = db(DatabaseErrorKind::Unknown, "canceling statement due to user request");
+        let e = db(
+            DatabaseErrorKind::Unknown,
+            "canceling statement due to user request",
+        );
         assert!(matches!(e, StoreError::Timeout(_)), "{e:?}");
         let e = db(
             DatabaseErrorKind::UnableToSendCommand,

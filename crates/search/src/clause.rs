@@ -303,11 +303,14 @@ impl Compiler<'_> {
         } else {
             "IN"
         };
-        Ok(format!(
-            "{}.rid {op} ({})",
-            self.alias,
-            alternatives.join(" UNION ")
-        ))
+        // One scan of the index table with the values OR'd, not a subquery per value joined by
+        // UNION: a hundred values of one parameter cost one pass instead of a hundred.
+        let any = match alternatives.as_slice() {
+            [one] => one.clone(),
+            many => format!("(({}))", many.join(") OR (")),
+        };
+        let sub = self.rids(table, &def.code, &any);
+        Ok(format!("{}.rid {op} ({sub})", self.alias))
     }
 
     fn string(
@@ -333,7 +336,7 @@ impl Compiler<'_> {
             Some("exact") => format!("x.value = {}", self.text(&v)),
             Some(m) => return Err(SearchError::Unsupported(format!("{code}:{m}"))),
         };
-        Ok(self.rids("idx_string", code, &cond))
+        Ok(cond)
     }
 
     /// `code`, `system|code`, `|code` (no system) or `system|` (any code) as a condition on the
@@ -393,7 +396,7 @@ impl Compiler<'_> {
             ),
             Some(m) => return Err(SearchError::Unsupported(format!("{code}:{m}"))),
         };
-        Ok(self.rids("idx_token", code, &cond))
+        Ok(cond)
     }
 
     fn date(&mut self, code: &str, modifier: Option<&str>, v: &str) -> Result<String, SearchError> {
@@ -405,7 +408,7 @@ impl Compiler<'_> {
         let (lo, hi) =
             date_range(text).ok_or_else(|| bad(code, v, "not a FHIR date, dateTime or instant"))?;
         let cond = self.range_condition(prefix, lo, hi, "x.lo", "x.hi");
-        Ok(self.rids("idx_date", code, &cond))
+        Ok(cond)
     }
 
     /// `_lastUpdated`, held on the resource row: the point `t` is the range `[t, t + 1 ms)`.
@@ -464,7 +467,7 @@ impl Compiler<'_> {
         }
         let (prefix, text) = split_prefix(v);
         let cond = self.numeric_condition(code, prefix, text, v)?;
-        Ok(self.rids("idx_number", code, &cond))
+        Ok(cond)
     }
 
     fn numeric_condition_on(
@@ -538,7 +541,7 @@ impl Compiler<'_> {
             }
             _ => return Err(bad(code, v, "a quantity is [prefix]number[|system|code]")),
         }
-        Ok(self.rids("idx_quantity", code, &cond))
+        Ok(cond)
     }
 
     /// `code-value-quantity=http://loinc.org|8480-6$gt100|http://unitsofmeasure.org|mm[Hg]`:
@@ -612,7 +615,7 @@ impl Compiler<'_> {
         };
         cond.push_str(" AND ");
         cond.push_str(&second_cond);
-        Ok(self.rids("idx_composite", code, &cond))
+        Ok(cond)
     }
 
     fn reference(
@@ -641,7 +644,7 @@ impl Compiler<'_> {
                 }
                 _ => return Err(bad(code, v, "an identifier is [system|]value")),
             };
-            return Ok(self.rids("idx_reference", code, &cond));
+            return Ok(cond);
         }
         let v = unescape(v)?;
         let cond = match modifier {
@@ -681,7 +684,7 @@ impl Compiler<'_> {
                 }
             }
         };
-        Ok(self.rids("idx_reference", code, &cond))
+        Ok(cond)
     }
 
     fn uri(&mut self, code: &str, modifier: Option<&str>, v: &str) -> Result<String, SearchError> {
@@ -692,7 +695,7 @@ impl Compiler<'_> {
             Some("above") => format!("{} LIKE x.uri || '%'", self.text(&v)),
             Some(m) => return Err(SearchError::Unsupported(format!("{code}:{m}"))),
         };
-        Ok(self.rids("idx_uri", code, &cond))
+        Ok(cond)
     }
 }
 

@@ -107,7 +107,7 @@ fn unbounded_query_shapes_are_refused_before_sql() {
     for path in [
         format!("/Patient?{}", repeat("family=t", 20, "&")),
         format!("/Patient?family={}", repeat("t", 100, ",")),
-        format!("/Patient?{}code=8867-4", has.repeat(1)),
+        format!("/Patient?{has}code=8867-4"),
         format!(
             "/Observation?{}",
             repeat("_include=Observation:subject", 10, "&")

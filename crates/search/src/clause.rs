@@ -6,6 +6,7 @@ use fhir_model::index::{date_range, decimal_bounds, normalize_string, parse_refe
 use fhir_model::search_params::{ParamType, SearchParamDef};
 use store::Bind;
 
+use crate::limits::{check_date, check_number, MAX_DEPTH};
 use crate::text::{split_unescaped, unescape};
 use crate::SearchError;
 
@@ -65,9 +66,6 @@ pub struct Compiler<'a> {
     pub access: Option<&'a store::Access>,
 }
 
-/// How deep chains and `_has` may nest.
-const MAX_DEPTH: usize = 3;
-
 impl Compiler<'_> {
     /// Compiles any search parameter (with modifier, chain or `_has`) for resources of `types`.
     pub fn parameter(
@@ -91,7 +89,7 @@ impl Compiler<'_> {
                 let ids: Vec<String> = split_unescaped(value, ',')
                     .iter()
                     .map(|v| unescape(v))
-                    .collect();
+                    .collect::<Result<_, _>>()?;
                 let b = self.bind(Bind::TextArray(ids));
                 Ok(format!("{}.id = ANY({b})", self.alias))
             }
@@ -115,8 +113,8 @@ impl Compiler<'_> {
     /// A nested compiler for resources of `types` under a fresh alias.
     fn nested(&mut self, types: Vec<String>) -> Result<Compiler<'_>, SearchError> {
         if self.depth >= MAX_DEPTH {
-            return Err(SearchError::Unsupported(format!(
-                "chains and _has nested deeper than {MAX_DEPTH}"
+            return Err(SearchError::TooCostly(format!(
+                "chains and _has nest deeper than {MAX_DEPTH} levels"
             )));
         }
         let types_ph = self.bind(Bind::TextArray(types));
@@ -325,11 +323,14 @@ impl Compiler<'_> {
         } else {
             "IN"
         };
-        Ok(format!(
-            "{}.rid {op} ({})",
-            self.alias,
-            alternatives.join(" UNION ")
-        ))
+        // One scan of the index table with the values OR'd, not a subquery per value joined by
+        // UNION: a hundred values of one parameter cost one pass instead of a hundred.
+        let any = match alternatives.as_slice() {
+            [one] => one.clone(),
+            many => format!("(({}))", many.join(") OR (")),
+        };
+        let sub = self.rids(table, &def.code, &any);
+        Ok(format!("{}.rid {op} ({sub})", self.alias))
     }
 
     fn string(
@@ -338,7 +339,11 @@ impl Compiler<'_> {
         modifier: Option<&str>,
         v: &str,
     ) -> Result<String, SearchError> {
-        let v = unescape(v);
+        let v = unescape(v)?;
+        if modifier != Some("exact") && normalize_string(&v).is_empty() {
+            // An empty pattern would match every resource with the parameter.
+            return Err(bad(code, &v, "a value with letters or digits"));
+        }
         let cond = match modifier {
             None => format!(
                 "x.norm LIKE {} || '%'",
@@ -351,28 +356,35 @@ impl Compiler<'_> {
             Some("exact") => format!("x.value = {}", self.text(&v)),
             Some(m) => return Err(SearchError::Unsupported(format!("{code}:{m}"))),
         };
-        Ok(self.rids("idx_string", code, &cond))
+        Ok(cond)
     }
 
     /// `code`, `system|code`, `|code` (no system) or `system|` (any code) as a condition on the
     /// given columns; `None` when the value has another shape.
-    fn coded(&mut self, v: &str, system_col: &str, code_col: &str) -> Option<String> {
-        Some(match split_unescaped(v, '|').as_slice() {
-            [c] => format!("{code_col} = {}", self.text(&unescape(c))),
+    fn coded(
+        &mut self,
+        v: &str,
+        system_col: &str,
+        code_col: &str,
+    ) -> Result<Option<String>, SearchError> {
+        Ok(Some(match split_unescaped(v, '|').as_slice() {
+            [c] => format!("{code_col} = {}", self.text(&unescape(c)?)),
+            // `|` alone names neither a system nor a code.
+            [s, c] if s.is_empty() && c.is_empty() => return Ok(None),
             [s, c] if s.is_empty() => {
                 format!(
                     "{code_col} = {} AND {system_col} IS NULL",
-                    self.text(&unescape(c))
+                    self.text(&unescape(c)?)
                 )
             }
-            [s, c] if c.is_empty() => format!("{system_col} = {}", self.text(&unescape(s))),
+            [s, c] if c.is_empty() => format!("{system_col} = {}", self.text(&unescape(s)?)),
             [s, c] => {
-                let c = self.text(&unescape(c));
-                let s = self.text(&unescape(s));
+                let c = self.text(&unescape(c)?);
+                let s = self.text(&unescape(s)?);
                 format!("{code_col} = {c} AND {system_col} = {s}")
             }
-            _ => return None,
-        })
+            _ => return Ok(None),
+        }))
     }
 
     fn token(
@@ -383,13 +395,15 @@ impl Compiler<'_> {
     ) -> Result<String, SearchError> {
         let cond = match modifier {
             None | Some("not") => self
-                .coded(v, "x.system", "x.code")
+                .coded(v, "x.system", "x.code")?
                 .ok_or_else(|| bad(code, v, "a token is [system|]code"))?,
             Some("of-type") => match split_unescaped(v, '|').as_slice() {
-                [type_system, type_code, value] if !type_code.is_empty() && !value.is_empty() => {
-                    let value = self.text(&unescape(value));
-                    let type_code = self.text(&unescape(type_code));
-                    let type_system = self.text(&unescape(type_system));
+                [type_system, type_code, value]
+                    if !type_system.is_empty() && !type_code.is_empty() && !value.is_empty() =>
+                {
+                    let value = self.text(&unescape(value)?);
+                    let type_code = self.text(&unescape(type_code)?);
+                    let type_system = self.text(&unescape(type_system)?);
                     format!(
                         "x.code = {value} AND x.type_code = {type_code} AND x.type_system = {type_system}"
                     )
@@ -398,11 +412,11 @@ impl Compiler<'_> {
             },
             Some("text") => format!(
                 "lower(x.text) LIKE {} || '%'",
-                self.text(&like_escape(&unescape(v).to_lowercase()))
+                self.text(&like_escape(&unescape(v)?.to_lowercase()))
             ),
             Some(m) => return Err(SearchError::Unsupported(format!("{code}:{m}"))),
         };
-        Ok(self.rids("idx_token", code, &cond))
+        Ok(cond)
     }
 
     fn date(&mut self, code: &str, modifier: Option<&str>, v: &str) -> Result<String, SearchError> {
@@ -410,15 +424,17 @@ impl Compiler<'_> {
             return Err(SearchError::Unsupported(format!("{code}:{m}")));
         }
         let (prefix, text) = split_prefix(v);
+        check_date(code, v, text)?;
         let (lo, hi) =
             date_range(text).ok_or_else(|| bad(code, v, "not a FHIR date, dateTime or instant"))?;
         let cond = self.range_condition(prefix, lo, hi, "x.lo", "x.hi");
-        Ok(self.rids("idx_date", code, &cond))
+        Ok(cond)
     }
 
     /// `_lastUpdated`, held on the resource row: the point `t` is the range `[t, t + 1 ms)`.
     pub fn last_updated(&mut self, v: &str) -> Result<String, SearchError> {
         let (prefix, text) = split_prefix(v);
+        check_date("_lastUpdated", v, text)?;
         let (lo, hi) = date_range(text)
             .ok_or_else(|| bad("_lastUpdated", v, "not a FHIR date, dateTime or instant"))?;
         let a = self.alias.clone();
@@ -471,7 +487,7 @@ impl Compiler<'_> {
         }
         let (prefix, text) = split_prefix(v);
         let cond = self.numeric_condition(code, prefix, text, v)?;
-        Ok(self.rids("idx_number", code, &cond))
+        Ok(cond)
     }
 
     fn numeric_condition_on(
@@ -494,6 +510,7 @@ impl Compiler<'_> {
         text: &str,
         raw: &str,
     ) -> Result<String, SearchError> {
+        check_number(code, raw, text)?;
         let (value, lo, hi) = decimal_bounds(text).ok_or_else(|| bad(code, raw, "not a number"))?;
         let mut n = |s: &str| format!("{}::numeric", self.text(s));
         Ok(match prefix {
@@ -524,20 +541,27 @@ impl Compiler<'_> {
         let mut cond = self.numeric_condition(code, prefix, number, v)?;
         match parts.as_slice() {
             [_] => {}
+            [_, _, unit] if unit.is_empty() => {
+                return Err(bad(
+                    code,
+                    v,
+                    "a quantity's unit after the second | is empty",
+                ))
+            }
             [_, system, unit] => {
-                let unit = unescape(unit);
+                let unit = unescape(unit)?;
                 if system.is_empty() {
                     let u = self.text(&unit);
                     cond.push_str(&format!(" AND (x.code = {u} OR x.unit = {u})"));
                 } else {
-                    let s = self.text(&unescape(system));
+                    let s = self.text(&unescape(system)?);
                     let u = self.text(&unit);
                     cond.push_str(&format!(" AND x.system = {s} AND x.code = {u}"));
                 }
             }
             _ => return Err(bad(code, v, "a quantity is [prefix]number[|system|code]")),
         }
-        Ok(self.rids("idx_quantity", code, &cond))
+        Ok(cond)
     }
 
     /// `code-value-quantity=http://loinc.org|8480-6$gt100|http://unitsofmeasure.org|mm[Hg]`:
@@ -557,14 +581,14 @@ impl Compiler<'_> {
             return Err(bad(code, v, "a composite value is code$value"));
         };
         let mut cond = self
-            .coded(first, "x.system", "x.code")
+            .coded(first, "x.system", "x.code")?
             .filter(|_| !first.ends_with('|'))
             .ok_or_else(|| bad(code, v, "the first part is [system|]code"))?;
         let kind = fhir_model::index::composite_value_kind(def)
             .ok_or_else(|| SearchError::Unsupported(code.clone()))?;
         let second_cond = match kind {
             ParamType::Token => self
-                .coded(second, "x.v_system", "x.v_code")
+                .coded(second, "x.v_system", "x.v_code")?
                 .ok_or_else(|| bad(code, v, "the second part is [system|]code"))?,
             ParamType::Quantity => {
                 let q = split_unescaped(second, '|');
@@ -572,12 +596,15 @@ impl Compiler<'_> {
                 let mut c = self.numeric_condition_on("x.v_value", code, prefix, number, v)?;
                 match q.as_slice() {
                     [_] => {}
+                    [_, _, unit] if unit.is_empty() => {
+                        return Err(bad(code, v, "the unit after the second | is empty"))
+                    }
                     [_, system, unit] if system.is_empty() => {
-                        c.push_str(&format!(" AND x.v_code = {}", self.text(&unescape(unit))));
+                        c.push_str(&format!(" AND x.v_code = {}", self.text(&unescape(unit)?)));
                     }
                     [_, system, unit] => {
-                        let s = self.text(&unescape(system));
-                        let u = self.text(&unescape(unit));
+                        let s = self.text(&unescape(system)?);
+                        let u = self.text(&unescape(unit)?);
                         c.push_str(&format!(" AND x.v_system = {s} AND x.v_code = {u}"));
                     }
                     _ => {
@@ -592,19 +619,23 @@ impl Compiler<'_> {
             }
             ParamType::Date => {
                 let (prefix, text) = split_prefix(second);
+                check_date(code, v, text)?;
                 let (lo, hi) = date_range(text)
                     .ok_or_else(|| bad(code, v, "the second part is a FHIR date"))?;
                 self.range_condition(prefix, lo, hi, "x.d_lo", "x.d_hi")
             }
-            ParamType::String => format!(
-                "x.v_text LIKE {} || '%'",
-                self.text(&like_escape(&normalize_string(&unescape(second))))
-            ),
+            ParamType::String => {
+                let text = normalize_string(&unescape(second)?);
+                if text.is_empty() {
+                    return Err(bad(code, v, "a second part with letters or digits"));
+                }
+                format!("x.v_text LIKE {} || '%'", self.text(&like_escape(&text)))
+            }
             _ => return Err(SearchError::Unsupported(code.clone())),
         };
         cond.push_str(" AND ");
         cond.push_str(&second_cond);
-        Ok(self.rids("idx_composite", code, &cond))
+        Ok(cond)
     }
 
     fn reference(
@@ -614,21 +645,29 @@ impl Compiler<'_> {
         v: &str,
     ) -> Result<String, SearchError> {
         let code = &def.code;
-        let v = unescape(v);
-        let cond = match modifier {
-            Some("identifier") => {
-                let parts = split_unescaped(&v, '|');
-                match parts.as_slice() {
-                    [value] => format!("x.ident_value = {}", self.text(value)),
-                    [s, value] if value.is_empty() => format!("x.ident_system = {}", self.text(s)),
-                    [s, value] => {
-                        let val = self.text(value);
-                        let sys = self.text(s);
-                        format!("x.ident_value = {val} AND x.ident_system = {sys}")
-                    }
-                    _ => return Err(bad(code, &v, "an identifier is [system|]value")),
+        if modifier == Some("identifier") {
+            // Split before unescaping, so an escaped `\|` stays inside its part.
+            let parts = split_unescaped(v, '|')
+                .iter()
+                .map(|p| unescape(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let cond = match parts.as_slice() {
+                [value] => format!("x.ident_value = {}", self.text(value)),
+                [s, value] if s.is_empty() && value.is_empty() => {
+                    return Err(bad(code, v, "an identifier is [system|]value"))
                 }
-            }
+                [s, value] if value.is_empty() => format!("x.ident_system = {}", self.text(s)),
+                [s, value] => {
+                    let val = self.text(value);
+                    let sys = self.text(s);
+                    format!("x.ident_value = {val} AND x.ident_system = {sys}")
+                }
+                _ => return Err(bad(code, v, "an identifier is [system|]value")),
+            };
+            return Ok(cond);
+        }
+        let v = unescape(v)?;
+        let cond = match modifier {
             Some(t) if fhir_model::elements::is_resource_type(t) => {
                 if v.contains('/') {
                     return Err(bad(code, &v, "with a :Type modifier the value is an id"));
@@ -665,18 +704,18 @@ impl Compiler<'_> {
                 }
             }
         };
-        Ok(self.rids("idx_reference", code, &cond))
+        Ok(cond)
     }
 
     fn uri(&mut self, code: &str, modifier: Option<&str>, v: &str) -> Result<String, SearchError> {
-        let v = unescape(v);
+        let v = unescape(v)?;
         let cond = match modifier {
             None => format!("x.uri = {}", self.text(&v)),
             Some("below") => format!("x.uri LIKE {} || '%'", self.text(&like_escape(&v))),
             Some("above") => format!("{} LIKE x.uri || '%'", self.text(&v)),
             Some(m) => return Err(SearchError::Unsupported(format!("{code}:{m}"))),
         };
-        Ok(self.rids("idx_uri", code, &cond))
+        Ok(cond)
     }
 }
 

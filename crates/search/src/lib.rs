@@ -5,10 +5,13 @@
 //! **Invariant:** every value from a query is a bind parameter; no client text reaches SQL.
 
 mod clause;
+mod cursor;
+pub mod limits;
 mod plan;
 pub mod text;
 
-pub use plan::{compile_condition, encode_cursor, plan, PlanOptions, SearchPlan, TotalMode};
+pub use cursor::{CursorKey, MAX_CURSOR_CHARS};
+pub use plan::{compile_condition, plan, PlanOptions, SearchPlan, TotalMode};
 
 /// Why a search could not be planned.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -37,4 +40,7 @@ pub enum SearchError {
     /// The query is malformed as a whole.
     #[error("{0}")]
     Malformed(String),
+    /// The query asks for more work than one search may (a limit of [`limits`] names it).
+    #[error("{0}")]
+    TooCostly(String),
 }

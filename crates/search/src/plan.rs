@@ -6,6 +6,8 @@ use store::{Bind, Cursor, Filter, IncludeSpec, SortColumn, SortKey};
 use fhir_model::search_params;
 
 use crate::clause::Compiler;
+use crate::cursor::{self, CursorKey};
+use crate::limits;
 use crate::text::pairs;
 use crate::SearchError;
 
@@ -32,6 +34,11 @@ pub struct PlanOptions {
     /// The request's access rules, applied inside chains and `_has` (the store applies them to
     /// the matches themselves).
     pub access: Option<store::Access>,
+    /// The secret page cursors are sealed with.
+    pub cursor_key: CursorKey,
+    /// What else the search is bound to beyond its parameters (a compartment search's
+    /// patient), so its cursors serve no other search.
+    pub scope: String,
 }
 
 /// A checked, compiled search.
@@ -59,6 +66,15 @@ pub struct SearchPlan {
     pub ignored: Vec<String>,
     /// `_include` and `_revinclude` values.
     pub includes: Vec<IncludeSpec>,
+    /// The key and search context that seal this search's cursors.
+    seal: (CursorKey, Vec<u8>),
+}
+
+impl SearchPlan {
+    /// The `_cursor` value of a page link of this search: where that page starts, sealed.
+    pub fn cursor_token(&self, snapshot: i64, at: &Cursor, backward: bool) -> String {
+        cursor::seal(&self.seal.0, &self.seal.1, snapshot, at, backward)
+    }
 }
 
 /// Parameters the HTTP layer handles; they are neither applied here nor reported as ignored.
@@ -70,6 +86,7 @@ pub fn plan(
     params: &[(String, String)],
     options: &PlanOptions,
 ) -> Result<SearchPlan, SearchError> {
+    limits::check_query(params)?;
     let mut binds = vec![Bind::TextArray(types.to_vec())];
     let mut conds = Vec::new();
     let mut plan = SearchPlan {
@@ -84,7 +101,9 @@ pub fn plan(
         applied: Vec::new(),
         ignored: Vec::new(),
         includes: Vec::new(),
+        seal: (options.cursor_key.clone(), Vec::new()),
     };
+    let mut cursor_token = None;
     for (name, value) in params {
         let base = name.split([':', '.']).next().unwrap_or(name);
         if OUTPUT_PARAMS.contains(&base) || base == "_type" {
@@ -100,12 +119,7 @@ pub fn plan(
         };
         let outcome: Result<Option<String>, SearchError> = match base {
             "_count" => {
-                plan.count = value
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| bad("_count", value, "a whole number"))?
-                    .min(options.max_count);
+                plan.count = parse_count(value)?.min(options.max_count);
                 Ok(None)
             }
             "_total" => {
@@ -148,10 +162,8 @@ pub fn plan(
                 })
             }
             "_cursor" => {
-                let (snapshot, cursor, backward) = decode_cursor(value)?;
-                plan.snapshot = Some(snapshot);
-                plan.cursor = Some(cursor);
-                plan.backward = backward;
+                // Opened once the search it must belong to is known.
+                cursor_token = Some(value.as_str());
                 continue;
             }
             _ => compiler.parameter(types, name, value).map(Some),
@@ -170,6 +182,14 @@ pub fn plan(
             }
             Err(e) => return Err(e),
         }
+    }
+    plan.seal.1 = cursor::context(&plan.types, &plan.applied, &options.scope);
+    if let Some(token) = cursor_token {
+        let (snapshot, at, backward) = cursor::open(&plan.seal.0, &plan.seal.1, token)?;
+        cursor::fits(&at, &plan.sort)?;
+        plan.snapshot = Some(snapshot);
+        plan.cursor = Some(at);
+        plan.backward = backward;
     }
     if !conds.is_empty() {
         plan.filter = Some(Filter {
@@ -268,65 +288,12 @@ fn parse_sort(types: &[String], value: &str) -> Result<Vec<SortKey>, SearchError
         .collect()
 }
 
-/// Encodes where a page starts: direction, snapshot, row id and sort values, hex-encoded.
-pub fn encode_cursor(snapshot: i64, cursor: &Cursor, backward: bool) -> String {
-    let dir = if backward { 'b' } else { 'f' };
-    let mut raw = format!("{dir}{snapshot}\u{1f}{}", cursor.rid);
-    for v in &cursor.values {
-        raw.push('\u{1f}');
-        match v {
-            Some(v) => {
-                raw.push('v');
-                raw.push_str(v);
-            }
-            None => raw.push('n'),
-        }
+/// `_count`: a whole number; one too large for any page is the largest page.
+fn parse_count(value: &str) -> Result<i64, SearchError> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("_count", value, "a whole number"));
     }
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_cursor(token: &str) -> Result<(i64, Cursor, bool), SearchError> {
-    let broken = || {
-        SearchError::Malformed(
-            "the paging link is damaged or from another search; start the search again".into(),
-        )
-    };
-    if !token.len().is_multiple_of(2) || token.len() > 4096 {
-        return Err(broken());
-    }
-    // Byte pairs, not string slices: a token with multi-byte characters must not split one.
-    let bytes: Option<Vec<u8>> = token
-        .as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            std::str::from_utf8(pair)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect();
-    let raw = String::from_utf8(bytes.ok_or_else(broken)?).map_err(|_| broken())?;
-    let backward = match raw.get(..1) {
-        Some("f") => false,
-        Some("b") => true,
-        _ => return Err(broken()),
-    };
-    let mut parts = raw[1..].split('\u{1f}');
-    let snapshot = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(broken)?;
-    let rid = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(broken)?;
-    let values = parts
-        .map(|p| match p.split_at_checked(1) {
-            Some(("v", v)) => Ok(Some(v.to_string())),
-            Some(("n", "")) => Ok(None),
-            _ => Err(broken()),
-        })
-        .collect::<Result<_, _>>()?;
-    Ok((snapshot, Cursor { values, rid }, backward))
+    Ok(value.parse::<i64>().unwrap_or(i64::MAX))
 }
 
 fn bad(param: &str, value: &str, what: &str) -> SearchError {
@@ -351,6 +318,9 @@ pub fn compile_condition(resource_type: &str, query: &str) -> Result<Filter, Sea
         strict: true,
         base_url: String::new(),
         access: None,
+        // Conditions have no pages: any `_cursor` in one fails to open and is refused.
+        cursor_key: CursorKey::from_secret(b"conditions have no cursor"),
+        scope: String::new(),
     };
     let plan = plan(&[resource_type.to_string()], &params, &options)?;
     plan.filter
@@ -368,6 +338,8 @@ mod tests {
             strict,
             base_url: "http://h/fhir".into(),
             access: None,
+            cursor_key: CursorKey::from_secret(b"k"),
+            scope: String::new(),
         }
     }
 
@@ -419,16 +391,122 @@ mod tests {
     }
 
     #[test]
-    fn cursors_round_trip() {
-        let c = Cursor {
-            values: vec![Some("2026-01-01 00:00:00+00".into()), None],
+    fn cursors_are_bound_to_their_search_and_sort_keys() {
+        let first = p("family=smith&_sort=birthdate", false).unwrap();
+        let at = Cursor {
+            values: vec![Some("2026-01-01 00:00:00+00".into())],
             rid: 42,
         };
-        let token = encode_cursor(7, &c, true);
-        assert_eq!(decode_cursor(&token).unwrap(), (7, c, true));
-        assert!(decode_cursor("zz").is_err());
-        assert!(decode_cursor("aé").is_err());
-        assert!(decode_cursor("éé").is_err());
+        let token = first.cursor_token(7, &at, false);
+        let next = p(
+            &format!("family=smith&_sort=birthdate&_cursor={token}"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (next.snapshot, next.cursor, next.backward),
+            (Some(7), Some(at), false)
+        );
+        // The cursor may come first in the query.
+        assert!(p(
+            &format!("_cursor={token}&family=smith&_sort=birthdate"),
+            false
+        )
+        .is_ok());
+        for other in [
+            "family=jones&_sort=birthdate",
+            "family=smith&_sort=family",
+            "family=smith",
+        ] {
+            assert!(
+                matches!(
+                    p(&format!("{other}&_cursor={token}"), false),
+                    Err(SearchError::Malformed(_))
+                ),
+                "{other}"
+            );
+        }
+        let mut other_scope = opts(false);
+        other_scope.scope = "patient-2".into();
+        let q = pairs(&format!("family=smith&_sort=birthdate&_cursor={token}")).unwrap();
+        assert!(plan(&["Patient".to_string()], &q, &other_scope).is_err());
+        assert!(compile_condition("Patient", &format!("family=smith&_cursor={token}")).is_err());
+    }
+
+    #[test]
+    fn count_extremes() {
+        assert_eq!(p("_count=0", false).unwrap().count, 0);
+        assert_eq!(
+            p("_count=99999999999999999999999", false).unwrap().count,
+            100
+        );
+        for bad in [
+            "_count=-1",
+            "_count=1e3",
+            "_count=",
+            "_count=%2B5",
+            "_count=5.0",
+        ] {
+            assert!(p(bad, false).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dangling_escapes_and_empty_values_are_refused() {
+        for q in [
+            "family=%5C",
+            "family=smith%5C",
+            "family:contains=%5C",
+            "family=%20",
+            "family=a%5Cb",
+            "identifier=%7C",
+            "identifier=sys%7Cabc%5C",
+            "_id=%5C",
+            "general-practitioner:identifier=%7C",
+        ] {
+            assert!(
+                matches!(
+                    p(q, false),
+                    Err(SearchError::BadValue { .. } | SearchError::Malformed(_))
+                ),
+                "{q}"
+            );
+        }
+        let obs = |q: &str| {
+            plan(
+                &["Observation".to_string()],
+                &pairs(q).unwrap(),
+                &opts(false),
+            )
+        };
+        for q in [
+            "code:text=%5C",
+            "code=%7C",
+            "value-quantity=5%7C%7C",
+            "value-quantity=1e2147483647",
+            "value-quantity=1e-2147483648",
+            "date=2024-01-01T00:00:00.1234567890123456789012345678901234567890123456789012345678901Z",
+            "code-value-quantity=http://loinc.org%7C8480-6$1e99999",
+        ] {
+            assert!(obs(q).is_err(), "{q}");
+        }
+        // Escapes FHIR defines still work.
+        assert!(p(r"family=a%5C,b", false).is_ok());
+        assert!(p(r"family=a%5C%5Cb", false).is_ok());
+        assert!(obs("code=http://loinc.org%7C8480-6").is_ok());
+    }
+
+    #[test]
+    fn query_shape_limits_are_checked_first() {
+        let q = vec!["family=t"; 1000].join("&");
+        assert!(matches!(p(&q, false), Err(SearchError::TooCostly(_))));
+        let q = format!("family={}", vec!["a"; 8000].join(","));
+        assert!(matches!(p(&q, false), Err(SearchError::TooCostly(_))));
+        let q = "_has:Observation:subject:_has:Observation:subject:_has:Observation:subject:_has:Observation:subject:code=x";
+        assert!(matches!(p(q, false), Err(SearchError::TooCostly(_))));
+        // Too deep is refused even though lenient searches ignore what is merely unsupported.
+        let q = "general-practitioner:Practitioner.organization.partof.partof.name=x";
+        assert!(matches!(p(q, false), Err(SearchError::TooCostly(_))));
     }
 
     #[test]

@@ -78,20 +78,34 @@ pub fn split_unescaped(value: &str, sep: char) -> Vec<String> {
     parts
 }
 
-/// Removes remaining backslash escapes from a value part.
-pub fn unescape(value: &str) -> String {
+/// Removes the remaining backslash escapes from a value part. FHIR escapes only `\,` `\|` `\$`
+/// and `\\`: a backslash before anything else, or one left dangling at the end, is an error
+/// rather than dropped, because a value that silently loses its last character can become
+/// empty and match everything.
+pub fn unescape(value: &str) -> Result<String, SearchError> {
     let mut out = String::with_capacity(value.len());
     let mut chars = value.chars();
     while let Some(c) = chars.next() {
         if c == '\\' {
-            if let Some(n) = chars.next() {
-                out.push(n);
+            match chars.next() {
+                Some(n @ (',' | '|' | '$' | '\\')) => out.push(n),
+                Some(n) => {
+                    return Err(SearchError::Malformed(format!(
+                        "'{value}' has the escape '\\{n}'; a backslash escapes only , | $ or \\ \
+                         (write a literal backslash as \\\\)"
+                    )))
+                }
+                None => {
+                    return Err(SearchError::Malformed(format!(
+                        "'{value}' ends in a lone backslash; write a literal backslash as \\\\"
+                    )))
+                }
             }
         } else {
             out.push(c);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Percent-encodes a value for a link the server builds.
@@ -115,9 +129,21 @@ mod tests {
     fn escapes_and_splits() {
         assert_eq!(split_unescaped(r"a\,b,c", ','), ["a,b", "c"]);
         assert_eq!(split_unescaped(r"sys|co\|de", '|'), ["sys", "co|de"]);
-        assert_eq!(unescape(r"a\$b"), "a$b");
+        assert_eq!(unescape(r"a\$b").unwrap(), "a$b");
+        assert_eq!(unescape(r"a\\b").unwrap(), r"a\b");
         assert!(decode("%zz").is_err());
         assert!(decode("a%00b").is_err());
         assert_eq!(decode("a+b%2Cc").unwrap(), "a b,c");
+    }
+
+    #[test]
+    fn dangling_and_unknown_escapes_are_errors() {
+        for bad in [r"\", r"abc\", r"a\b", r"\n", r"x\\\"] {
+            assert!(unescape(bad).is_err(), "{bad}");
+        }
+        // A trailing backslash survives the split, so the unescape that follows refuses it.
+        let parts = split_unescaped(r"a,b\", ',');
+        assert_eq!(parts, ["a", r"b\"]);
+        assert!(unescape(&parts[1]).is_err());
     }
 }

@@ -13,6 +13,8 @@
 //! | `INVICTA_SEARCH_DEFAULT_COUNT` | | `20` |
 //! | `INVICTA_SEARCH_MAX_COUNT` | | `1000` |
 //! | `INVICTA_SEARCH_EXPLAIN` | | `off` |
+//! | `INVICTA_STATEMENT_TIMEOUT` | | `10s` (`500ms`, `30s`; `off`: no limit) |
+//! | `INVICTA_CURSOR_KEY` | | random per process (a secret shared by instances behind one load balancer) |
 //! | `INVICTA_AUTH` | | `on` (`off`: no tokens, development only) |
 //! | `INVICTA_AUDIT` | | `on` (`off`: no audit trail, benchmarking only) |
 //! | `INVICTA_SIGNING_KEY` | | `.data/signing-key.pem` (created when missing) |
@@ -63,6 +65,10 @@ pub struct Config {
     pub search_max_count: i64,
     /// `_explain=true` on a search returns its SQL and plan (for operators; off by default).
     pub search_explain: bool,
+    /// How long one statement of a request may run (`None`: no limit).
+    pub statement_timeout: Option<std::time::Duration>,
+    /// The key that seals search page cursors.
+    pub cursor_key: search::CursorKey,
     /// Tokens are required (the default); off only for local development.
     pub auth: bool,
     /// Every access is audited (the default); off only to measure what auditing costs.
@@ -173,6 +179,16 @@ impl Config {
                 ))
             }
         };
+        let statement_timeout = parse_duration(
+            env("INVICTA_STATEMENT_TIMEOUT"),
+            "INVICTA_STATEMENT_TIMEOUT",
+            DEFAULT_STATEMENT_TIMEOUT,
+        )?;
+        let cursor_key = match env("INVICTA_CURSOR_KEY") {
+            Some(secret) if secret.len() >= 16 => search::CursorKey::from_secret(secret.as_bytes()),
+            Some(_) => return Err("INVICTA_CURSOR_KEY must be at least 16 characters".into()),
+            None => search::CursorKey::random()?,
+        };
         if search_max_count == 0 || search_default_count > search_max_count {
             return Err("INVICTA_SEARCH_DEFAULT_COUNT must not exceed INVICTA_SEARCH_MAX_COUNT, which must be above zero".into());
         }
@@ -233,6 +249,8 @@ impl Config {
                 search_default_count: search_default_count as i64,
                 search_max_count: search_max_count as i64,
                 search_explain,
+                statement_timeout,
+                cursor_key,
                 auth,
                 audit,
                 signing_key: env("INVICTA_SIGNING_KEY")
@@ -247,6 +265,44 @@ impl Config {
             },
         ))
     }
+}
+
+/// The statement timeout when `INVICTA_STATEMENT_TIMEOUT` is not set: long enough for any search
+/// the query limits admit on a loaded server, short enough that a runaway one frees its
+/// connection and core soon.
+const DEFAULT_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `500ms`, `10s`, or `off`/`0` for no limit.
+fn parse_duration(
+    value: Option<String>,
+    name: &str,
+    default: std::time::Duration,
+) -> Result<Option<std::time::Duration>, String> {
+    let Some(v) = value else {
+        return Ok(Some(default));
+    };
+    let t = v.trim();
+    if matches!(t, "off" | "0") {
+        return Ok(None);
+    }
+    let (digits, unit_ms) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1000)
+    } else {
+        return Err(format!(
+            "{name} must be a duration such as 500ms or 10s, or off, got '{v}'"
+        ));
+    };
+    let n: u64 = digits.trim().parse().map_err(|_| {
+        format!("{name} must be a duration such as 500ms or 10s, or off, got '{v}'")
+    })?;
+    if n == 0 {
+        return Ok(None);
+    }
+    Ok(Some(std::time::Duration::from_millis(
+        n.saturating_mul(unit_ms),
+    )))
 }
 
 fn parse_number(value: Option<String>, name: &str, default: usize) -> Result<usize, String> {
@@ -290,11 +346,34 @@ mod tests {
     }
 
     #[test]
+    fn statement_timeout() {
+        let t = |v: &str| {
+            load(&[], &[("INVICTA_STATEMENT_TIMEOUT", v)]).map(|(_, c)| c.statement_timeout)
+        };
+        assert_eq!(
+            load(&[], &[]).unwrap().1.statement_timeout,
+            Some(DEFAULT_STATEMENT_TIMEOUT)
+        );
+        assert_eq!(
+            t("250ms").unwrap(),
+            Some(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(t("30s").unwrap(), Some(std::time::Duration::from_secs(30)));
+        assert_eq!(t("off").unwrap(), None);
+        assert_eq!(t("0").unwrap(), None);
+        for bad in ["10", "ten s", "-1s", "5m"] {
+            assert!(t(bad).is_err(), "{bad}");
+        }
+        assert!(load(&[], &[("INVICTA_CURSOR_KEY", "short")]).is_err());
+    }
+
+    #[test]
     fn bad_values_are_one_line() {
         for (args, vars) in [
             (vec!["--listen", "nope"], vec![]),
             (vec![], vec![("INVICTA_MAX_BODY", "lots")]),
             (vec![], vec![("DATABASE_URL", "mysql://x")]),
+            (vec![], vec![("INVICTA_STATEMENT_TIMEOUT", "forever")]),
             (vec!["--frobnicate"], vec![]),
         ] {
             let e = load(&args, &vars).unwrap_err();

@@ -149,6 +149,25 @@ impl From<StoreError> for ApiError {
                     "The database is unavailable; retry later",
                 )
             }
+            StoreError::Timeout(msg) => {
+                tracing::warn!(error = %msg, "statement cancelled");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too-costly",
+                    "The request took longer than the server allows and was stopped; narrow it \
+                     (more selective parameters, fewer values, a smaller _count) rather than \
+                     retrying it unchanged",
+                )
+            }
+            StoreError::TooComplex(msg) => {
+                tracing::warn!(error = %msg, "statement too complex");
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "too-costly",
+                    "The request is too complex for the database to run; use fewer parameters \
+                     or values",
+                )
+            }
             other => internal(other),
         }
     }
@@ -156,7 +175,12 @@ impl From<StoreError> for ApiError {
 
 impl From<search::SearchError> for ApiError {
     fn from(e: search::SearchError) -> Self {
-        ApiError::bad_request(e.to_string())
+        match e {
+            search::SearchError::TooCostly(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "too-costly", e.to_string())
+            }
+            _ => ApiError::bad_request(e.to_string()),
+        }
     }
 }
 

@@ -76,17 +76,27 @@ fn run(command: Command, config: Config) -> Result<(), String> {
         }
         load::check_args(&config.command_args)?;
     }
-    let store = Store::connect(&StoreConfig {
-        database_url: config.database_url.clone(),
-        pool_size: config.pool_size,
-        connect_timeout: Duration::from_secs(10),
-    })
-    .map_err(|e| format!("cannot connect to the database: {e}"))?;
-    let applied = store
+    // Migrations, reindexing and `invicta load` are operator-run batch work that legitimately
+    // runs long: they get a store without a statement timeout. Serving gets the configured one.
+    let unbounded = |pool_size| {
+        Store::connect(&StoreConfig {
+            database_url: config.database_url.clone(),
+            pool_size,
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: None,
+        })
+        .map_err(|e| format!("cannot connect to the database: {e}"))
+    };
+    let maintenance = unbounded(if command == Command::Load {
+        config.pool_size
+    } else {
+        1
+    })?;
+    let applied = maintenance
         .migrate()
         .map_err(|e| format!("cannot apply migrations: {e}"))?;
     tracing::info!(applied, "database schema is up to date");
-    let rebuilt = store
+    let rebuilt = maintenance
         .ensure_index_current(
             &fhir_model::search_params::definitions_hash(),
             command == Command::Reindex,
@@ -99,11 +109,19 @@ fn run(command: Command, config: Config) -> Result<(), String> {
         );
     }
     if command == Command::Load {
-        return load::run(&config, &store, policy);
+        return load::run(&config, &maintenance, policy);
     }
     if command != Command::Serve {
         return Ok(());
     }
+    drop(maintenance);
+    let store = Store::connect(&StoreConfig {
+        database_url: config.database_url.clone(),
+        pool_size: config.pool_size,
+        connect_timeout: Duration::from_secs(10),
+        statement_timeout: config.statement_timeout,
+    })
+    .map_err(|e| format!("cannot connect to the database: {e}"))?;
     if !config.auth {
         tracing::warn!("INVICTA_AUTH=off: no tokens are checked and every request may do anything. For local development only; never expose this server.");
     }
@@ -151,6 +169,11 @@ async fn serve(state: AppState) -> std::io::Result<()> {
             .configure(app::configure)
     })
     .shutdown_timeout(30)
+    // A client that closes its side has gone: its handler is dropped, which cancels the
+    // statement it was waiting for (see `store::CancelGuard`), instead of running to the end
+    // for nobody. HTTP/1 half-close (request sent, write side shut, answer awaited) is not
+    // something FHIR clients do.
+    .h1_allow_half_closed(false)
     .bind(listen)?;
     tracing::info!(%listen, base_url = %base, "Invicta FHIR server listening");
     server.run().await

@@ -40,6 +40,14 @@ pub enum StoreError {
     /// The database could not be reached or a connection could not be had in time.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The statement ran past the statement timeout, or was cancelled because the client went
+    /// away (SQLSTATE 57014 `query_canceled`).
+    #[error("statement cancelled: {0}")]
+    Timeout(String),
+    /// The statement's shape exceeded a database limit (bind parameters, stack depth,
+    /// expression complexity): the request asked for too much, the database is fine.
+    #[error("statement too complex: {0}")]
+    TooComplex(String),
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(diesel::result::Error),
@@ -51,12 +59,27 @@ pub enum StoreError {
 impl From<diesel::result::Error> for StoreError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
+        // diesel keeps a PostgreSQL error's SQLSTATE to itself (it maps a few to kinds), so the
+        // classes that matter here are told by their messages (lc_messages is English unless an
+        // operator changed it; then they fall back to `Database`, a 500, never a 503).
         match e {
-            // The server went away (restart, failover): retryable, not a bug.
-            Error::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                info,
-            ) => StoreError::Unavailable(info.message().to_string()),
+            Error::DatabaseError(kind, info) => {
+                let message = info.message().to_string();
+                match classify(&message) {
+                    Some(Class::Cancelled) => StoreError::Timeout(message),
+                    Some(Class::TooComplex) => StoreError::TooComplex(message),
+                    // The server went away (restart, failover): retryable, not a bug.
+                    None if matches!(
+                        kind,
+                        DatabaseErrorKind::ClosedConnection
+                            | DatabaseErrorKind::UnableToSendCommand
+                    ) =>
+                    {
+                        StoreError::Unavailable(message)
+                    }
+                    None => StoreError::Database(Error::DatabaseError(kind, info)),
+                }
+            }
             other => StoreError::Database(other),
         }
     }
@@ -65,5 +88,75 @@ impl From<diesel::result::Error> for StoreError {
 impl From<diesel::r2d2::PoolError> for StoreError {
     fn from(e: diesel::r2d2::PoolError) -> Self {
         StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// Failures caused by what a statement asked, not by the database's health.
+#[derive(Debug, PartialEq, Eq)]
+enum Class {
+    /// 57014 `query_canceled`: statement timeout or `pg_cancel_backend`.
+    Cancelled,
+    /// Too many bind parameters (libpq refuses before sending), 54001 stack depth, 54000
+    /// program limits, 54023 too many arguments.
+    TooComplex,
+}
+
+fn classify(message: &str) -> Option<Class> {
+    const CANCELLED: &[&str] = &["canceling statement due to"];
+    const TOO_COMPLEX: &[&str] = &[
+        "number of parameters must be between",
+        "stack depth limit exceeded",
+        "statement is too complex",
+        "too many arguments",
+        "too many range table entries",
+        "target lists can have at most",
+        "cannot pass more than",
+        "array size exceeds the maximum",
+    ];
+    if CANCELLED.iter().any(|m| message.contains(m)) {
+        Some(Class::Cancelled)
+    } else if TOO_COMPLEX.iter().any(|m| message.contains(m)) {
+        Some(Class::TooComplex)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn db(kind: DatabaseErrorKind, message: &str) -> StoreError {
+        Error::DatabaseError(kind, Box::new(message.to_string())).into()
+    }
+
+    #[test]
+    fn the_shape_of_a_query_is_never_an_outage() {
+        // libpq refuses over 65,535 binds before sending; diesel calls that UnableToSendCommand.
+        let e = db(
+            DatabaseErrorKind::UnableToSendCommand,
+            "number of parameters must be between 0 and 65535\n",
+        );
+        assert!(matches!(e, StoreError::TooComplex(_)), "{e:?}");
+        let e = db(DatabaseErrorKind::Unknown, "stack depth limit exceeded");
+        assert!(matches!(e, StoreError::TooComplex(_)), "{e:?}");
+        let e = db(
+            DatabaseErrorKind::Unknown,
+            "canceling statement due to statement timeout",
+        );
+        assert!(matches!(e, StoreError::Timeout(_)), "{e:?}");
+        let e = db(
+            DatabaseErrorKind::Unknown,
+            "canceling statement due to user request",
+        );
+        assert!(matches!(e, StoreError::Timeout(_)), "{e:?}");
+        let e = db(
+            DatabaseErrorKind::UnableToSendCommand,
+            "server closed the connection unexpectedly",
+        );
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+        let e = db(DatabaseErrorKind::Unknown, "relation \"x\" does not exist");
+        assert!(matches!(e, StoreError::Database(_)), "{e:?}");
     }
 }

@@ -44,10 +44,12 @@ impl Store {
     }
 }
 
+/// The resources `spec` adds to `frontier`, leaving out those already `seen`, at most `limit`.
 fn run_spec(
     conn: &mut diesel::pg::PgConnection,
     spec: &IncludeSpec,
     frontier: &[FoundResource],
+    seen: &HashSet<i64>,
     limit: usize,
     access: Option<&Access>,
 ) -> Result<Vec<FoundResource>, StoreError> {
@@ -62,6 +64,7 @@ fn run_spec(
         Bind::OptText(spec.param.clone()),
         Bind::OptText(spec.target_type.clone()),
         Bind::BigInt(limit as i64),
+        Bind::BigIntArray(seen.iter().copied().collect()),
     ];
     let sql: String = if spec.reverse {
         binds.push(Bind::TextArray(
@@ -70,14 +73,15 @@ fn run_spec(
         binds.push(Bind::TextArray(
             sources.iter().map(|s| s.id.clone()).collect(),
         ));
+        // $5 is the seen set; the sources are $6 and $7.
         let visible = visible(access, "s", &mut binds);
         format!(
             "SELECT DISTINCT s.rid, s.res_type, s.id, s.version, s.last_updated, s.body, s.compartments \
              FROM idx_reference x JOIN resource s ON s.rid = x.rid AND NOT s.deleted \
              WHERE x.res_type = $1 AND ($2::text IS NULL OR x.param = $2) \
              AND ($3::text IS NULL OR x.target_type = $3) \
-             AND (x.target_type, x.target_id) IN (SELECT * FROM unnest($5::text[], $6::text[])) \
-             AND {visible} ORDER BY s.rid LIMIT $4"
+             AND (x.target_type, x.target_id) IN (SELECT * FROM unnest($6::text[], $7::text[])) \
+             AND s.rid <> ALL($5) AND {visible} ORDER BY s.rid LIMIT $4"
         )
     } else {
         binds.push(Bind::BigIntArray(
@@ -92,9 +96,9 @@ fn run_spec(
             "SELECT DISTINCT t.rid, t.res_type, t.id, t.version, t.last_updated, t.body, t.compartments \
              FROM idx_reference x JOIN resource t ON t.res_type = x.target_type \
              AND t.id = x.target_id AND NOT t.deleted \
-             WHERE x.rid = ANY($5) AND x.res_type = $1 \
+             WHERE x.rid = ANY($6) AND x.res_type = $1 \
              AND ($2::text IS NULL OR x.param = $2) AND ($3::text IS NULL OR t.res_type = $3) \
-             AND {visible} ORDER BY t.rid LIMIT $4"
+             AND t.rid <> ALL($5) AND {visible} ORDER BY t.rid LIMIT $4"
         )
     };
     let rows: Vec<FoundRow> = query(&sql, &binds).load(conn)?;
@@ -119,7 +123,13 @@ pub(crate) fn include_on(
     for round in 0..MAX_ROUNDS {
         let mut fresh = Vec::new();
         for spec in specs.iter().filter(|s| round == 0 || s.iterate) {
-            let rows = run_spec(conn, spec, &frontier, limit + 1, access)?;
+            // One row beyond the limit says the set was cut; no spec or round loads more than
+            // that in all, however many includes a search names.
+            let budget = (limit + 1).saturating_sub(found.len() + fresh.len());
+            if budget == 0 {
+                break;
+            }
+            let rows = run_spec(conn, spec, &frontier, &seen, budget, access)?;
             for row in rows {
                 if seen.insert(row.rid) {
                     fresh.push(row);

@@ -7,6 +7,7 @@
 
 mod access;
 mod audit_rows;
+mod cancel;
 mod error;
 mod history;
 mod identity;
@@ -27,6 +28,7 @@ mod write;
 
 pub use access::{Access, RelationshipRule, TypeRule};
 pub use audit_rows::PROJECT_BATCH;
+pub use cancel::{CancelGuard, CancelToken, Session};
 pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, HistoryQuery, HistoryScope};
 pub use include::IncludeSpec;

@@ -3,13 +3,18 @@
 use std::time::Duration;
 
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::RunQueryDsl;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::StoreError;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Connections kept for cancelling abandoned statements.
+const CANCELLER_CONNECTIONS: u32 = 2;
+/// The statement timeout of a cancel (it returns at once).
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
@@ -20,12 +25,36 @@ pub struct StoreConfig {
     pub pool_size: u32,
     /// How long a request may wait for a connection before it fails with 503.
     pub connect_timeout: Duration,
+    /// How long one statement may run before PostgreSQL cancels it (`statement_timeout`);
+    /// `None`: no limit (migrations, reindexing and `invicta load`).
+    pub statement_timeout: Option<Duration>,
+}
+
+/// Session settings every pooled connection gets when it is opened.
+#[derive(Debug)]
+struct SessionSetup {
+    statement_timeout: Option<Duration>,
+}
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        // 0 is PostgreSQL's "no limit"; a limit under a millisecond would round to none.
+        let ms = self
+            .statement_timeout
+            .map_or(0, |d| d.as_millis().clamp(1, i32::MAX as u128));
+        diesel::sql_query(format!("SET statement_timeout = {ms}"))
+            .execute(conn)
+            .map(|_| ())
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
 }
 
 /// A handle on the database; cheap to clone. All methods block: call them off the async executor.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: Pool<ConnectionManager<PgConnection>>,
+    /// Connections for `pg_cancel_backend` only, opened when first needed.
+    pub(crate) canceller: Pool<ConnectionManager<PgConnection>>,
 }
 
 pub(crate) type Conn = PooledConnection<ConnectionManager<PgConnection>>;
@@ -33,8 +62,8 @@ pub(crate) type Conn = PooledConnection<ConnectionManager<PgConnection>>;
 impl Store {
     /// Builds the pool and checks that one connection can be made.
     pub fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
-        let manager =
-            ConnectionManager::<PgConnection>::new(loopback_without_tls(&config.database_url));
+        let url = loopback_without_tls(&config.database_url);
+        let manager = ConnectionManager::<PgConnection>::new(url.clone());
         let pool = Pool::builder()
             .max_size(config.pool_size)
             // The ping on check-out costs a round trip, but it is the only way r2d2 learns that
@@ -43,9 +72,21 @@ impl Store {
             .test_on_check_out(true)
             .min_idle(Some(1))
             .connection_timeout(config.connect_timeout)
+            .connection_customizer(Box::new(SessionSetup {
+                statement_timeout: config.statement_timeout,
+            }))
             .build(manager)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Store { pool })
+        let canceller = Pool::builder()
+            .max_size(CANCELLER_CONNECTIONS)
+            .min_idle(Some(0))
+            .test_on_check_out(true)
+            .connection_timeout(config.connect_timeout)
+            .connection_customizer(Box::new(SessionSetup {
+                statement_timeout: Some(CANCEL_TIMEOUT),
+            }))
+            .build_unchecked(ConnectionManager::<PgConnection>::new(url));
+        Ok(Store { pool, canceller })
     }
 
     pub(crate) fn conn(&self) -> Result<Conn, StoreError> {

@@ -65,14 +65,15 @@ async fn history(
     let output = Output::from_request(&req, &params)?;
     let count = match params.get("_count") {
         None => DEFAULT_COUNT,
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("_count must be a whole number, not '{c}'"))
-            })?
-            .min(MAX_COUNT),
+        // A whole number too large for any page is the largest page, as in searches.
+        Some(c) if !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()) => {
+            c.parse::<i64>().unwrap_or(i64::MAX).min(MAX_COUNT)
+        }
+        Some(c) => {
+            return Err(ApiError::bad_request(format!(
+                "_count must be a whole number, not '{c}'"
+            )))
+        }
     };
     let since = instant_param(&params, "_since")?;
     let at = instant_param(&params, "_at")?;

@@ -121,7 +121,9 @@ async fn system_search(
                         "_type names an unknown resource type '{t}'"
                     )));
                 }
-                types.push(t.to_string());
+                if !types.iter().any(|k| k == t) {
+                    types.push(t.to_string());
+                }
             }
             types
         }
@@ -206,6 +208,8 @@ pub(crate) async fn run(
         strict: prefers_strict(req),
         base_url: state.config.base_url.clone(),
         access: auth.access.as_deref().cloned(),
+        cursor_key: state.config.cursor_key.clone(),
+        scope: compartment.clone().unwrap_or_default(),
     };
     let mut plan = search::plan(&types, &params, &options)?;
     plan.ignored.extend(ignored);
@@ -238,12 +242,17 @@ pub(crate) async fn run(
     let includes = plan.includes.clone();
     let include_limit = state.config.search_max_count as usize;
     let include_access = auth.access.clone();
+    // Dropped with this future when the client goes away: the statement still running is
+    // cancelled instead of holding its connection to the end.
+    let guard = store.cancel_guard();
+    let token = guard.token();
     let (page, included, cut) = blocking(move || {
-        let page = store.query_resources(&query)?;
+        let mut session = store.session(&token)?;
+        let page = session.query_resources(&query)?;
         let (included, cut) = if includes.is_empty() || page.rows.is_empty() {
             (Vec::new(), false)
         } else {
-            store.include(
+            session.include(
                 &includes,
                 &page.rows,
                 include_limit,
@@ -253,6 +262,7 @@ pub(crate) async fn run(
         Ok((page, included, cut))
     })
     .await?;
+    guard.disarm();
     for row in page.rows.iter().chain(included.iter()) {
         auth.touched(&row.compartments);
     }
@@ -378,7 +388,7 @@ fn links(
         if let Some((c, backward)) = cursor {
             q.push(format!(
                 "_cursor={}",
-                search::encode_cursor(page.snapshot, &c, backward)
+                plan.cursor_token(page.snapshot, &c, backward)
             ));
         }
         json!({"relation": relation, "url": format!("{self_base}{sep}{}", q.join("&"))})

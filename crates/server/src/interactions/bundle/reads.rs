@@ -66,6 +66,9 @@ fn search(
         strict: false,
         base_url: env.base_url.clone(),
         access: Some(access.clone()),
+        // A Bundle's search entries issue no page links, so no cursor can belong to them.
+        cursor_key: search::CursorKey::from_secret(b"bundle entries have no pages"),
+        scope: String::new(),
     };
     let plan = search::plan(&[t.to_string()], &params, &options)?;
     let q = ResourceQuery {

@@ -101,14 +101,12 @@ fn check_object(
             issues,
         );
     }
-    for required in &def.required {
-        if !obj.contains_key(required) && !obj.contains_key(&format!("_{required}")) {
-            issues.push(Issue::at(
-                IssueCode::Required,
-                &format!("{path}.{required}"),
-                format!("Missing required element '{required}'"),
-            ));
-        }
+    for required in def.missing_mandatory(obj) {
+        issues.push(Issue::at(
+            IssueCode::Required,
+            &format!("{path}.{required}"),
+            format!("Missing required element '{required}'"),
+        ));
     }
 }
 

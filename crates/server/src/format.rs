@@ -216,8 +216,9 @@ pub async fn read_resource(
     Ok(parsed?)
 }
 
-/// Reads a Bundle body: JSON is only parsed (its entries are validated one by one, so one bad
-/// entry of a batch fails alone); XML is read and validated whole.
+/// Reads a Bundle body: JSON is only parsed, within the nesting limit of a Bundle (its entries
+/// are validated one by one, so one bad entry of a batch fails alone); XML is read and validated
+/// whole.
 pub async fn read_bundle(
     req: &HttpRequest,
     payload: web::Payload,
@@ -225,8 +226,7 @@ pub async fn read_bundle(
 ) -> Result<Value, ApiError> {
     let (format, body) = read_body(req, payload, limit).await?;
     match format {
-        Format::Json => serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}"))),
+        Format::Json => Ok(fhir_model::format::parse_json_value(&body)?),
         Format::Xml => Ok(fhir_model::format::parse_xml(&body)?),
     }
 }

@@ -254,6 +254,19 @@ fn check_primitive(
             return;
         }
     }
+    if name == "decimal" && crate::index::decimal_bounds(&text).is_none() {
+        issues.push(Issue::at(
+            IssueCode::Value,
+            path,
+            format!(
+                "'{}' is outside the decimals this server holds (a magnitude below 7.9e28, \
+                 at most 28 significant digits and {} digits after the point)",
+                shorten(&text),
+                crate::index::MAX_DECIMAL_FRACTION_DIGITS
+            ),
+        ));
+        return;
+    }
     let valid = match name {
         "date" | "dateTime" | "instant" => valid_calendar_date(&text),
         "integer" => text.parse::<i32>().is_ok(),
@@ -407,6 +420,39 @@ mod tests {
             (
                 json!({"resourceType": "Observation", "status": "final"}),
                 "Observation.code",
+            ),
+            (
+                serde_json::from_str(
+                    r#"{"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "valueQuantity": {"value": 1e2147483647}}"#,
+                )
+                .unwrap(),
+                "Observation.valueQuantity.value",
+            ),
+            (
+                serde_json::from_str(
+                    r#"{"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "valueQuantity": {"value": 1e-40}}"#,
+                )
+                .unwrap(),
+                "Observation.valueQuantity.value",
+            ),
+            (
+                json!({"resourceType": "Patient", "multipleBirthInteger": 2147483648_i64}),
+                "Patient.multipleBirthInteger",
+            ),
+            (
+                json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "valueSampledData": {"origin": {"value": 1}, "period": 1, "dimensions": 0}}),
+                "Observation.valueSampledData.dimensions",
+            ),
+            (
+                json!({"resourceType": "Patient", "birthDate": "99999-01-01"}),
+                "Patient.birthDate",
+            ),
+            (
+                json!({"resourceType": "Patient", "birthDate": "0000-01-01"}),
+                "Patient.birthDate",
             ),
             (
                 json!({"resourceType": "Patient", "contained": [{"resourceType": "Organization", "bogus": true}]}),

@@ -23,6 +23,8 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ModelError> {
 /// Bundle whose entries are checked one by one, a JSON Patch): UTF-8, nesting within the limit
 /// of a Bundle ([`nesting::MAX_NESTING`] plus the entry levels), JSON syntax.
 pub fn parse_json_value(bytes: &[u8]) -> Result<Value, ModelError> {
+    // RFC 8259 lets a parser ignore a UTF-8 byte order mark, which some tools write.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| {
         ModelError::single(Issue::general(
             IssueCode::Invalid,

@@ -231,6 +231,25 @@ pub async fn read_bundle(
     }
 }
 
+/// Bodies are read as UTF-8 (FHIR's only encoding for JSON, and the only one the XML reader
+/// takes): a `charset` parameter naming anything else is refused rather than misread.
+pub(crate) fn check_charset(content_type: &str) -> Result<(), ApiError> {
+    for param in content_type.split(';').skip(1) {
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"');
+        if name.trim().eq_ignore_ascii_case("charset") && !value.eq_ignore_ascii_case("utf-8") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not-supported",
+                format!("charset '{value}' is not supported; send UTF-8"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads a request body of a FHIR format up to `limit` bytes.
 async fn read_body(
     req: &HttpRequest,
@@ -241,6 +260,7 @@ async fn read_body(
         None => Format::Json,
         Some(ct) => {
             let ct = ct.to_str().unwrap_or("");
+            check_charset(ct)?;
             format_from_mime(ct).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -84,6 +84,7 @@ async fn read_patch(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
+    crate::format::check_charset(&ct)?;
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk =

@@ -46,8 +46,7 @@ pub fn parse_json_value(bytes: &[u8]) -> Result<Value, ModelError> {
 /// Checks an already-parsed JSON value as a resource, exactly as [`parse_json`] does.
 pub fn check_resource(value: Value) -> Result<Value, ModelError> {
     // First, before anything recurses over the value.
-    nesting::check(&value)?;
-    let levels = nesting::depth(&value);
+    let levels = nesting::check(&value)?;
     let checked = nesting::with_stack_for(levels, || {
         let issues = validate_resource(&value);
         if !issues.is_empty() {
@@ -83,8 +82,10 @@ pub fn parse_xml(bytes: &[u8]) -> Result<Value, ModelError> {
     nesting::with_stack_for(2 * canonical.depth, || {
         let resource: R4Resource = fhirbolt::xml::from_slice(&canonical.xml, Some(strict))
             .map_err(|e| format!("The body is not a valid FHIR XML resource: {e}"))?;
-        fhirbolt::json::to_json_value(resource, None)
-            .map_err(|e| format!("The XML resource cannot be represented as JSON: {e}"))
+        let mut value = fhirbolt::json::to_json_value(resource, None)
+            .map_err(|e| format!("The XML resource cannot be represented as JSON: {e}"))?;
+        xml_input::restore_narratives(&mut value, &canonical.narratives);
+        Ok(value)
     })
     .unwrap_or_else(|| Err(PARSER_FAILED.to_string()))
     .map_err(|e| ModelError::single(Issue::general(IssueCode::Invalid, e)))?;
@@ -266,6 +267,22 @@ mod tests {
             assert!(parse_json(json.as_bytes()).is_err());
             assert!(parse_json_value(json.as_bytes()).is_err());
         });
+    }
+
+    #[test]
+    fn narrative_whitespace_survives_reading_xml() {
+        // Found by fuzzing: fhirbolt's reader trims text around inline elements.
+        let div =
+            r#"<div xmlns="http://www.w3.org/1999/xhtml"><p>Ann <b>Brontë</b> &amp; co</p></div>"#;
+        let xml = format!(
+            r#"<Patient xmlns="http://hl7.org/fhir"><text><status value="generated"/>{div}</text><contained><Organization><id value="o"/><text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml">x <i>y</i></div></text></Organization></contained></Patient>"#
+        );
+        let v = parse_xml(xml.as_bytes()).unwrap();
+        assert_eq!(v["text"]["div"], div);
+        assert_eq!(
+            v["contained"][0]["text"]["div"],
+            r#"<div xmlns="http://www.w3.org/1999/xhtml">x <i>y</i></div>"#
+        );
     }
 
     #[test]

@@ -125,17 +125,18 @@ pub fn too_deep(limit: usize) -> ModelError {
     ))
 }
 
-/// Refuses a resource nested deeper than its type allows.
-pub fn check(resource: &Value) -> Result<(), ModelError> {
+/// Refuses a resource nested deeper than its type allows; returns its depth otherwise.
+pub fn check(resource: &Value) -> Result<usize, ModelError> {
     let rt = resource
         .get("resourceType")
         .and_then(Value::as_str)
         .unwrap_or("");
     let limit = limit_for(rt);
-    if depth(resource) > limit {
+    let levels = depth(resource);
+    if levels > limit {
         return Err(too_deep(limit));
     }
-    Ok(())
+    Ok(levels)
 }
 
 #[cfg(test)]

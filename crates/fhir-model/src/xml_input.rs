@@ -6,7 +6,9 @@
 //! `standalone` value (dropped once the bytes are known to be UTF-8), a UTF-8 byte order mark,
 //! the FHIR namespace bound to a prefix (elements are written unprefixed under the default
 //! namespace), comments and whitespace between elements (dropped), and `xsi:` schema hints
-//! (dropped: they carry no data). The XHTML `div` of a narrative is copied byte for byte.
+//! (dropped: they carry no data). The XHTML `div` of a narrative is kept aside byte for byte
+//! and a placeholder handed to fhirbolt, whose reader trims the text around inline elements
+//! (`Ann <b>Brontë</b>` would become `Ann<b>Brontë</b>`); [`restore_narratives`] puts it back.
 //! What is refused, each with its own message: other encodings (UTF-16, ISO-8859-1, ...),
 //! characters XML 1.0 forbids (NUL and other control characters), DOCTYPE and processing
 //! instructions, elements outside the FHIR namespace, text or CDATA outside a narrative,
@@ -46,14 +48,66 @@ pub(crate) struct Canonical {
     pub xml: Vec<u8>,
     /// Deepest element nesting outside narratives.
     pub depth: usize,
+    /// The narratives' `div`s as written, in document order; `xml` holds placeholders.
+    pub narratives: Vec<String>,
+}
+
+/// The text of the placeholder `div` standing for narrative `n`; fhirbolt reads it as
+/// `<div xmlns="http://www.w3.org/1999/xhtml">invicta-narrative-n</div>`.
+fn placeholder(n: usize) -> String {
+    format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">invicta-narrative-{n}</div>")
+}
+
+/// Puts the narratives kept aside by [`canonical`] back into the JSON fhirbolt made of it.
+/// Every `div` in that JSON is a placeholder: the document's own divs were all replaced.
+pub(crate) fn restore_narratives(value: &mut serde_json::Value, narratives: &[String]) {
+    use serde_json::Value;
+    if narratives.is_empty() {
+        return;
+    }
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    if key == "div" {
+                        if let Some(n) = child.as_str().and_then(placeholder_index) {
+                            if let Some(div) = narratives.get(n) {
+                                *child = Value::String(div.clone());
+                            }
+                            continue;
+                        }
+                    }
+                    stack.push(child);
+                }
+            }
+            Value::Array(items) => stack.extend(items.iter_mut()),
+            _ => {}
+        }
+    }
+}
+
+fn placeholder_index(text: &str) -> Option<usize> {
+    text.strip_prefix("<div xmlns=\"http://www.w3.org/1999/xhtml\">invicta-narrative-")?
+        .strip_suffix("</div>")?
+        .parse()
+        .ok()
 }
 
 /// Checks an XML body and returns it in canonical form (see [`Canonical`]).
 pub(crate) fn canonical(bytes: &[u8]) -> Result<Canonical, XmlRefusal> {
+    // quick-xml has debug assertions that malformed input can reach (seen: a DOCTYPE without
+    // a name); a panic here must be a refusal like any other.
+    std::panic::catch_unwind(|| first_pass(bytes))
+        .unwrap_or_else(|_| Err(invalid("The body is not well-formed XML")))
+}
+
+fn first_pass(bytes: &[u8]) -> Result<Canonical, XmlRefusal> {
     let text = decode(bytes)?;
     let mut reader = NsReader::from_str(text);
     reader.check_end_names(true);
     let mut out = Vec::with_capacity(text.len() + 32);
+    let mut narratives = Vec::new();
     let (mut depth, mut deepest) = (0usize, 0usize);
     let mut root_done = false;
     loop {
@@ -88,7 +142,7 @@ pub(crate) fn canonical(bytes: &[u8]) -> Result<Canonical, XmlRefusal> {
             Event::Start(start) => {
                 if is_div(ns, &start) {
                     let end = skip_div(&mut reader)?;
-                    copy_div(text, before, end, &start, &mut out)?;
+                    keep_div(text, before, end, &start, &mut narratives, &mut out)?;
                     continue;
                 }
                 depth += 1;
@@ -101,7 +155,7 @@ pub(crate) fn canonical(bytes: &[u8]) -> Result<Canonical, XmlRefusal> {
             Event::Empty(start) => {
                 if is_div(ns, &start) {
                     let end = reader.buffer_position();
-                    copy_div(text, before, end, &start, &mut out)?;
+                    keep_div(text, before, end, &start, &mut narratives, &mut out)?;
                     continue;
                 }
                 deepest = deepest.max(depth + 1);
@@ -130,6 +184,7 @@ pub(crate) fn canonical(bytes: &[u8]) -> Result<Canonical, XmlRefusal> {
     Ok(Canonical {
         xml: out,
         depth: deepest,
+        narratives,
     })
 }
 
@@ -216,14 +271,21 @@ fn is_div(ns: NsKind, start: &BytesStart<'_>) -> bool {
     start.local_name().as_ref() == b"div" && ns == NsKind::Xhtml
 }
 
-/// Reads past the end of the `div` just started; returns the position after its end tag.
+/// Reads past the end of the `div` just started, checking that everything in it is XHTML;
+/// returns the position after its end tag.
 fn skip_div(reader: &mut NsReader<&[u8]>) -> Result<usize, XmlRefusal> {
     let mut open = 1usize;
     loop {
-        let event = reader
-            .read_event()
+        let (ns, event) = reader
+            .read_resolved_event()
             .map_err(|e| invalid(format!("The narrative is not well-formed XHTML: {e}")))?;
+        let xhtml = NsKind::of(&ns) == NsKind::Xhtml;
         match event {
+            Event::Start(_) | Event::Empty(_) if !xhtml => {
+                return Err(invalid(
+                    "Every element of the narrative's div must be in the XHTML namespace",
+                ))
+            }
             Event::Start(_) => open += 1,
             Event::End(_) => {
                 open -= 1;
@@ -231,20 +293,26 @@ fn skip_div(reader: &mut NsReader<&[u8]>) -> Result<usize, XmlRefusal> {
                     return Ok(reader.buffer_position());
                 }
             }
+            Event::DocType(_) | Event::PI(_) | Event::Decl(_) => {
+                return Err(invalid(
+                    "The narrative may hold only XHTML elements, text and comments",
+                ))
+            }
             Event::Eof => return Err(invalid("The narrative's div is not closed")),
             _ => {}
         }
     }
 }
 
-/// Copies a narrative `div` as it was written. fhirbolt reads it in a flat loop (no recursion),
-/// so its own nesting needs no bound here. The div must carry its namespace itself: the
-/// declarations around it are not copied.
-fn copy_div(
+/// Keeps a narrative `div` as it was written and writes a placeholder in its place. fhirbolt
+/// reads it in a flat loop (no recursion), so its own nesting needs no bound. The div must
+/// carry its namespace itself: the declarations around it are not kept.
+fn keep_div(
     text: &str,
     from: usize,
     to: usize,
     start: &BytesStart<'_>,
+    narratives: &mut Vec<String>,
     out: &mut Vec<u8>,
 ) -> Result<(), XmlRefusal> {
     let declares_xhtml = start
@@ -260,7 +328,8 @@ fn copy_div(
     let raw = text
         .get(from..to)
         .ok_or_else(|| invalid("The narrative could not be read"))?;
-    out.extend_from_slice(raw.trim_start().as_bytes());
+    out.extend_from_slice(placeholder(narratives.len()).as_bytes());
+    narratives.push(raw.trim_start().to_string());
     Ok(())
 }
 
@@ -368,16 +437,27 @@ mod tests {
     }
 
     #[test]
-    fn narrative_is_copied_as_written() {
-        let div = r#"<div xmlns="http://www.w3.org/1999/xhtml"><p>a &amp; <b>b</b></p><div>x</div></div>"#;
+    fn narrative_is_kept_aside_as_written() {
+        let div = r#"<div xmlns="http://www.w3.org/1999/xhtml" class="c"><p>a &amp; <b>b</b></p><div>x</div></div>"#;
         let xml = format!(
             r#"<p:Patient xmlns:p="http://hl7.org/fhir"><p:text><p:status value="generated"/>{div}</p:text></p:Patient>"#
         );
-        let out = canon(&xml).unwrap();
-        assert!(out.contains(div), "{out}");
-        assert!(out.starts_with(
-            r#"<Patient xmlns="http://hl7.org/fhir"><text><status value="generated"/><div"#
-        ));
+        let c = canonical(xml.as_bytes()).unwrap();
+        assert_eq!(c.narratives, vec![div.to_string()]);
+        let out = String::from_utf8(c.xml).unwrap();
+        assert_eq!(
+            out,
+            format!(
+                r#"<Patient xmlns="http://hl7.org/fhir"><text><status value="generated"/>{}</text></Patient>"#,
+                placeholder(0)
+            )
+        );
+        let mut v = serde_json::json!({"text": {"div": placeholder(0)}, "contained": [{"text": {"div": "x"}}]});
+        restore_narratives(&mut v, &c.narratives);
+        assert_eq!(v["text"]["div"], div);
+        assert_eq!(v["contained"][0]["text"]["div"], "x");
+        let foreign = r#"<Patient xmlns="http://hl7.org/fhir"><text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><x:p xmlns:x="urn:x"/></div></text></Patient>"#;
+        assert!(matches!(canon(foreign), Err(XmlRefusal::Invalid(_))));
     }
 
     #[test]
@@ -403,6 +483,8 @@ mod tests {
             "<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"a\u{0}\"/></Patient>",
             r#"<Patient xmlns="http://hl7.org/fhir"><?pi x?></Patient>"#,
             r#"<Patient xmlns="http://hl7.org/fhir"><id value="a"/></Bundle>"#,
+            // Once a panic in quick-xml (a debug assertion on a DOCTYPE without a name).
+            "<!DOCTYPE >[<!ENhttp://hl7.org/fhir\"><nahir\"><name><faa&quot;/>",
             "",
         ];
         for xml in cases {

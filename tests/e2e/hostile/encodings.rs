@@ -71,6 +71,14 @@ fn xml_as_other_tools_write_it_is_stored_and_reads_back() {
     still_healthy(&s);
 }
 
+/// What is sent, its `Content-Type` header, the body, and what the refusal must mention.
+type Case = (
+    &'static str,
+    (&'static str, &'static str),
+    Vec<u8>,
+    &'static str,
+);
+
 #[test]
 fn other_encodings_and_forbidden_characters_are_refused() {
     let s = Server::start();
@@ -95,7 +103,7 @@ fn other_encodings_and_forbidden_characters_are_refused() {
     ]
     .concat();
     let json_patient = r#"{"resourceType":"Patient","active":true}"#;
-    let cases: Vec<(&str, (&str, &str), Vec<u8>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("ISO-8859-1 declared", XML, latin1.clone(), "UTF-8"),
         (
             "ISO-8859-1 bytes without a declaration",

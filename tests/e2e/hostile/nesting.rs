@@ -87,6 +87,15 @@ fn deep_xml_bundle_from_a_patient_token_is_refused_and_the_server_lives() {
     still_healthy(&s);
 }
 
+/// What is sent, the method, the path, the `Content-Type` header and the body.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    (&'static str, &'static str),
+    Vec<u8>,
+);
+
 #[test]
 fn deep_bodies_are_refused_wherever_they_arrive() {
     let s = Server::start();
@@ -101,7 +110,7 @@ fn deep_bodies_are_refused_wherever_they_arrive() {
     let before = written(&s);
 
     let too_deep = deep_observation(MAX_NESTING + 1);
-    let cases: Vec<(&str, &str, &str, (&str, &str), Vec<u8>)> = vec![
+    let cases: Vec<Case> = vec![
         ("JSON one level too deep", "POST", "/Observation", JSON, serde_json::to_vec(&too_deep).unwrap()),
         ("XML one level too deep", "POST", "/Observation", XML, xml_of(&too_deep)),
         ("JSON update too deep", "PUT", "/Observation/o1", JSON, {

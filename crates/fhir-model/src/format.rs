@@ -7,6 +7,7 @@ use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
 use serde_json::Value;
 
 use crate::issue::{Issue, IssueCode, ModelError};
+use crate::narrative;
 use crate::nesting;
 use crate::nhs_number;
 use crate::validate::validate_resource;
@@ -84,7 +85,7 @@ pub fn parse_xml(bytes: &[u8]) -> Result<Value, ModelError> {
             .map_err(|e| format!("The body is not a valid FHIR XML resource: {e}"))?;
         let mut value = fhirbolt::json::to_json_value(resource, None)
             .map_err(|e| format!("The XML resource cannot be represented as JSON: {e}"))?;
-        xml_input::restore_narratives(&mut value, &canonical.narratives);
+        narrative::restore_in_json(&mut value, &canonical.narratives);
         Ok(value)
     })
     .unwrap_or_else(|| Err(PARSER_FAILED.to_string()))
@@ -98,9 +99,12 @@ pub fn to_xml(value: &Value) -> Result<Vec<u8>, ModelError> {
         mode: DeserializationMode::Strict,
     };
     nesting::with_stack_for(nesting::depth(value), || {
-        let resource: R4Resource = fhirbolt::json::from_json_value(value.clone(), Some(strict))
-            .map_err(|e| e.to_string())?;
-        fhirbolt::xml::to_vec(&resource, None).map_err(|e| e.to_string())
+        let mut value = value.clone();
+        let narratives = narrative::set_aside_for_writing(&mut value);
+        let resource: R4Resource =
+            fhirbolt::json::from_json_value(value, Some(strict)).map_err(|e| e.to_string())?;
+        let xml = fhirbolt::xml::to_vec(&resource, None).map_err(|e| e.to_string())?;
+        Ok(narrative::restore_in_xml(xml, &narratives))
     })
     .unwrap_or_else(|| Err(PARSER_FAILED.to_string()))
     .map_err(|e| ModelError::single(Issue::general(IssueCode::Invalid, e)))
@@ -283,6 +287,10 @@ mod tests {
             v["contained"][0]["text"]["div"],
             r#"<div xmlns="http://www.w3.org/1999/xhtml">x <i>y</i></div>"#
         );
+        // And written as XML (fhirbolt's writer trimmed and indented it) and read again.
+        let xml = to_xml(&v).unwrap();
+        assert!(String::from_utf8_lossy(&xml).contains(div));
+        assert_eq!(parse_xml(&xml).unwrap(), v);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod elements;
 pub mod format;
 pub mod index;
 pub mod issue;
+mod narrative;
 pub mod nesting;
 pub mod nhs_number;
 /// FHIR PATCH: RFC 6902 JSON Patch and FHIRPath Patch applied to a resource held as JSON.

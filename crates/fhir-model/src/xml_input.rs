@@ -8,7 +8,7 @@
 //! namespace), comments and whitespace between elements (dropped), and `xsi:` schema hints
 //! (dropped: they carry no data). The XHTML `div` of a narrative is kept aside byte for byte
 //! and a placeholder handed to fhirbolt, whose reader trims the text around inline elements
-//! (`Ann <b>Brontë</b>` would become `Ann<b>Brontë</b>`); [`restore_narratives`] puts it back.
+//! (`Ann <b>Brontë</b>` would become `Ann<b>Brontë</b>`); `narrative` puts it back.
 //! What is refused, each with its own message: other encodings (UTF-16, ISO-8859-1, ...),
 //! characters XML 1.0 forbids (NUL and other control characters), DOCTYPE and processing
 //! instructions, elements outside the FHIR namespace, text or CDATA outside a narrative,
@@ -18,6 +18,7 @@ use quick_xml::events::{BytesDecl, BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
 use quick_xml::reader::NsReader;
 
+use crate::narrative::placeholder;
 use crate::nesting::MAX_XML_DEPTH;
 
 /// The FHIR namespace.
@@ -50,48 +51,6 @@ pub(crate) struct Canonical {
     pub depth: usize,
     /// The narratives' `div`s as written, in document order; `xml` holds placeholders.
     pub narratives: Vec<String>,
-}
-
-/// The text of the placeholder `div` standing for narrative `n`; fhirbolt reads it as
-/// `<div xmlns="http://www.w3.org/1999/xhtml">invicta-narrative-n</div>`.
-fn placeholder(n: usize) -> String {
-    format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">invicta-narrative-{n}</div>")
-}
-
-/// Puts the narratives kept aside by [`canonical`] back into the JSON fhirbolt made of it.
-/// Every `div` in that JSON is a placeholder: the document's own divs were all replaced.
-pub(crate) fn restore_narratives(value: &mut serde_json::Value, narratives: &[String]) {
-    use serde_json::Value;
-    if narratives.is_empty() {
-        return;
-    }
-    let mut stack = vec![value];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::Object(map) => {
-                for (key, child) in map.iter_mut() {
-                    if key == "div" {
-                        if let Some(n) = child.as_str().and_then(placeholder_index) {
-                            if let Some(div) = narratives.get(n) {
-                                *child = Value::String(div.clone());
-                            }
-                            continue;
-                        }
-                    }
-                    stack.push(child);
-                }
-            }
-            Value::Array(items) => stack.extend(items.iter_mut()),
-            _ => {}
-        }
-    }
-}
-
-fn placeholder_index(text: &str) -> Option<usize> {
-    text.strip_prefix("<div xmlns=\"http://www.w3.org/1999/xhtml\">invicta-narrative-")?
-        .strip_suffix("</div>")?
-        .parse()
-        .ok()
 }
 
 /// Checks an XML body and returns it in canonical form (see [`Canonical`]).
@@ -452,10 +411,6 @@ mod tests {
                 placeholder(0)
             )
         );
-        let mut v = serde_json::json!({"text": {"div": placeholder(0)}, "contained": [{"text": {"div": "x"}}]});
-        restore_narratives(&mut v, &c.narratives);
-        assert_eq!(v["text"]["div"], div);
-        assert_eq!(v["contained"][0]["text"]["div"], "x");
         let foreign = r#"<Patient xmlns="http://hl7.org/fhir"><text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><x:p xmlns:x="urn:x"/></div></text></Patient>"#;
         assert!(matches!(canon(foreign), Err(XmlRefusal::Invalid(_))));
     }

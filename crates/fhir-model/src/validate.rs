@@ -254,6 +254,16 @@ fn check_primitive(
             return;
         }
     }
+    // Narratives are copied into XML as written: they must be one well-formed XHTML div.
+    if name == "xhtml" && !crate::narrative::is_one_xhtml_div(&text) {
+        issues.push(Issue::at(
+            IssueCode::Value,
+            path,
+            "The narrative must be one well-formed XHTML element, \
+             <div xmlns=\"http://www.w3.org/1999/xhtml\">...</div>",
+        ));
+        return;
+    }
     if name == "decimal" && crate::index::decimal_bounds(&text).is_none() {
         issues.push(Issue::at(
             IssueCode::Value,
@@ -453,6 +463,15 @@ mod tests {
             (
                 json!({"resourceType": "Patient", "birthDate": "0000-01-01"}),
                 "Patient.birthDate",
+            ),
+            (
+                json!({"resourceType": "Patient", "text": {"status": "generated",
+                    "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div></text><evil/>"}}),
+                "Patient.text.div",
+            ),
+            (
+                json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<div>x</div>"}}),
+                "Patient.text.div",
             ),
             (
                 json!({"resourceType": "Patient", "contained": [{"resourceType": "Organization", "bogus": true}]}),

@@ -1,5 +1,7 @@
-//! The R4 element table: every resource and data type, its elements, their types and the codes
-//! of required bindings. Derived from the official R4 JSON Schema by `gen/gen_elements.py`.
+//! The R4 element table: every resource and data type, its elements, their types, which are
+//! mandatory, and the codes of required bindings. Derived by `gen/gen_elements.py` from the
+//! official R4 JSON Schema and, for mandatory primitive and choice elements (which the schema
+//! never lists), from the StructureDefinitions' `min` as fhirbolt's generated types carry it.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -23,10 +25,42 @@ pub struct ElementDef {
 pub struct TypeDef {
     /// True for resource types.
     pub resource: bool,
-    /// Elements with min cardinality 1.
+    /// Elements with min cardinality 1; a choice is written `name[x]`.
     pub required: Vec<String>,
     /// Elements by JSON property name (choice types expanded, e.g. `valueQuantity`).
     pub props: HashMap<String, ElementDef>,
+}
+
+impl TypeDef {
+    /// True when the JSON property `key` (`status`, `medicationReference`) is, or is a form of,
+    /// a mandatory element.
+    pub fn is_mandatory(&self, key: &str) -> bool {
+        self.required.iter().any(|r| match r.strip_suffix("[x]") {
+            Some(choice) => is_choice_form(key, choice) && self.props.contains_key(key),
+            None => r == key,
+        })
+    }
+
+    /// The mandatory elements `obj` lacks (neither the value nor its `_` extension is there).
+    pub fn missing_mandatory<'a>(&'a self, obj: &serde_json::Map<String, Value>) -> Vec<&'a str> {
+        self.required
+            .iter()
+            .filter(|r| match r.strip_suffix("[x]") {
+                Some(choice) => !obj.keys().any(|k| {
+                    let base = k.strip_prefix('_').unwrap_or(k);
+                    is_choice_form(base, choice) && self.props.contains_key(base)
+                }),
+                None => !obj.contains_key(r.as_str()) && !obj.contains_key(&format!("_{r}")),
+            })
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// `valueQuantity` is a form of the choice `value`.
+fn is_choice_form(key: &str, choice: &str) -> bool {
+    key.strip_prefix(choice)
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
 }
 
 /// A primitive type: the JSON kind it is written as and its regular expression.

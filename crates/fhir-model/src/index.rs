@@ -651,6 +651,9 @@ pub fn date_range(text: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     dates::date_range(text)
 }
 
+/// Most digits after the point a decimal may have.
+pub const MAX_DECIMAL_FRACTION_DIGITS: u32 = decimal::MAX_FRACTION_DIGITS;
+
 /// A decimal's value and the bounds its precision implies, as exact decimal text:
 /// `5.4` → (`5.4`, `5.35`, `5.45`). `None` when the text is not a decimal.
 pub fn decimal_bounds(text: &str) -> Option<(String, String, String)> {

@@ -17,6 +17,8 @@ pub enum IssueCode {
     BusinessRule,
     /// The content uses something the server does not support.
     NotSupported,
+    /// The content exceeds a limit that bounds the work of processing it (e.g. nesting).
+    TooCostly,
 }
 
 impl IssueCode {
@@ -29,6 +31,7 @@ impl IssueCode {
             IssueCode::Value => "value",
             IssueCode::BusinessRule => "business-rule",
             IssueCode::NotSupported => "not-supported",
+            IssueCode::TooCostly => "too-costly",
         }
     }
 }

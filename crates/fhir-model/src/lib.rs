@@ -11,12 +11,15 @@ pub mod elements;
 pub mod format;
 pub mod index;
 pub mod issue;
+mod narrative;
+pub mod nesting;
 pub mod nhs_number;
 /// FHIR PATCH: RFC 6902 JSON Patch and FHIRPath Patch applied to a resource held as JSON.
 pub mod patch;
 pub mod search_params;
 pub mod summary;
 pub mod validate;
+mod xml_input;
 
 pub use issue::{Issue, IssueCode, ModelError};
 

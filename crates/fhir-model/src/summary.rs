@@ -193,7 +193,7 @@ fn is_mandatory(resource_type: &str, key: &str) -> bool {
     table()
         .types
         .get(resource_type)
-        .is_some_and(|t| t.required.iter().any(|r| r == key))
+        .is_some_and(|t| t.is_mandatory(key))
 }
 
 fn is_modifier(key: &str) -> bool {
@@ -249,5 +249,80 @@ mod tests {
         let e = apply_elements(&o, &["value".to_string()]);
         assert!(e.get("valueQuantity").is_some() && e.get("code").is_some());
         assert!(e.get("note").is_none());
+    }
+
+    /// One full resource of each care-record type, each with its mandatory elements.
+    fn care_record() -> Vec<Value> {
+        let text = json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"});
+        let subject = json!({"reference": "Patient/p1"});
+        let concept =
+            json!({"coding": [{"system": "http://snomed.info/sct", "code": "1"}], "text": "c"});
+        vec![
+            json!({"resourceType": "Patient", "id": "p1", "text": text, "active": true,
+                "name": [{"family": "F"}], "gender": "female", "birthDate": "1960-01-01",
+                "contact": [{"name": {"family": "C"}}]}),
+            json!({"resourceType": "Observation", "id": "o1", "text": text, "status": "final",
+                "category": [concept], "code": concept, "subject": subject,
+                "effectiveDateTime": "2024-01-01", "valueQuantity": {"value": 5.4, "unit": "mmol/L"},
+                "note": [{"text": "n"}], "interpretation": [concept]}),
+            json!({"resourceType": "MedicationStatement", "id": "m1", "text": text, "status": "active",
+                "medicationCodeableConcept": concept, "subject": subject,
+                "effectivePeriod": {"start": "2024-01-01"}, "dosage": [{"text": "once daily"}],
+                "note": [{"text": "n"}]}),
+            json!({"resourceType": "MedicationStatement", "id": "m2", "status": "completed",
+                "medicationReference": {"reference": "Medication/x"}, "subject": subject}),
+            json!({"resourceType": "AllergyIntolerance", "id": "a1", "text": text,
+                "clinicalStatus": concept, "code": concept, "patient": subject,
+                "reaction": [{"manifestation": [concept]}], "note": [{"text": "n"}]}),
+            json!({"resourceType": "Flag", "id": "f1", "text": text, "status": "active",
+                "category": [concept], "code": concept, "subject": subject,
+                "period": {"start": "2024-01-01"}}),
+            json!({"resourceType": "CarePlan", "id": "c1", "text": text, "status": "active",
+                "intent": "plan", "title": "t", "subject": subject,
+                "activity": [{"detail": {"status": "scheduled", "code": concept}}],
+                "note": [{"text": "n"}]}),
+        ]
+    }
+
+    #[test]
+    fn every_subsetted_care_record_body_is_still_valid() {
+        let element_lists: [&[&str]; 4] = [
+            &["id"],
+            &["subject", "patient"],
+            &["note"],
+            &["value", "medication", "effective"],
+        ];
+        for resource in care_record() {
+            crate::format::check_resource(resource.clone()).expect("the full resource is valid");
+            let mut subsets: Vec<(String, Value)> =
+                [SummaryMode::True, SummaryMode::Text, SummaryMode::Data]
+                    .into_iter()
+                    .map(|m| (format!("_summary={m:?}"), apply_summary(&resource, m)))
+                    .collect();
+            for list in element_lists {
+                let list: Vec<String> = list.iter().map(|e| e.to_string()).collect();
+                subsets.push((
+                    format!("_elements={}", list.join(",")),
+                    apply_elements(&resource, &list),
+                ));
+            }
+            for (what, subset) in subsets {
+                if let Err(e) = crate::format::check_resource(subset.clone()) {
+                    panic!("{} {what}: {e}\n{subset}", resource["resourceType"]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mandatory_primitives_and_choices_survive_text_and_elements() {
+        let m = &care_record()[2];
+        let t = apply_summary(m, SummaryMode::Text);
+        for key in ["status", "medicationCodeableConcept", "subject", "text"] {
+            assert!(t.get(key).is_some(), "{key}: {t}");
+        }
+        assert!(t.get("dosage").is_none());
+        let e = apply_elements(&care_record()[6], &["title".to_string()]);
+        assert!(e.get("status").is_some() && e.get("intent").is_some() && e.get("note").is_none());
     }
 }

@@ -101,14 +101,12 @@ fn check_object(
             issues,
         );
     }
-    for required in &def.required {
-        if !obj.contains_key(required) && !obj.contains_key(&format!("_{required}")) {
-            issues.push(Issue::at(
-                IssueCode::Required,
-                &format!("{path}.{required}"),
-                format!("Missing required element '{required}'"),
-            ));
-        }
+    for required in def.missing_mandatory(obj) {
+        issues.push(Issue::at(
+            IssueCode::Required,
+            &format!("{path}.{required}"),
+            format!("Missing required element '{required}'"),
+        ));
     }
 }
 
@@ -255,6 +253,29 @@ fn check_primitive(
             ));
             return;
         }
+    }
+    // Narratives are copied into XML as written: they must be one well-formed XHTML div.
+    if name == "xhtml" && !crate::narrative::is_one_xhtml_div(&text) {
+        issues.push(Issue::at(
+            IssueCode::Value,
+            path,
+            "The narrative must be one well-formed XHTML element, \
+             <div xmlns=\"http://www.w3.org/1999/xhtml\">...</div>",
+        ));
+        return;
+    }
+    if name == "decimal" && crate::index::decimal_bounds(&text).is_none() {
+        issues.push(Issue::at(
+            IssueCode::Value,
+            path,
+            format!(
+                "'{}' is outside the decimals this server holds (a magnitude below 7.9e28, \
+                 at most 28 significant digits and {} digits after the point)",
+                shorten(&text),
+                crate::index::MAX_DECIMAL_FRACTION_DIGITS
+            ),
+        ));
+        return;
     }
     let valid = match name {
         "date" | "dateTime" | "instant" => valid_calendar_date(&text),
@@ -409,6 +430,48 @@ mod tests {
             (
                 json!({"resourceType": "Observation", "status": "final"}),
                 "Observation.code",
+            ),
+            (
+                serde_json::from_str(
+                    r#"{"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "valueQuantity": {"value": 1e2147483647}}"#,
+                )
+                .unwrap(),
+                "Observation.valueQuantity.value",
+            ),
+            (
+                serde_json::from_str(
+                    r#"{"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "valueQuantity": {"value": 1e-40}}"#,
+                )
+                .unwrap(),
+                "Observation.valueQuantity.value",
+            ),
+            (
+                json!({"resourceType": "Patient", "multipleBirthInteger": 2147483648_i64}),
+                "Patient.multipleBirthInteger",
+            ),
+            (
+                json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "valueSampledData": {"origin": {"value": 1}, "period": 1, "dimensions": 0}}),
+                "Observation.valueSampledData.dimensions",
+            ),
+            (
+                json!({"resourceType": "Patient", "birthDate": "99999-01-01"}),
+                "Patient.birthDate",
+            ),
+            (
+                json!({"resourceType": "Patient", "birthDate": "0000-01-01"}),
+                "Patient.birthDate",
+            ),
+            (
+                json!({"resourceType": "Patient", "text": {"status": "generated",
+                    "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div></text><evil/>"}}),
+                "Patient.text.div",
+            ),
+            (
+                json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<div>x</div>"}}),
+                "Patient.text.div",
             ),
             (
                 json!({"resourceType": "Patient", "contained": [{"resourceType": "Organization", "bogus": true}]}),

@@ -99,6 +99,7 @@ impl From<ModelError> for ApiError {
                     IssueCode::Value => "value",
                     IssueCode::BusinessRule => "business-rule",
                     IssueCode::NotSupported => "not-supported",
+                    IssueCode::TooCostly => "too-costly",
                 };
                 (code, i.diagnostics, i.expression)
             })

@@ -216,8 +216,9 @@ pub async fn read_resource(
     Ok(parsed?)
 }
 
-/// Reads a Bundle body: JSON is only parsed (its entries are validated one by one, so one bad
-/// entry of a batch fails alone); XML is read and validated whole.
+/// Reads a Bundle body: JSON is only parsed, within the nesting limit of a Bundle (its entries
+/// are validated one by one, so one bad entry of a batch fails alone); XML is read and validated
+/// whole.
 pub async fn read_bundle(
     req: &HttpRequest,
     payload: web::Payload,
@@ -225,10 +226,28 @@ pub async fn read_bundle(
 ) -> Result<Value, ApiError> {
     let (format, body) = read_body(req, payload, limit).await?;
     match format {
-        Format::Json => serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}"))),
+        Format::Json => Ok(fhir_model::format::parse_json_value(&body)?),
         Format::Xml => Ok(fhir_model::format::parse_xml(&body)?),
     }
+}
+
+/// Bodies are read as UTF-8 (FHIR's only encoding for JSON, and the only one the XML reader
+/// takes): a `charset` parameter naming anything else is refused rather than misread.
+pub(crate) fn check_charset(content_type: &str) -> Result<(), ApiError> {
+    for param in content_type.split(';').skip(1) {
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"');
+        if name.trim().eq_ignore_ascii_case("charset") && !value.eq_ignore_ascii_case("utf-8") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not-supported",
+                format!("charset '{value}' is not supported; send UTF-8"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads a request body of a FHIR format up to `limit` bytes.
@@ -241,6 +260,7 @@ async fn read_body(
         None => Format::Json,
         Some(ct) => {
             let ct = ct.to_str().unwrap_or("");
+            check_charset(ct)?;
             format_from_mime(ct).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -1,7 +1,18 @@
 //! Decimal text to its value and the range its precision implies, computed exactly.
+//!
+//! Values are held as `rust_decimal` (96-bit mantissa, up to 28 digits after the point), which
+//! is also what bounds the decimals a resource may carry: PostgreSQL `numeric` holds more, but a
+//! value the index cannot represent could not be searched. Nothing here allocates in proportion
+//! to an exponent: `1e2147483647` is refused by comparing the exponent, not by writing it out.
 
 use rust_decimal::Decimal;
-use std::str::FromStr;
+
+/// Largest power of ten a value may be scaled by (`Decimal` holds magnitudes below ~7.9e28).
+pub(crate) const MAX_EXPONENT: i32 = 28;
+
+/// Most digits after the point a value may have once its exponent is applied (`Decimal`'s
+/// scale is at most 28, and the bounds need one digit more than the value).
+pub(crate) const MAX_FRACTION_DIGITS: u32 = 27;
 
 /// A decimal value with its implicit precision bounds, all as decimal text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +38,7 @@ pub(crate) fn bounds(text: &str) -> Option<Bounds> {
     let m = Decimal::from_str_exact(mantissa).ok()?;
     let scale = i32::try_from(m.scale()).ok()?;
     // The last significant digit sits at 10^(exp - scale); half of it is 5 * 10^(exp - scale - 1).
-    let half_exp = exp - scale - 1;
+    let half_exp = exp.checked_sub(scale)?.checked_sub(1)?;
     let value = shift(m, exp)?;
     let half = shift(Decimal::from(5), half_exp)?;
     Some(Bounds {
@@ -39,15 +50,18 @@ pub(crate) fn bounds(text: &str) -> Option<Bounds> {
 
 /// `d * 10^exp`, exactly, or None when out of the representable range.
 fn shift(d: Decimal, exp: i32) -> Option<Decimal> {
+    if exp > MAX_EXPONENT {
+        return None;
+    }
     if exp >= 0 {
-        let p = Decimal::from_str(&format!("1{}", "0".repeat(exp as usize))).ok()?;
+        let p = Decimal::from_i128_with_scale(10i128.checked_pow(exp.unsigned_abs())?, 0);
         let mut r = d.checked_mul(p)?;
         // Keep the trailing zeros that carry precision only when no exponent was written.
-        r.rescale(d.scale().saturating_sub(exp as u32));
+        r.rescale(d.scale().saturating_sub(exp.unsigned_abs()));
         Some(r)
     } else {
         let s = d.scale().checked_add(exp.unsigned_abs())?;
-        if s > 28 {
+        if s > MAX_FRACTION_DIGITS + 1 {
             return None;
         }
         let mut r = d;
@@ -82,5 +96,28 @@ mod tests {
         }
         assert_eq!(bounds("abc"), None);
         assert_eq!(bounds(""), None);
+    }
+
+    #[test]
+    fn out_of_range_exponents_are_refused_without_building_them() {
+        // Once `shift` wrote "1" and 2,147,483,647 zeros (seconds and gigabytes).
+        for text in [
+            "1e2147483647",
+            "1E2147483647",
+            "-1e2147483647",
+            "0e2147483647",
+            "1e-2147483648",
+            "1e99999999999",
+            "1e29",
+            "1e-29",
+            "99999999999999999999999999999",
+        ] {
+            assert_eq!(bounds(text), None, "{text}");
+        }
+        assert!(bounds("8e28").is_none(), "beyond Decimal's ~7.9e28");
+        assert!(bounds("1e28").is_some());
+        assert!(bounds("1e-26").is_some());
+        let long = format!("1{}", "0".repeat(100_000));
+        assert_eq!(bounds(&long), None);
     }
 }

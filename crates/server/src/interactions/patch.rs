@@ -84,6 +84,7 @@ async fn read_patch(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
+    crate::format::check_charset(&ct)?;
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk =
@@ -98,13 +99,12 @@ async fn read_patch(
         body.extend_from_slice(&chunk);
     }
     if ct.starts_with("application/json-patch+json") {
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("The JSON Patch is not valid JSON: {e}")))?;
+        // Parsed within the nesting limit before anything recurses over it.
+        let v = fhir_model::format::parse_json_value(&body)?;
         return Ok(PatchDoc::Json(v));
     }
     if ct.starts_with("application/fhir+json") || ct.starts_with("application/json") {
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON: {e}")))?;
+        let v = fhir_model::format::parse_json_value(&body)?;
         if v["resourceType"].as_str() != Some("Parameters") {
             return Err(ApiError::bad_request(
                 "A FHIRPath Patch is a Parameters resource",

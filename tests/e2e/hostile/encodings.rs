@@ -5,8 +5,7 @@
 
 use serde_json::json;
 
-use super::nesting::written;
-use super::{refused, still_healthy};
+use super::{refused, still_healthy, versions};
 use crate::harness::Server;
 
 const XML: (&str, &str) = ("Content-Type", "application/fhir+xml");
@@ -89,7 +88,7 @@ type Case = (
 #[test]
 fn other_encodings_and_forbidden_characters_are_refused() {
     let s = Server::start();
-    let before = written(&s);
+    let before = versions(&s);
     let utf16 =
         |text: &str, le: bool| -> Vec<u8> {
             let bom: [u8; 2] = if le { [0xFF, 0xFE] } else { [0xFE, 0xFF] };
@@ -226,6 +225,6 @@ fn other_encodings_and_forbidden_characters_are_refused() {
         &serde_json::to_vec(&patch).unwrap(),
     );
     r.outcome(415);
-    assert_eq!(written(&s), before, "refused writes wrote nothing");
+    assert_eq!(versions(&s), before, "refused writes wrote nothing");
     still_healthy(&s);
 }

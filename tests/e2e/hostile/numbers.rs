@@ -4,8 +4,7 @@
 
 use serde_json::Value;
 
-use super::nesting::written;
-use super::{answered, refused, still_healthy};
+use super::{answered, refused, still_healthy, versions};
 use crate::harness::Server;
 
 const JSON: (&str, &str) = ("Content-Type", "application/fhir+json");
@@ -23,7 +22,7 @@ fn names(what: &str, oo: &Value, path: &str) {
 #[test]
 fn out_of_range_numbers_in_bodies_are_refused_naming_the_element() {
     let s = Server::start();
-    let before = written(&s);
+    let before = versions(&s);
     let quantity = "Observation.valueQuantity.value";
     let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
         (
@@ -130,7 +129,7 @@ fn out_of_range_numbers_in_bodies_are_refused_naming_the_element() {
         let r = s.send("POST", path, &[JSON], body);
         names(what, &refused(what, &r), element);
     }
-    assert_eq!(written(&s), before, "refused writes wrote nothing");
+    assert_eq!(versions(&s), before, "refused writes wrote nothing");
     still_healthy(&s);
 }
 

@@ -12,6 +12,7 @@ use diesel::sql_types::Integer;
 use diesel::{QueryableByName, RunQueryDsl};
 
 use crate::error::StoreError;
+use crate::history::{history_on, HistoryPage, HistoryQuery};
 use crate::include::{include_on, IncludeSpec};
 use crate::pool::{Conn, Store};
 use crate::query::{query_resources_on, FoundResource, ResourcePage, ResourceQuery};
@@ -178,6 +179,11 @@ impl Session {
     /// [`Store::query_resources`] under the session's token.
     pub fn query_resources(&mut self, q: &ResourceQuery) -> Result<ResourcePage, StoreError> {
         self.run(|conn| query_resources_on(conn, q))
+    }
+
+    /// [`Store::history`] under the session's token.
+    pub fn history(&mut self, q: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+        self.run(|conn| history_on(conn, q))
     }
 
     /// [`Store::include`] under the session's token.

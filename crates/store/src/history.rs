@@ -2,6 +2,7 @@
 //! newest first, paged by a keyset on the history row id so pages stay stable while writes go on.
 
 use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Bool, Bytea, Integer, Nullable, Text, Timestamptz};
 use diesel::{QueryableByName, RunQueryDsl};
 
@@ -95,115 +96,122 @@ struct Count {
 impl Store {
     /// One page of history.
     pub fn history(&self, q: &HistoryQuery) -> Result<HistoryPage, StoreError> {
-        let mut conn = self.conn()?;
-        let snapshot = match q.snapshot {
-            Some(s) => s,
-            None => {
-                let rows: Vec<Count> = query(
-                    "SELECT COALESCE(MAX(hid), 0) AS n FROM resource_history",
-                    &[],
-                )
-                .load(&mut conn)?;
-                rows.first().map_or(0, |c| c.n)
-            }
-        };
-        let mut conds = vec!["h.hid <= $1".to_string()];
-        let mut binds = vec![Bind::BigInt(snapshot)];
-        match &q.scope {
-            // The audit trail is its own log: system history is about the record, and the
-            // AuditEvents of every request would drown it. `AuditEvent/_history` serves them.
-            HistoryScope::System => conds.push("h.res_type <> 'AuditEvent'".into()),
-            HistoryScope::Type(t) => {
-                binds.push(Bind::Text(t.clone()));
-                conds.push(format!("h.res_type = ${}", binds.len()));
-            }
-            HistoryScope::Instance(t, id) => {
-                binds.push(Bind::Text(t.clone()));
-                conds.push(format!("h.res_type = ${}", binds.len()));
-                binds.push(Bind::Text(id.clone()));
-                conds.push(format!("h.id = ${}", binds.len()));
-            }
+        history_on(&mut *self.conn()?, q)
+    }
+}
+
+/// One page of history, on `conn` (a [`crate::Session`]'s when the request can be cancelled).
+pub(crate) fn history_on(
+    conn: &mut PgConnection,
+    q: &HistoryQuery,
+) -> Result<HistoryPage, StoreError> {
+    let snapshot = match q.snapshot {
+        Some(s) => s,
+        None => {
+            let rows: Vec<Count> = query(
+                "SELECT COALESCE(MAX(hid), 0) AS n FROM resource_history",
+                &[],
+            )
+            .load(conn)?;
+            rows.first().map_or(0, |c| c.n)
         }
-        if let Some(since) = q.since {
-            binds.push(Bind::OptTime(Some(since)));
-            conds.push(format!("h.last_updated >= ${}", binds.len()));
+    };
+    let mut conds = vec!["h.hid <= $1".to_string()];
+    let mut binds = vec![Bind::BigInt(snapshot)];
+    match &q.scope {
+        // The audit trail is its own log: system history is about the record, and the
+        // AuditEvents of every request would drown it. `AuditEvent/_history` serves them.
+        HistoryScope::System => conds.push("h.res_type <> 'AuditEvent'".into()),
+        HistoryScope::Type(t) => {
+            binds.push(Bind::Text(t.clone()));
+            conds.push(format!("h.res_type = ${}", binds.len()));
         }
-        let base = if let Some(at) = q.at {
-            // The version current at `at`: the newest one written at or before it, per resource.
-            binds.push(Bind::OptTime(Some(at)));
-            conds.push(format!("h.last_updated <= ${}", binds.len()));
-            format!(
-                "(SELECT DISTINCT ON (h.res_type, h.id) h.* FROM resource_history h WHERE {} \
+        HistoryScope::Instance(t, id) => {
+            binds.push(Bind::Text(t.clone()));
+            conds.push(format!("h.res_type = ${}", binds.len()));
+            binds.push(Bind::Text(id.clone()));
+            conds.push(format!("h.id = ${}", binds.len()));
+        }
+    }
+    if let Some(since) = q.since {
+        binds.push(Bind::OptTime(Some(since)));
+        conds.push(format!("h.last_updated >= ${}", binds.len()));
+    }
+    let base = if let Some(at) = q.at {
+        // The version current at `at`: the newest one written at or before it, per resource.
+        binds.push(Bind::OptTime(Some(at)));
+        conds.push(format!("h.last_updated <= ${}", binds.len()));
+        format!(
+            "(SELECT DISTINCT ON (h.res_type, h.id) h.* FROM resource_history h WHERE {} \
                  ORDER BY h.res_type, h.id, h.version DESC) h",
-                conds.join(" AND ")
-            )
-        } else {
-            format!(
-                "(SELECT h.* FROM resource_history h WHERE {}) h",
-                conds.join(" AND ")
-            )
-        };
-        // Access applies to the version chosen (under `_at`, a hidden version is not replaced by
-        // an older visible one): each version is judged by its own row and content, and the
-        // resource as it is now must be visible too (see `version_visibility`).
-        let visible = match &q.access {
-            Some(a) => {
-                let in_scope = |t: &String| match &q.scope {
-                    HistoryScope::System => true,
-                    HistoryScope::Type(s) | HistoryScope::Instance(s, _) => s == t,
-                };
-                let restricted: Vec<String> =
-                    a.restricted_types().into_iter().filter(in_scope).collect();
-                let admitted = if restricted.is_empty() {
-                    Vec::new()
-                } else {
-                    let mut cb = binds.clone();
-                    let cond = version_visibility(a, &restricted, None, &mut cb);
-                    let candidates: Vec<Candidate> = query(
-                        &format!(
-                            "SELECT h.hid, h.res_type, h.body FROM {base} \
-                             JOIN resource r ON r.rid = h.rid WHERE {cond}"
-                        ),
-                        &cb,
-                    )
-                    .load(&mut conn)?;
-                    version_check::admitted(&mut conn, a, &candidates)?
-                };
-                let cond = version_visibility(a, &restricted, Some(admitted), &mut binds);
-                format!("EXISTS (SELECT 1 FROM resource r WHERE r.rid = h.rid AND {cond})")
-            }
-            None => "TRUE".into(),
-        };
-        let total: Vec<Count> = query(
-            &format!("SELECT COUNT(*) AS n FROM {base} WHERE {visible}"),
-            &binds,
+            conds.join(" AND ")
         )
-        .load(&mut conn)?;
-        let total = total.first().map_or(0, |c| c.n);
-        let mut page_binds = binds.clone();
-        let cursor = match q.before {
-            Some(before) => {
-                page_binds.push(Bind::BigInt(before));
-                format!("WHERE {visible} AND h.hid < ${}", page_binds.len())
-            }
-            None => format!("WHERE {visible}"),
-        };
-        page_binds.push(Bind::BigInt(q.count + 1));
-        let sql = format!(
+    } else {
+        format!(
+            "(SELECT h.* FROM resource_history h WHERE {}) h",
+            conds.join(" AND ")
+        )
+    };
+    // Access applies to the version chosen (under `_at`, a hidden version is not replaced by
+    // an older visible one): each version is judged by its own row and content, and the
+    // resource as it is now must be visible too (see `version_visibility`).
+    let visible = match &q.access {
+        Some(a) => {
+            let in_scope = |t: &String| match &q.scope {
+                HistoryScope::System => true,
+                HistoryScope::Type(s) | HistoryScope::Instance(s, _) => s == t,
+            };
+            let restricted: Vec<String> =
+                a.restricted_types().into_iter().filter(in_scope).collect();
+            let admitted = if restricted.is_empty() {
+                Vec::new()
+            } else {
+                let mut cb = binds.clone();
+                let cond = version_visibility(a, &restricted, None, &mut cb);
+                let candidates: Vec<Candidate> = query(
+                    &format!(
+                        "SELECT h.hid, h.res_type, h.body FROM {base} \
+                             JOIN resource r ON r.rid = h.rid WHERE {cond}"
+                    ),
+                    &cb,
+                )
+                .load(conn)?;
+                version_check::admitted(conn, a, &candidates)?
+            };
+            let cond = version_visibility(a, &restricted, Some(admitted), &mut binds);
+            format!("EXISTS (SELECT 1 FROM resource r WHERE r.rid = h.rid AND {cond})")
+        }
+        None => "TRUE".into(),
+    };
+    let total: Vec<Count> = query(
+        &format!("SELECT COUNT(*) AS n FROM {base} WHERE {visible}"),
+        &binds,
+    )
+    .load(conn)?;
+    let total = total.first().map_or(0, |c| c.n);
+    let mut page_binds = binds.clone();
+    let cursor = match q.before {
+        Some(before) => {
+            page_binds.push(Bind::BigInt(before));
+            format!("WHERE {visible} AND h.hid < ${}", page_binds.len())
+        }
+        None => format!("WHERE {visible}"),
+    };
+    page_binds.push(Bind::BigInt(q.count + 1));
+    let sql = format!(
             "SELECT h.hid, h.res_type, h.id, h.version, h.last_updated, h.deleted, h.method, h.body, h.compartments \
              FROM {base} {cursor} ORDER BY h.hid DESC LIMIT ${}",
             page_binds.len()
         );
-        let mut entries: Vec<HistoryEntry> = query(&sql, &page_binds).load(&mut conn)?;
-        let more = entries.len() as i64 > q.count;
-        entries.truncate(q.count as usize);
-        Ok(HistoryPage {
-            entries,
-            total,
-            snapshot,
-            more,
-        })
-    }
+    let mut entries: Vec<HistoryEntry> = query(&sql, &page_binds).load(conn)?;
+    let more = entries.len() as i64 > q.count;
+    entries.truncate(q.count as usize);
+    Ok(HistoryPage {
+        entries,
+        total,
+        snapshot,
+        more,
+    })
 }
 
 /// The condition that the version `h` of the resource whose current row is `r` is visible: `h`

@@ -90,11 +90,15 @@ async fn history(
     };
     let store = state.store.clone();
     let instance = matches!(scope, HistoryScope::Instance(..));
+    // Dropped with this future when the client goes away, cancelling the statement (as search).
+    let guard = store.cancel_guard();
+    let token = guard.token();
     let page = blocking(move || {
-        let page = store.history(&q)?;
+        let page = store.session(&token)?.history(&q)?;
         Ok((page, q))
     })
     .await?;
+    guard.disarm();
     let (page, q) = page;
     for e in &page.entries {
         auth.touched(&e.compartments);

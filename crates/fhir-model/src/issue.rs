@@ -19,6 +19,32 @@ pub enum IssueCode {
     NotSupported,
     /// The content exceeds a limit that bounds the work of processing it (e.g. nesting).
     TooCostly,
+    /// Something was asked for that is not there.
+    NotFound,
+    /// The resource asked for was deleted.
+    Deleted,
+    /// The caller may not do this.
+    Forbidden,
+    /// The caller is not authenticated.
+    Login,
+    /// A version precondition failed (`If-Match`).
+    Conflict,
+    /// A conditional interaction matched more than it may act on.
+    MultipleMatches,
+    /// The change would duplicate something unique.
+    Duplicate,
+    /// The content is understood but cannot be processed (a patch that does not apply).
+    Processing,
+    /// Something was withheld from the answer.
+    Suppressed,
+    /// The request timed out.
+    Timeout,
+    /// A temporary failure; retrying may succeed.
+    Transient,
+    /// An unexpected failure of the server.
+    Exception,
+    /// Information only.
+    Informational,
 }
 
 impl IssueCode {
@@ -32,6 +58,19 @@ impl IssueCode {
             IssueCode::BusinessRule => "business-rule",
             IssueCode::NotSupported => "not-supported",
             IssueCode::TooCostly => "too-costly",
+            IssueCode::NotFound => "not-found",
+            IssueCode::Deleted => "deleted",
+            IssueCode::Forbidden => "forbidden",
+            IssueCode::Login => "login",
+            IssueCode::Conflict => "conflict",
+            IssueCode::MultipleMatches => "multiple-matches",
+            IssueCode::Duplicate => "duplicate",
+            IssueCode::Processing => "processing",
+            IssueCode::Suppressed => "suppressed",
+            IssueCode::Timeout => "timeout",
+            IssueCode::Transient => "transient",
+            IssueCode::Exception => "exception",
+            IssueCode::Informational => "informational",
         }
     }
 }

@@ -5,15 +5,13 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
-use crate::interactions::{
-    bundle, capabilities, create, delete, everything, history, patch, read, search, update,
-};
+use crate::handlers::{bundle, discovery, history, resources, searches};
 use crate::state::AppState;
+use interactions::ErrorKind;
 
 /// Registers every route. `$`-operations and `_history` come before `{type}/{id}` so that
 /// they are never taken for ids.
@@ -24,28 +22,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/fhir")
                 .service(
                     web::resource(["", "/"])
-                        .route(web::get().to(search::system))
+                        .route(web::get().to(searches::system))
                         .route(web::post().to(bundle::process))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
                     web::resource("/_search")
-                        .route(web::post().to(search::system_post))
+                        .route(web::post().to(searches::system_post))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
                     web::resource("/.well-known/smart-configuration")
-                        .route(web::get().to(capabilities::smart_configuration))
+                        .route(web::get().to(discovery::smart_configuration))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
                     web::resource("/.well-known/jwks.json")
-                        .route(web::get().to(capabilities::jwks))
+                        .route(web::get().to(discovery::jwks))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
                     web::resource("/metadata")
-                        .route(web::get().to(capabilities::metadata))
+                        .route(web::get().to(discovery::metadata))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
@@ -65,44 +63,44 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/{type}/_search")
-                        .route(web::post().to(search::by_type_post))
+                        .route(web::post().to(searches::by_type_post))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
                     web::resource("/{type}/{id}/_history/{vid}")
-                        .route(web::get().to(read::vread))
+                        .route(web::get().to(resources::vread))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
                     web::resource("/{type}/$everything")
-                        .route(web::get().to(everything::by_type))
+                        .route(web::get().to(searches::everything_type))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
                     web::resource("/{type}/{id}/$everything")
-                        .route(web::get().to(everything::instance))
+                        .route(web::get().to(searches::everything_instance))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
                     web::resource("/{type}/{id}/{ctype}")
-                        .route(web::get().to(search::compartment))
+                        .route(web::get().to(searches::compartment))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
                     web::resource("/{type}/{id}")
-                        .route(web::get().to(read::read))
-                        .route(web::put().to(update::update))
-                        .route(web::patch().to(patch::patch))
-                        .route(web::delete().to(delete::delete))
+                        .route(web::get().to(resources::read))
+                        .route(web::put().to(resources::update))
+                        .route(web::patch().to(resources::patch))
+                        .route(web::delete().to(resources::delete))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
                     web::resource("/{type}")
-                        .route(web::get().to(search::by_type))
-                        .route(web::post().to(create::create))
-                        .route(web::put().to(update::conditional))
-                        .route(web::patch().to(patch::patch))
-                        .route(web::delete().to(delete::conditional))
+                        .route(web::get().to(searches::by_type))
+                        .route(web::post().to(resources::create))
+                        .route(web::put().to(resources::conditional_update))
+                        .route(web::patch().to(resources::patch))
+                        .route(web::delete().to(resources::conditional_delete))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .default_service(web::to(not_found)),
@@ -115,13 +113,14 @@ async fn health() -> HttpResponse {
 }
 
 async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let store = state.store.clone();
-    let ready = web::block(move || store.ready()).await?;
+    let store = state.services.store.clone();
+    let ready = web::block(move || store.ready())
+        .await
+        .map_err(crate::error::blocking_failed)?;
     match ready {
         Ok(true) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))),
         Ok(false) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "transient",
+            ErrorKind::Unavailable,
             "Database migrations are pending",
         )),
         Err(e) => Err(e.into()),
@@ -138,8 +137,7 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "not-supported",
+        ErrorKind::MethodNotAllowed,
         format!("{} is not supported on {}", req.method(), req.path()),
     ))
 }

@@ -6,7 +6,6 @@
 
 use std::sync::{mpsc, Arc, Mutex};
 
-use actix_web::http::StatusCode;
 use serde_json::Value;
 use store::Store;
 use tokio::sync::oneshot;
@@ -65,8 +64,7 @@ impl AuditSink {
         };
         let unavailable = || {
             ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "transient",
+                interactions::ErrorKind::Unavailable,
                 "The audit trail could not be written, so the response is withheld",
             )
         };

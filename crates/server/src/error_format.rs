@@ -7,7 +7,8 @@ use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::middleware::Next;
 use actix_web::HttpResponse;
 
-use crate::format::{prefers_xml, FHIR_JSON, FHIR_XML};
+use crate::format::prefers_xml;
+use interactions::render::{FHIR_JSON, FHIR_XML};
 
 /// Rewrites JSON OperationOutcome error bodies as XML for clients that asked for XML.
 pub async fn xml_errors(

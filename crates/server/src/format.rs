@@ -1,137 +1,25 @@
-//! Content negotiation and rendering: `Accept`/`_format`, `_pretty`, `_summary`, `_elements`, and
-//! reading request bodies by `Content-Type` within the size limit.
+//! Content negotiation and request bodies: the `Accept` header (with `_format`, `_pretty`,
+//! `_summary` and `_elements` from the query) becomes an [`Output`], and bodies are read by
+//! `Content-Type` within the size limit and parsed as FHIR.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{web, HttpRequest};
-use fhir_model::summary::{apply_elements, apply_summary, SummaryMode};
 use futures_util::StreamExt;
+use interactions::{ErrorKind, Format, Output, Params};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::query::Params;
 
-/// The FHIR JSON media type with charset, as sent.
-pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
-/// The FHIR XML media type with charset, as sent.
-pub const FHIR_XML: &str = "application/fhir+xml; charset=utf-8";
-
-/// A wire format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// FHIR JSON.
-    Json,
-    /// FHIR XML.
-    Xml,
+/// The output a request asks for, from its query and `Accept` header.
+pub fn output(req: &HttpRequest, params: &Params) -> Result<Output, ApiError> {
+    Ok(Output::from_params(params, || {
+        accept_format(req).map_err(|e| e.0)
+    })?)
 }
 
-/// How a response should be written.
-#[derive(Debug, Clone)]
-pub struct Output {
-    /// JSON or XML.
-    pub format: Format,
-    /// `_pretty=true`.
-    pub pretty: bool,
-    /// `_summary`, when other than `false`.
-    pub summary: Option<SummaryMode>,
-    /// `_elements`, when given.
-    pub elements: Option<Vec<String>>,
-}
-
-impl Output {
-    /// Reads `_format`, `_pretty`, `_summary`, `_elements` and `Accept`.
-    pub fn from_request(req: &HttpRequest, params: &Params) -> Result<Output, ApiError> {
-        let format = match params.get("_format") {
-            Some(f) => format_from_mime(f).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_ACCEPTABLE,
-                    "not-supported",
-                    format!("_format '{f}' is not supported; use json or xml"),
-                )
-            })?,
-            None => accept_format(req)?,
-        };
-        let pretty = match params.get("_pretty") {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(v) => {
-                return Err(ApiError::bad_request(format!(
-                    "_pretty must be true or false, not '{v}'"
-                )))
-            }
-        };
-        let summary = match params.get("_summary") {
-            None => None,
-            Some(v) => match SummaryMode::parse(v) {
-                Some(SummaryMode::False) => None,
-                Some(m) => Some(m),
-                None => {
-                    return Err(ApiError::bad_request(format!(
-                        "_summary must be one of true, text, data, count, false; not '{v}'"
-                    )))
-                }
-            },
-        };
-        let elements = params.get("_elements").map(|e| {
-            e.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        });
-        Ok(Output {
-            format,
-            pretty,
-            summary,
-            elements,
-        })
-    }
-
-    /// True when stored bytes can be sent as they are.
-    pub fn is_verbatim(&self) -> bool {
-        self.format == Format::Json
-            && !self.pretty
-            && self.summary.is_none()
-            && self.elements.is_none()
-    }
-
-    /// The `Content-Type` to send.
-    pub fn content_type(&self) -> &'static str {
-        match self.format {
-            Format::Json => FHIR_JSON,
-            Format::Xml => FHIR_XML,
-        }
-    }
-
-    /// Renders a stored resource body, applying subsetting; stored JSON passes through untouched.
-    pub fn render_stored(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-        if self.is_verbatim() {
-            return Ok(body.to_vec());
-        }
-        let value: Value = serde_json::from_slice(body).map_err(crate::error::internal)?;
-        self.render(&self.subset(&value))
-    }
-
-    /// Applies `_summary`/`_elements` to one resource.
-    pub fn subset(&self, value: &Value) -> Value {
-        let mut v = match self.summary {
-            Some(mode) => apply_summary(value, mode),
-            None => value.clone(),
-        };
-        if let Some(elements) = &self.elements {
-            v = apply_elements(&v, elements);
-        }
-        v
-    }
-
-    /// Renders a resource value in the chosen format.
-    pub fn render(&self, value: &Value) -> Result<Vec<u8>, ApiError> {
-        match (self.format, self.pretty) {
-            (Format::Json, false) => serde_json::to_vec(value).map_err(crate::error::internal),
-            (Format::Json, true) => {
-                serde_json::to_vec_pretty(value).map_err(crate::error::internal)
-            }
-            (Format::Xml, _) => fhir_model::format::to_xml(value).map_err(crate::error::internal),
-        }
-    }
+/// The output of a request whose query holds only output parameters.
+pub fn output_of(req: &HttpRequest) -> Result<Output, ApiError> {
+    output(req, &Params::parse(req.query_string())?)
 }
 
 /// True when the request asked for XML by `_format` or `Accept` (lenient: for error bodies).
@@ -146,30 +34,8 @@ pub fn prefers_xml(req: &HttpRequest) -> bool {
         })
     });
     match format {
-        Some(f) => format_from_mime(&f) == Some(Format::Xml),
+        Some(f) => Format::from_mime(&f) == Some(Format::Xml),
         None => matches!(accept_format(req), Ok(Format::Xml)),
-    }
-}
-
-fn format_from_mime(f: &str) -> Option<Format> {
-    // An unencoded `+` in `_format=application/fhir+xml` arrives as a space.
-    let base = f
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .replace(' ', "+")
-        .to_ascii_lowercase();
-    match base.as_str() {
-        "json" | "application/json" | "application/fhir+json" | "application/json+fhir" => {
-            Some(Format::Json)
-        }
-        "xml"
-        | "text/xml"
-        | "application/xml"
-        | "application/fhir+xml"
-        | "application/xml+fhir" => Some(Format::Xml),
-        _ => None,
     }
 }
 
@@ -184,7 +50,7 @@ fn accept_format(req: &HttpRequest) -> Result<Format, ApiError> {
     let mut any = false;
     for part in accept.split(',') {
         let mime = part.split(';').next().unwrap_or("").trim();
-        if let Some(f) = format_from_mime(mime) {
+        if let Some(f) = Format::from_mime(mime) {
             return Ok(f);
         }
         if mime == "*/*" || mime == "application/*" || mime == "text/*" || mime.is_empty() {
@@ -195,8 +61,7 @@ fn accept_format(req: &HttpRequest) -> Result<Format, ApiError> {
         Ok(Format::Json)
     } else {
         Err(ApiError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "not-supported",
+            ErrorKind::NotAcceptable,
             format!("None of the accepted media types '{accept}' is supported; use application/fhir+json or application/fhir+xml"),
         ))
     }
@@ -233,7 +98,7 @@ pub async fn read_bundle(
 
 /// Bodies are read as UTF-8 (FHIR's only encoding for JSON, and the only one the XML reader
 /// takes): a `charset` parameter naming anything else is refused rather than misread.
-pub(crate) fn check_charset(content_type: &str) -> Result<(), ApiError> {
+pub fn check_charset(content_type: &str) -> Result<(), ApiError> {
     for param in content_type.split(';').skip(1) {
         let Some((name, value)) = param.split_once('=') else {
             continue;
@@ -241,8 +106,7 @@ pub(crate) fn check_charset(content_type: &str) -> Result<(), ApiError> {
         let value = value.trim().trim_matches('"');
         if name.trim().eq_ignore_ascii_case("charset") && !value.eq_ignore_ascii_case("utf-8") {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "not-supported",
+                ErrorKind::UnsupportedMediaType,
                 format!("charset '{value}' is not supported; send UTF-8"),
             ));
         }
@@ -253,7 +117,7 @@ pub(crate) fn check_charset(content_type: &str) -> Result<(), ApiError> {
 /// Reads a request body of a FHIR format up to `limit` bytes.
 async fn read_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<(Format, web::BytesMut), ApiError> {
     let format = match req.headers().get(header::CONTENT_TYPE) {
@@ -261,10 +125,9 @@ async fn read_body(
         Some(ct) => {
             let ct = ct.to_str().unwrap_or("");
             check_charset(ct)?;
-            format_from_mime(ct).ok_or_else(|| {
+            Format::from_mime(ct).ok_or_else(|| {
                 ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "not-supported",
+                    ErrorKind::UnsupportedMediaType,
                     format!("Content-Type '{ct}' is not supported; send application/fhir+json or application/fhir+xml"),
                 )
             })?
@@ -272,8 +135,7 @@ async fn read_body(
     };
     let too_large = || {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-costly",
+            ErrorKind::PayloadTooLarge,
             format!("The body is larger than the limit of {limit} bytes"),
         )
     };
@@ -287,6 +149,21 @@ async fn read_body(
             return Err(too_large());
         }
     }
+    let body = read_limited(payload, limit, too_large).await?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "The request has no body; a resource is required",
+        ));
+    }
+    Ok((format, body))
+}
+
+/// Reads a body of at most `limit` bytes; `too_large` is the error past it.
+pub async fn read_limited(
+    mut payload: web::Payload,
+    limit: usize,
+    too_large: impl Fn() -> ApiError,
+) -> Result<web::BytesMut, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk =
@@ -296,10 +173,5 @@ async fn read_body(
         }
         body.extend_from_slice(&chunk);
     }
-    if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "The request has no body; a resource is required",
-        ));
-    }
-    Ok((format, body))
+    Ok(body)
 }

@@ -16,10 +16,10 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 use store::{Store, WriteContext};
 
-use crate::auth::{audit_hook, SOURCE_CLIENT_PREFIX};
 use crate::config::Config;
-use crate::error::ApiError;
-use crate::interactions::bundle::{self, Entry, Env, Outcome, Work};
+use interactions::authorize::{audit_hook, SOURCE_CLIENT_PREFIX};
+use interactions::transaction::{self, Entry, EntryOutcome, Work};
+use interactions::{Error, Settings};
 
 /// What to load and as whom.
 struct Options {
@@ -163,8 +163,8 @@ impl Tally {
         self.created + self.updated + self.unchanged
     }
 
-    fn add(&mut self, o: &Outcome) {
-        if o.status.as_u16() == 201 {
+    fn add(&mut self, o: &EntryOutcome) {
+        if o.status == 201 {
             self.created += 1;
         } else if o.unchanged {
             self.unchanged += 1;
@@ -213,14 +213,9 @@ pub fn run(config: &Config, store: &Store, policy: authz::Policy) -> Result<(), 
         record_source: o.org.is_some(),
         audit: config.audit.then(|| audit_hook(record, policy)),
     };
-    let env = Env {
-        base_url: config.base_url.clone(),
-        default_count: config.search_default_count,
-        max_count: config.search_max_count,
-        delete_multiple: config.delete_multiple,
-    };
+    let env = crate::state::settings(config);
     let started = Instant::now();
-    let (tx, rx) = sync_channel::<Result<Unit, String>>(2);
+    let (tx, rx) = sync_channel::<Read>(2);
     let reader = {
         let base_url = config.base_url.clone();
         let chunk = o.chunk;
@@ -263,14 +258,14 @@ pub fn run(config: &Config, store: &Store, policy: authz::Policy) -> Result<(), 
             tally.merge(t);
         }
         match unit {
-            Ok(unit) => {
+            Read::Unit(unit) => {
                 in_flight += 1;
                 if work_tx.send(unit).is_err() {
                     return Err("the writers stopped".into());
                 }
             }
-            Err(failure) if !failure.is_empty() => tally.failed.push(failure),
-            Err(_) => {
+            Read::Failed(failure) => tally.failed.push(failure),
+            Read::FileDone => {
                 // A file is done: wait for its units before the next file's start.
                 while in_flight > 0 {
                     let t = done_rx
@@ -328,29 +323,34 @@ pub fn run(config: &Config, store: &Store, policy: authz::Policy) -> Result<(), 
     ))
 }
 
-/// Reads and checks every file, sending units of work; `Err("")` marks a file read to its end
-/// and `Err(message)` a failure outside any unit (a line that could not be read).
+/// What the file reader sends the writers.
+enum Read {
+    /// Entries to write together.
+    Unit(Unit),
+    /// A failure outside any unit (a line that could not be read or checked).
+    Failed(String),
+    /// A file read to its end: its units are all sent.
+    FileDone,
+}
+
+/// Reads and checks every file, sending units of work, failures, and the end of each file.
 fn read_all(
     files: &[PathBuf],
     base_url: &str,
     chunk: usize,
     ctx: &WriteContext,
-    out: &std::sync::mpsc::SyncSender<Result<Unit, String>>,
+    out: &std::sync::mpsc::SyncSender<Read>,
     read_bytes: &std::sync::atomic::AtomicU64,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
-    let work = |e: Entry| Work {
-        entry: e,
-        ctx: ctx.clone(),
-        match_ctx: ctx.clone(),
-    };
+    let work = |e: Entry| Work::with_context(e, ctx.clone());
     for file in files {
         let name = file.display().to_string();
         if is_ndjson(file) {
             let reader = match std::fs::File::open(file) {
                 Ok(f) => std::io::BufReader::new(f),
                 Err(e) => {
-                    let _ = out.send(Err(format!("{name}: {e}")));
+                    let _ = out.send(Read::Failed(format!("{name}: {e}")));
                     continue;
                 }
             };
@@ -368,7 +368,7 @@ fn read_all(
                     Ok(l) if l.trim().is_empty() => continue,
                     Ok(l) => l,
                     Err(e) => {
-                        let _ = out.send(Err(format!("{origin}: {e}")));
+                        let _ = out.send(Read::Failed(format!("{origin}: {e}")));
                         break;
                     }
                 };
@@ -378,7 +378,7 @@ fn read_all(
                         unit.works.push(work(e));
                     }
                     Err(e) => {
-                        let _ = out.send(Err(format!("{origin}: {}", message(&e))));
+                        let _ = out.send(Read::Failed(format!("{origin}: {}", e.message())));
                     }
                 }
                 if unit.works.len() >= chunk {
@@ -390,12 +390,12 @@ fn read_all(
                             atomic: false,
                         },
                     );
-                    if out.send(Ok(full)).is_err() {
+                    if out.send(Read::Unit(full)).is_err() {
                         return;
                     }
                 }
             }
-            if !unit.works.is_empty() && out.send(Ok(unit)).is_err() {
+            if !unit.works.is_empty() && out.send(Read::Unit(unit)).is_err() {
                 return;
             }
         } else {
@@ -405,7 +405,7 @@ fn read_all(
                     t
                 }
                 Err(e) => {
-                    let _ = out.send(Err(format!("{name}: {e}")));
+                    let _ = out.send(Read::Failed(format!("{name}: {e}")));
                     continue;
                 }
             };
@@ -416,35 +416,39 @@ fn read_all(
                         works: entries.into_iter().map(work).collect(),
                         atomic,
                     };
-                    if out.send(Ok(unit)).is_err() {
+                    if out.send(Read::Unit(unit)).is_err() {
                         return;
                     }
                 }
                 Err(msgs) => {
                     for m in msgs {
-                        let _ = out.send(Err(m));
+                        let _ = out.send(Read::Failed(m));
                     }
                 }
             }
         }
-        let _ = out.send(Err(String::new()));
+        let _ = out.send(Read::FileDone);
     }
 }
 
 /// One resource as a Bundle entry: PUT under its id, or POST without one.
-fn resource_entry(text: &str, base_url: &str) -> Result<Entry, ApiError> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| ApiError::bad_request(format!("not valid JSON: {e}")))?;
+fn resource_entry(text: &str, base_url: &str) -> Result<Entry, Error> {
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| Error::invalid(format!("not valid JSON: {e}")))?;
     resource_value_entry(v, base_url)
 }
 
-fn resource_value_entry(v: Value, base_url: &str) -> Result<Entry, ApiError> {
+fn resource_value_entry(v: Value, base_url: &str) -> Result<Entry, Error> {
     let t = v["resourceType"].as_str().unwrap_or_default().to_string();
     let request = match v["id"].as_str() {
         Some(id) => json!({"method": "PUT", "url": format!("{t}/{id}")}),
         None => json!({"method": "POST", "url": t}),
     };
-    bundle::parse_entry(0, &json!({"resource": v, "request": request}), base_url)
+    Ok(transaction::parse_entry(
+        0,
+        &json!({"resource": v, "request": request}),
+        base_url,
+    )?)
 }
 
 /// The entries of a `.json` file: a transaction or batch Bundle, or one resource.
@@ -459,7 +463,7 @@ fn json_file(
     if v["resourceType"] != "Bundle" {
         return resource_value_entry(v, base_url)
             .map(|e| (vec![name.to_string()], vec![e], true))
-            .map_err(|e| vec![format!("{name}: {}", message(&e))]);
+            .map_err(|e| vec![format!("{name}: {}", e.message())]);
     }
     let atomic = match v["type"].as_str() {
         Some("transaction") => true,
@@ -475,12 +479,12 @@ fn json_file(
     let mut errors = Vec::new();
     for (i, e) in v["entry"].as_array().into_iter().flatten().enumerate() {
         let origin = format!("{name}#entry[{i}]");
-        match bundle::parse_entry(i, e, base_url) {
+        match transaction::parse_entry(i, e, base_url).map_err(Error::from) {
             Ok(entry) => {
                 origins.push(origin);
                 entries.push(entry);
             }
-            Err(err) => errors.push(format!("{origin}: {}", message(&err))),
+            Err(err) => errors.push(format!("{origin}: {}", err.message())),
         }
     }
     if atomic && !errors.is_empty() {
@@ -489,21 +493,10 @@ fn json_file(
     Ok((origins, entries, atomic))
 }
 
-fn message(e: &ApiError) -> String {
-    e.issues
-        .iter()
-        .map(|i| match &i.2 {
-            Some(path) => format!("{} ({path})", i.1),
-            None => i.1.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 /// Writes a unit: all at once; when a non-atomic unit fails, entry by entry, so one bad line
 /// costs only itself.
-fn write_unit(store: &Store, mut unit: Unit, env: &Env, tally: &mut Tally) {
-    match bundle::in_transaction(store, &mut unit.works, env) {
+fn write_unit(store: &Store, mut unit: Unit, env: &Settings, tally: &mut Tally) {
+    match transaction::run(store, &mut unit.works, env) {
         Ok(outcomes) => outcomes.iter().for_each(|o| tally.add(o)),
         Err(f) if unit.atomic => {
             let origin = f
@@ -513,17 +506,17 @@ fn write_unit(store: &Store, mut unit: Unit, env: &Env, tally: &mut Tally) {
                 .unwrap_or_else(|| unit.origins.first().cloned().unwrap_or_default());
             tally.failed.push(format!(
                 "{origin}: {} (nothing of it was loaded)",
-                message(&f.error)
+                f.error.message()
             ));
         }
         Err(_) => {
             for (origin, work) in unit.origins.into_iter().zip(unit.works) {
                 let mut one = [work];
-                match bundle::in_transaction(store, &mut one, env) {
+                match transaction::run(store, &mut one, env) {
                     Ok(outcomes) => outcomes.iter().for_each(|o| tally.add(o)),
                     Err(f) => tally
                         .failed
-                        .push(format!("{origin}: {}", message(&f.error))),
+                        .push(format!("{origin}: {}", f.error.message())),
                 }
             }
         }

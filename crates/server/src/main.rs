@@ -3,15 +3,16 @@
 
 mod app;
 mod audit_sink;
-mod auth;
 mod config;
 mod error;
 mod error_format;
 mod format;
-mod interactions;
+mod gate;
+mod guard;
+mod handlers;
 mod load;
-mod query;
 mod respond;
+mod security;
 mod state;
 mod token_tool;
 
@@ -137,7 +138,7 @@ fn run(command: Command, config: Config) -> Result<(), String> {
         external_issuers: config.oidc_issuers.clone(),
         leeway: Duration::from_secs(60),
     });
-    let security = auth::Security {
+    let security = security::Security {
         verifier,
         policy: std::sync::Arc::new(policy),
         enabled: config.auth,
@@ -146,12 +147,7 @@ fn run(command: Command, config: Config) -> Result<(), String> {
         jwks: vec![key.public_jwk()],
         cache: Default::default(),
     };
-    serve(AppState {
-        store,
-        config,
-        security,
-    })
-    .map_err(|e| format!("server failed: {e}"))
+    serve(AppState::new(store, config, security)).map_err(|e| format!("server failed: {e}"))
 }
 
 #[actix_web::main]
@@ -163,7 +159,7 @@ async fn serve(state: AppState) -> std::io::Result<()> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .wrap(from_fn(auth::gate))
+            .wrap(from_fn(gate::gate))
             .wrap(from_fn(error_format::xml_errors))
             .wrap(from_fn(app::request_log))
             .configure(app::configure)

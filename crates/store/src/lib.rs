@@ -41,4 +41,6 @@ pub use query::{
 pub use read::{Stored, Visibility};
 pub use sql::{Bind, Filter};
 pub use tx::Tx;
-pub use write::{condition_key, AuditHook, Change, Condition, Match, WriteContext, Written};
+pub use write::{
+    condition_key, AuditHook, Change, Condition, InsertMethod, Match, WriteContext, Written,
+};

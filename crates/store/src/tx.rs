@@ -61,22 +61,31 @@ impl Pending {
 
 impl Store {
     /// Runs `f` in one database transaction: everything it wrote commits together, or (when it
-    /// returns an error) nothing does.
-    pub fn transaction<T>(
+    /// returns an error) nothing does. The caller's own error comes back as it was returned.
+    pub fn transaction<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut conn = self.conn()?;
-        conn.transaction(|conn| {
+        let mut failed: Option<E> = None;
+        let done = conn.transaction(|conn| {
             let mut tx = Tx {
                 conn,
                 pending: Pending::default(),
                 locked: Default::default(),
             };
-            let out = f(&mut tx)?;
-            tx.flush()?;
-            Ok(out)
-        })
+            match f(&mut tx) {
+                Ok(out) => {
+                    tx.flush()?;
+                    Ok(out)
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    Err(StoreError::from(diesel::result::Error::RollbackTransaction))
+                }
+            }
+        });
+        done.map_err(|e| failed.take().unwrap_or_else(|| e.into()))
     }
 }
 

@@ -67,6 +67,25 @@ pub struct Change {
     pub alerts: Vec<String>,
 }
 
+/// How new resources in a multi-row insert were asked for, as history records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertMethod {
+    /// Created under an id the server chose (`POST`).
+    Post,
+    /// Created under the client's id (`PUT` of an id not stored yet).
+    Put,
+}
+
+impl InsertMethod {
+    /// The HTTP method history entries show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InsertMethod::Post => "POST",
+            InsertMethod::Put => "PUT",
+        }
+    }
+}
+
 /// Builds the AuditEvents (JSON) of the changes one request made, stored in its transaction.
 pub type AuditHook = Arc<dyn Fn(&[Change]) -> Vec<Value> + Send + Sync>;
 
@@ -313,8 +332,9 @@ impl Tx<'_> {
     pub fn create_many(
         &mut self,
         items: Vec<(String, String, Value, &WriteContext)>,
-        method: &'static str,
+        method: InsertMethod,
     ) -> Result<Vec<Written>, StoreError> {
+        let method = method.as_str();
         if items.is_empty() {
             return Ok(Vec::new());
         }

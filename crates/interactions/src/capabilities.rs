@@ -1,35 +1,26 @@
 //! `capabilities`: GET /fhir/metadata, a CapabilityStatement generated from the same tables the
 //! server runs on (resource types, search parameters), so it cannot drift from behaviour.
 
-use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_model::search_params;
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
-use crate::format::Output;
-use crate::query::Params;
-use crate::state::AppState;
+use crate::outcome::Outcome;
+use crate::render::Output;
+use crate::services::Services;
 
-/// Handles `GET /fhir/metadata`.
-pub async fn metadata(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let output = Output::from_request(&req, &Params::parse(req.query_string())?)?;
-    let statement = capability_statement(&state.config.base_url, state.config.delete_multiple);
-    let mut statement = statement;
-    statement["rest"][0]["security"] = security(&state);
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, output.content_type()))
-        .body(output.render(&output.subset(&statement))?))
+/// `GET [base]/metadata`: the CapabilityStatement, subset as asked.
+pub fn metadata(services: &Services, output: &Output) -> Outcome {
+    let settings = &services.settings;
+    let mut statement = capability_statement(&settings.base_url, settings.delete_multiple);
+    statement["rest"][0]["security"] = security(&settings.issuer);
+    Outcome::Json(output.subset(&statement))
 }
 
 /// The SMART endpoints this server points clients to. The authorization server that serves
 /// them is a later piece of work; until then tokens come from `invicta token` or an external
 /// OpenID Connect issuer (`INVICTA_OIDC_ISSUERS`).
-fn endpoints(state: &AppState) -> (String, String) {
-    let issuer = state.config.issuer.trim_end_matches('/');
+fn endpoints(issuer: &str) -> (String, String) {
+    let issuer = issuer.trim_end_matches('/');
     (
         format!("{issuer}/auth/authorize"),
         format!("{issuer}/auth/token"),
@@ -37,8 +28,8 @@ fn endpoints(state: &AppState) -> (String, String) {
 }
 
 /// `rest.security`: SMART-on-FHIR with the oauth-uris extension.
-fn security(state: &AppState) -> Value {
-    let (authorize, token) = endpoints(state);
+fn security(issuer: &str) -> Value {
+    let (authorize, token) = endpoints(issuer);
     json!({
         "extension": [{
             "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
@@ -56,12 +47,13 @@ fn security(state: &AppState) -> Value {
     })
 }
 
-/// Handles `GET /fhir/.well-known/smart-configuration`.
-pub async fn smart_configuration(state: web::Data<AppState>) -> HttpResponse {
-    let (authorize, token) = endpoints(&state);
-    HttpResponse::Ok().json(json!({
-        "issuer": state.config.issuer,
-        "jwks_uri": format!("{}/.well-known/jwks.json", state.config.base_url),
+/// The SMART configuration (`[base]/.well-known/smart-configuration`).
+pub fn smart_configuration(services: &Services) -> Value {
+    let settings = &services.settings;
+    let (authorize, token) = endpoints(&settings.issuer);
+    json!({
+        "issuer": settings.issuer,
+        "jwks_uri": format!("{}/.well-known/jwks.json", settings.base_url),
         "authorization_endpoint": authorize,
         "token_endpoint": token,
         "grant_types_supported": ["authorization_code", "client_credentials"],
@@ -75,12 +67,7 @@ pub async fn smart_configuration(state: web::Data<AppState>) -> HttpResponse {
             "context-ehr-patient", "context-standalone-patient", "sso-openid-connect",
             "permission-patient", "permission-user", "permission-v1", "permission-v2"
         ]
-    }))
-}
-
-/// Handles `GET /fhir/.well-known/jwks.json`: the public key of the server's own tokens.
-pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"keys": state.security.jwks.clone()}))
+    })
 }
 
 fn reference_params(t: &str) -> impl Iterator<Item = &'static search_params::SearchParamDef> {

@@ -5,8 +5,10 @@ use serde_json::{json, Value};
 use store::{Tx, WriteContext, Written};
 
 use super::refs;
-use crate::error::ApiError;
-use actix_web::http::StatusCode;
+use crate::error::Error;
+
+/// An entry this Bundle writes: its type, its condition, its identifiers and its id.
+pub(super) type Local = (String, Option<String>, Value, String);
 
 /// One person per NHS number: when another source's conditional create finds the person's
 /// Patient, the identifiers it knows the person by (a hospital number) are linked to that
@@ -19,7 +21,7 @@ pub(super) fn link_identifiers(
     found: Written,
     incoming: &Value,
     ctx: &WriteContext,
-) -> Result<Written, ApiError> {
+) -> Result<Written, Error> {
     let mut stored: Value = serde_json::from_slice(&found.body).map_err(crate::error::internal)?;
     let owner_org = owner(&stored);
     if let Some(org) = ctx.org.as_deref() {
@@ -92,7 +94,7 @@ fn keep_source_view(
     org: &str,
     incoming: &Value,
     ctx: &WriteContext,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let id: String = format!("{person}-{org}")
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
@@ -117,9 +119,9 @@ fn keep_source_view(
 pub(super) fn resolve_conditional(
     tx: &mut Tx<'_>,
     reference: &str,
-    locals: &[(String, Option<String>, Value, String)],
+    locals: &[Local],
     ctx: &WriteContext,
-) -> Result<String, ApiError> {
+) -> Result<String, Error> {
     let (t, q) = reference.split_once('?').unwrap_or((reference, ""));
     let ident = refs::single_identifier(q);
     let local: Vec<&String> = locals
@@ -137,26 +139,22 @@ pub(super) fn resolve_conditional(
         [id] => return Ok(format!("{t}/{id}")),
         [] => {}
         _ => {
-            return Err(ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "multiple-matches",
-                format!("the conditional reference '{reference}' matches several entries"),
-            ))
+            return Err(Error::multiple_matches(format!(
+                "the conditional reference '{reference}' matches several entries"
+            )))
         }
     }
     let filter = search::compile_condition(t, q)?;
     let found = tx.find(t, &filter, ctx, 2)?;
     match found.as_slice() {
         [m] => Ok(format!("{t}/{}", m.id)),
-        [] => Err(ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "not-found",
+        [] => Err(Error::coded(
+            crate::error::ErrorKind::PreconditionFailed,
+            fhir_model::IssueCode::NotFound,
             format!("the conditional reference '{reference}' matches no resource"),
         )),
-        _ => Err(ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "multiple-matches",
-            format!("the conditional reference '{reference}' matches more than one resource"),
-        )),
+        _ => Err(Error::multiple_matches(format!(
+            "the conditional reference '{reference}' matches more than one resource"
+        ))),
     }
 }

@@ -1,20 +1,17 @@
 //! `history` at instance, type and system level: paged Bundles of type `history`, newest first,
 //! with `_count`, `_since` and `_at` (http://hl7.org/fhir/R4/http.html#history).
 
-use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use store::{HistoryQuery, HistoryScope};
 
-use super::{blocking, logical_id, resource_type};
-use crate::auth::authorize;
-use crate::error::ApiError;
-use crate::format::Output;
-use crate::query::Params;
-use crate::respond::{etag, http_date};
-use crate::state::AppState;
-use authz::Interaction;
+use crate::authorize::Authorized;
+use crate::blocking;
+use crate::error::{internal, Error, Result};
+use crate::outcome::{etag, Outcome};
+use crate::params::Params;
+use crate::render::Output;
+use crate::services::Services;
 use search::text::encode;
 
 /// Page size when `_count` is absent.
@@ -22,47 +19,16 @@ const DEFAULT_COUNT: i64 = 50;
 /// Largest page served, whatever `_count` asks.
 const MAX_COUNT: i64 = 1000;
 
-/// `GET /fhir/_history`.
-pub async fn system(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    history(req, state, HistoryScope::System).await
-}
-
-/// `GET /fhir/{type}/_history`.
-pub async fn by_type(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let t = resource_type(&req)?;
-    history(req, state, HistoryScope::Type(t)).await
-}
-
-/// `GET /fhir/{type}/{id}/_history`.
-pub async fn instance(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let t = resource_type(&req)?;
-    let id = logical_id(&req)?;
-    history(req, state, HistoryScope::Instance(t, id)).await
-}
-
-async fn history(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+/// The history of an instance, a type or the system, one page of it.
+pub async fn history(
+    services: &Services,
+    auth: &Authorized,
     scope: HistoryScope,
-) -> Result<HttpResponse, ApiError> {
-    let (res_type, interaction) = match &scope {
-        HistoryScope::System => (None, Interaction::HistoryType),
-        HistoryScope::Type(t) => (Some(t.as_str()), Interaction::HistoryType),
-        HistoryScope::Instance(t, _) => (Some(t.as_str()), Interaction::HistoryInstance),
-    };
-    let auth = authorize(&req, &state, res_type, interaction)?;
-    auth.query(req.uri().to_string());
-    let params = Params::parse(req.query_string())?;
-    let output = Output::from_request(&req, &params)?;
+    params: &Params,
+    audit_query: String,
+    output: &Output,
+) -> Result<Outcome> {
+    auth.query(audit_query);
     let count = match params.get("_count") {
         None => DEFAULT_COUNT,
         // A whole number too large for any page is the largest page, as in searches.
@@ -70,15 +36,15 @@ async fn history(
             c.parse::<i64>().unwrap_or(i64::MAX).min(MAX_COUNT)
         }
         Some(c) => {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "_count must be a whole number, not '{c}'"
             )))
         }
     };
-    let since = instant_param(&params, "_since")?;
-    let at = instant_param(&params, "_at")?;
-    let before = int_param(&params, "_cursor")?;
-    let snapshot = int_param(&params, "_snapshot")?;
+    let since = instant_param(params, "_since")?;
+    let at = instant_param(params, "_at")?;
+    let before = int_param(params, "_cursor")?;
+    let snapshot = int_param(params, "_snapshot")?;
     let q = HistoryQuery {
         scope: scope.clone(),
         since,
@@ -86,9 +52,9 @@ async fn history(
         count,
         before,
         snapshot,
-        access: auth.access.as_deref().cloned(),
+        access: auth.access().map(|a| (**a).clone()),
     };
-    let store = state.store.clone();
+    let store = services.store.clone();
     let instance = matches!(scope, HistoryScope::Instance(..));
     // Dropped with this future when the client goes away, cancelling the statement (as search).
     let guard = store.cancel_guard();
@@ -105,10 +71,10 @@ async fn history(
     }
     if instance && page.total == 0 {
         if let HistoryScope::Instance(t, id) = &scope {
-            return Err(ApiError::not_found(format!("{t}/{id} is not known")));
+            return Err(Error::not_found(format!("{t}/{id} is not known")));
         }
     }
-    let base = &state.config.base_url;
+    let base = &services.settings.base_url;
     let path = match &scope {
         HistoryScope::System => format!("{base}/_history"),
         HistoryScope::Type(t) => format!("{base}/{t}/_history"),
@@ -140,7 +106,7 @@ async fn history(
         let full_url = format!("{base}/{}/{}", e.res_type, e.id);
         let mut entry = json!({"fullUrl": full_url});
         if let Some(body) = &e.body {
-            let resource: Value = serde_json::from_slice(body).map_err(crate::error::internal)?;
+            let resource: Value = serde_json::from_slice(body).map_err(internal)?;
             entry["resource"] = output.subset(&resource);
         }
         let url = if e.method == "POST" {
@@ -172,35 +138,32 @@ async fn history(
     if !entries.is_empty() {
         bundle["entry"] = Value::Array(entries);
     }
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, output.content_type()))
-        .insert_header((header::DATE, http_date(Utc::now())))
-        .body(output.render(&bundle)?))
+    Ok(Outcome::Json(bundle))
 }
 
 fn store_instant(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn instant_param(params: &Params, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+fn instant_param(params: &Params, name: &str) -> Result<Option<DateTime<Utc>>> {
     match params.get(name) {
         None => Ok(None),
         Some(v) => DateTime::parse_from_rfc3339(v)
             .map(|d| Some(d.with_timezone(&Utc)))
             .map_err(|_| {
-                ApiError::bad_request(format!(
+                Error::invalid(format!(
                     "{name} must be an instant with a time zone (e.g. 2024-01-31T12:00:00Z), not '{v}'"
                 ))
             }),
     }
 }
 
-fn int_param(params: &Params, name: &str) -> Result<Option<i64>, ApiError> {
+fn int_param(params: &Params, name: &str) -> Result<Option<i64>> {
     match params.get(name) {
         None => Ok(None),
         Some(v) => v
             .parse()
             .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("{name} is not a valid paging token"))),
+            .map_err(|_| Error::invalid(format!("{name} is not a valid paging token"))),
     }
 }

@@ -1,6 +1,6 @@
 //! The query string, decoded once (with the search crate's decoder), repeated parameters kept.
 
-use crate::error::ApiError;
+use crate::error::Result;
 
 /// Decoded query parameters.
 #[derive(Debug, Clone, Default)]
@@ -10,7 +10,7 @@ pub struct Params {
 
 impl Params {
     /// Decodes `a=1&b=2` (form encoding: `+` is a space); a malformed escape is a 400.
-    pub fn parse(query: &str) -> Result<Params, ApiError> {
+    pub fn parse(query: &str) -> Result<Params> {
         Ok(Params {
             pairs: search::text::pairs(query)?,
         })
@@ -27,6 +27,16 @@ impl Params {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every pair, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
+    /// The pairs, taken.
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        self.pairs
     }
 }
 

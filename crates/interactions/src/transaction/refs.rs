@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// Nesting beyond this is refused rather than walked (a hostile body must not exhaust the stack).
 const MAX_DEPTH: usize = 64;
@@ -25,20 +25,20 @@ pub fn is_conditional(reference: &str) -> bool {
 pub fn rewrite(
     value: &mut Value,
     full_urls: &HashMap<String, String>,
-    resolve: &mut dyn FnMut(&str) -> Result<String, ApiError>,
-) -> Result<(), ApiError> {
+    resolve: &mut dyn FnMut(&str) -> Result<String, Error>,
+) -> Result<(), Error> {
     walk(value, full_urls, resolve, 0, false)
 }
 
 fn walk(
     value: &mut Value,
     full_urls: &HashMap<String, String>,
-    resolve: &mut dyn FnMut(&str) -> Result<String, ApiError>,
+    resolve: &mut dyn FnMut(&str) -> Result<String, Error>,
     depth: usize,
     is_reference: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if depth > MAX_DEPTH {
-        return Err(ApiError::bad_request("the resource is nested too deeply"));
+        return Err(Error::invalid("the resource is nested too deeply"));
     }
     match value {
         Value::String(s) => {

@@ -1,0 +1,108 @@
+//! `Patient/$everything` (http://hl7.org/fhir/R4/patient-operation-everything.html): the
+//! patient and every resource in their compartment the caller may see, as a searchset Bundle
+//! paged like any search. It is a compartment search over every compartment type, so the access
+//! rules apply inside the SQL exactly as they do for searches: nothing hidden shows, not even
+//! in `total`.
+
+use search::text::encode;
+
+use crate::authorize::Authorized;
+use crate::error::{Error, Result};
+use crate::outcome::Outcome;
+use crate::read;
+use crate::render::Output;
+use crate::search::{search, SearchRequest};
+use crate::services::Services;
+
+/// Parameters passed on to the search as they are (paging, totals and output shaping).
+const PASSED_ON: &[&str] = &[
+    "_count",
+    "_cursor",
+    "_lastUpdated",
+    "_total",
+    "_format",
+    "_pretty",
+    "_summary",
+    "_elements",
+];
+
+/// The patient `id` names, or for a token confined to one patient (a `patient/` scope, such as
+/// a citizen's) with no id, that patient.
+pub fn which_patient(auth: &Authorized, id: Option<String>) -> Result<String> {
+    id.or_else(|| auth.compartment()).ok_or_else(|| {
+        Error::invalid(
+            "Patient/$everything without a patient id is served only to a token confined to \
+             one patient (a patient/ scope); name the patient: \
+             GET [base]/Patient/{id}/$everything",
+        )
+    })
+}
+
+/// `GET [base]/Patient/{id}/$everything`: a compartment search over every compartment type.
+/// `auth` is the caller's decision to read the Patient, `all` to search across types.
+#[allow(clippy::too_many_arguments)]
+pub async fn everything(
+    services: &Services,
+    auth: &Authorized,
+    all: &Authorized,
+    id: String,
+    params: Vec<(String, String)>,
+    strict: bool,
+    audit_query: String,
+    output: &Output,
+) -> Result<Outcome> {
+    auth.interaction("operation", "E");
+    // An unknown or hidden patient is a 404, one withheld by limits a claim or break-glass lifts
+    // a 403 that says how, exactly as a read of the Patient.
+    read::load(services, auth, "Patient", &id, None).await?;
+    // The audit trail is about the record, not part of it.
+    let mut types: Vec<String> = fhir_model::compartment::patient_compartment_types()
+        .iter()
+        .filter(|t| *t != "AuditEvent")
+        .cloned()
+        .collect();
+    let mut self_base = format!("{}/Patient/{id}/$everything", services.settings.base_url);
+    let mut passed = Vec::new();
+    let mut ignored = Vec::new();
+    for (name, value) in params {
+        match name.as_str() {
+            "_since" => passed.push(("_lastUpdated".to_string(), format!("ge{value}"))),
+            "_type" => {
+                let mut wanted = Vec::new();
+                for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    if !types.iter().any(|k| k == t) {
+                        return Err(Error::invalid(format!(
+                            "_type names '{t}', which is not a type of the Patient compartment"
+                        )));
+                    }
+                    wanted.push(t.to_string());
+                }
+                if !wanted.is_empty() {
+                    types = wanted;
+                }
+                self_base = format!("{self_base}?_type={}", encode(&value));
+            }
+            "start" | "end" => ignored.push(format!(
+                "{name} (care-date ranges are not supported; _since filters by last update)"
+            )),
+            n if PASSED_ON.contains(&n) => passed.push((name, value)),
+            _ => ignored.push(name),
+        }
+    }
+    if !ignored.is_empty() && strict {
+        return Err(Error::invalid(format!(
+            "$everything does not support: {}",
+            ignored.join(", ")
+        )));
+    }
+    let req = SearchRequest {
+        types,
+        compartment: Some(id),
+        params: passed,
+        self_base,
+        ignored,
+        strict,
+        audit_query,
+    };
+    search(services, all, req, output).await
+}

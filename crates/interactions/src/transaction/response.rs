@@ -1,0 +1,100 @@
+//! The `batch-response` or `transaction-response` Bundle: one entry per request entry, in
+//! order, each with its status, location, ETag and (as `Prefer` asks) its resource.
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use super::exec::{Body, EntryOutcome};
+use crate::error::{internal, Error, Result};
+use crate::outcome::{etag, ReturnPref};
+use crate::render::Output;
+
+/// `200 OK`, `201 Created`, …
+pub(crate) fn status_text(status: u16) -> String {
+    let reason = match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        409 => "Conflict",
+        410 => "Gone",
+        412 => "Precondition Failed",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
+    };
+    format!("{status} {reason}").trim_end().to_string()
+}
+
+/// The response Bundle of `kind` (`batch` or `transaction`).
+pub(super) fn bundle(
+    kind: &str,
+    results: &[std::result::Result<EntryOutcome, Error>],
+    pref: ReturnPref,
+    output: &Output,
+    base: &str,
+) -> Result<Value> {
+    let mut entries = Vec::with_capacity(results.len());
+    for result in results {
+        let entry = match result {
+            Err(e) => json!({"response": {
+                "status": status_text(e.status()),
+                "outcome": e.outcome(),
+            }}),
+            Ok(o) => entry(o, pref, output, base)?,
+        };
+        entries.push(entry);
+    }
+    Ok(json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "meta": {"lastUpdated": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)},
+        "type": format!("{kind}-response"),
+        "entry": entries,
+    }))
+}
+
+fn entry(o: &EntryOutcome, pref: ReturnPref, output: &Output, base: &str) -> Result<Value> {
+    let mut response = json!({"status": status_text(o.status)});
+    if let Some(loc) = &o.location {
+        response["location"] = json!(loc);
+    }
+    if let Some(v) = o.version {
+        response["etag"] = json!(etag(v));
+    }
+    if let Some(at) = o.last_modified {
+        response["lastModified"] = json!(at.to_rfc3339_opts(SecondsFormat::Millis, true));
+    }
+    let mut entry = json!({});
+    if let Some(loc) = &o.location {
+        if let Some((t, rest)) = loc.split_once('/') {
+            let id = rest.split('/').next().unwrap_or(rest);
+            entry["fullUrl"] = json!(format!("{base}/{t}/{id}"));
+        }
+    }
+    let include = matches!(pref, ReturnPref::Representation) || o.read;
+    match (&o.body, include) {
+        (Some(Body::Stored(bytes)), true) => {
+            let v: Value = serde_json::from_slice(bytes).map_err(internal)?;
+            entry["resource"] = output.subset(&v);
+        }
+        (Some(Body::Json(v)), _) => entry["resource"] = v.clone(),
+        _ => {}
+    }
+    if matches!(pref, ReturnPref::OperationOutcome) && o.location.is_some() {
+        response["outcome"] = json!({"resourceType": "OperationOutcome", "issue": [{
+            "severity": "information", "code": "informational",
+            "diagnostics": format!("{} {}", status_text(o.status), o.location.as_deref().unwrap_or(""))}]});
+    }
+    entry["response"] = response;
+    Ok(entry)
+}

@@ -1,0 +1,198 @@
+//! Instance and type-level writes and reads: read, vread, create, update, patch, delete, and
+//! their conditional forms.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use interactions::read::ReadRequest;
+use interactions::transaction::Target;
+use interactions::{write, ErrorKind};
+
+use super::{header, if_match, logical_id};
+use crate::error::ApiError;
+use crate::format::{check_charset, output_of, read_limited, read_resource};
+use crate::guard::{perm, Guarded};
+use crate::respond::respond;
+use crate::state::AppState;
+
+/// `GET [base]/Type/id`.
+pub async fn read(
+    auth: Guarded<perm::Read>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    read_version(&auth, &req, &state, None).await
+}
+
+/// `GET [base]/Type/id/_history/vid`.
+pub async fn vread(
+    auth: Guarded<perm::Vread>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let vid = req.match_info().get("vid").unwrap_or_default();
+    let version: i32 = vid.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "'{vid}' is not a version of {}/{}",
+            auth.res_type(),
+            req.match_info().get("id").unwrap_or_default()
+        ))
+    })?;
+    read_version(&auth, &req, &state, Some(version)).await
+}
+
+async fn read_version(
+    auth: &interactions::Authorized,
+    req: &HttpRequest,
+    state: &AppState,
+    version: Option<i32>,
+) -> Result<HttpResponse, ApiError> {
+    let request = ReadRequest {
+        res_type: interactions::resource_type(req.match_info().get("type").unwrap_or_default())?,
+        id: logical_id(req)?,
+        version,
+        if_none_match: header(req, "if-none-match").map(str::to_string),
+        if_modified_since: header(req, "if-modified-since")
+            .and_then(|s| DateTime::parse_from_rfc2822(s).ok())
+            .map(|d| d.with_timezone(&Utc)),
+    };
+    let output = output_of(req)?;
+    let outcome = interactions::read::read(&state.services, auth, &request).await?;
+    respond(req, outcome, &output, &state.config.base_url)
+}
+
+/// `POST [base]/Type`, conditional with `If-None-Exist`.
+pub async fn create(
+    auth: Guarded<perm::Create>,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let output = output_of(&req)?;
+    let body = read_resource(&req, payload, state.config.max_body).await?;
+    let if_none_exist = match req.headers().get("if-none-exist") {
+        None => None,
+        Some(h) => Some(
+            h.to_str()
+                .map_err(|_| ApiError::bad_request("If-None-Exist is not valid text"))?,
+        ),
+    };
+    let outcome =
+        write::create(&state.services, &auth, auth.res_type(), body, if_none_exist).await?;
+    respond(&req, outcome, &output, &state.config.base_url)
+}
+
+/// `PUT [base]/Type/id`.
+pub async fn update(
+    auth: Guarded<perm::Update>,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = logical_id(&req)?;
+    let output = output_of(&req)?;
+    let if_match = if_match(&req)?;
+    let body = read_resource(&req, payload, state.config.max_body).await?;
+    let outcome =
+        write::update(&state.services, &auth, auth.res_type(), &id, body, if_match).await?;
+    respond(&req, outcome, &output, &state.config.base_url)
+}
+
+/// `PUT [base]/Type?search`.
+pub async fn conditional_update(
+    auth: Guarded<perm::Update>,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = req.query_string().to_string();
+    if query.is_empty() {
+        return Err(ApiError::new(
+            ErrorKind::MethodNotAllowed,
+            "PUT needs an id (PUT /fhir/Type/id) or a search (PUT /fhir/Type?identifier=…)",
+        ));
+    }
+    let output = output_of(&req)?;
+    let if_match = if_match(&req)?;
+    let body = read_resource(&req, payload, state.config.max_body).await?;
+    let outcome = write::conditional_update(
+        &state.services,
+        &auth,
+        auth.res_type(),
+        &query,
+        body,
+        if_match,
+    )
+    .await?;
+    respond(&req, outcome, &output, &state.config.base_url)
+}
+
+/// `PATCH [base]/Type/id`, or with a query and no id, a conditional patch.
+pub async fn patch(
+    auth: Guarded<perm::Update>,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let target = match req.match_info().get("id") {
+        Some(_) => Target::Id(logical_id(&req)?),
+        None if !req.query_string().is_empty() => Target::Query(req.query_string().to_string()),
+        None => return Err(ApiError::new(
+            ErrorKind::MethodNotAllowed,
+            "PATCH needs an id (PATCH /fhir/Type/id) or a search (PATCH /fhir/Type?identifier=…)",
+        )),
+    };
+    let output = output_of(&req)?;
+    let content_type = header(&req, "content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    check_charset(&content_type)?;
+    let limit = state.config.max_body;
+    let body = read_limited(payload, limit, || {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("The body is larger than the limit of {limit} bytes"),
+        )
+    })
+    .await?;
+    let doc = interactions::patch::document(&content_type, &body)?;
+    let if_match = if_match(&req)?;
+    let outcome = write::patch(
+        &state.services,
+        &auth,
+        auth.res_type(),
+        target,
+        doc,
+        if_match,
+    )
+    .await?;
+    respond(&req, outcome, &output, &state.config.base_url)
+}
+
+/// `DELETE [base]/Type/id`.
+pub async fn delete(
+    auth: Guarded<perm::Delete>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = logical_id(&req)?;
+    let outcome = write::delete(&state.services, &auth, auth.res_type(), &id).await?;
+    respond(&req, outcome, &Default::default(), &state.config.base_url)
+}
+
+/// `DELETE [base]/Type?search`.
+pub async fn conditional_delete(
+    auth: Guarded<perm::Delete>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = req.query_string().to_string();
+    if query.is_empty() {
+        return Err(ApiError::new(
+            ErrorKind::MethodNotAllowed,
+            "DELETE needs an id (DELETE /fhir/Type/id) or a search (DELETE /fhir/Type?identifier=…)",
+        ));
+    }
+    let outcome =
+        write::conditional_delete(&state.services, &auth, auth.res_type(), &query).await?;
+    respond(&req, outcome, &Default::default(), &state.config.base_url)
+}

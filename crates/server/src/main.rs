@@ -158,6 +158,7 @@ async fn serve(state: AppState) -> std::io::Result<()> {
             .wrap(from_fn(auth::gate))
             .wrap(from_fn(error_format::xml_errors))
             .wrap(from_fn(app::request_log))
+            .wrap(tracing_actix_web::TracingLogger::<app::RequestSpan>::new())
             .configure(app::configure)
     })
     .shutdown_timeout(30)

@@ -56,6 +56,8 @@ pub struct Server {
     env: Vec<(String, String)>,
     /// The server's signing key file (tests sign their tokens with it).
     pub key_path: std::path::PathBuf,
+    /// Where the server's log (its standard output) goes, when a test reads it.
+    log_path: Option<std::path::PathBuf>,
 }
 
 impl Server {
@@ -138,6 +140,25 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables for the server.
     pub fn start_with(env: &[(&str, &str)]) -> Server {
+        Self::start_inner(env, false)
+    }
+
+    /// Like [`Server::start_with`], keeping the server's log for [`Server::log`] (the harness
+    /// otherwise discards it).
+    pub fn start_logging(env: &[(&str, &str)]) -> Server {
+        Self::start_inner(env, true)
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        let path = self
+            .log_path
+            .as_ref()
+            .expect("started with Server::start_logging");
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    fn start_inner(env: &[(&str, &str)], keep_log: bool) -> Server {
         let n = NEXT_DB.fetch_add(1, Ordering::SeqCst);
         let db_name = format!(
             "invicta_e2e_{}_{}_{}",
@@ -155,6 +176,11 @@ impl Server {
         let key_path = std::env::temp_dir()
             .join("invicta-e2e-keys")
             .join(format!("{db_name}.pem"));
+        let log_path = keep_log.then(|| {
+            let dir = std::env::temp_dir().join("invicta-e2e-logs");
+            std::fs::create_dir_all(&dir).expect("log folder");
+            dir.join(format!("{db_name}.log"))
+        });
         let mut s = Server {
             child: None,
             root: format!("http://127.0.0.1:{port}"),
@@ -166,6 +192,7 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            log_path,
             key_path,
         };
         s.spawn();
@@ -174,6 +201,16 @@ impl Server {
 
     /// Starts (or restarts) the process and waits until it is ready.
     pub fn spawn(&mut self) {
+        let stdout = match &self.log_path {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("server log file"),
+            ),
+            None => Stdio::null(),
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_invicta"))
             .env("DATABASE_URL", &self.db_url)
             .env("INVICTA_LISTEN", format!("127.0.0.1:{}", self.port))
@@ -183,7 +220,7 @@ impl Server {
             .env("INVICTA_AUTH", "off")
             .env("INVICTA_SIGNING_KEY", &self.key_path)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start invicta");
@@ -297,6 +334,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_file(&self.key_path);
+        if let Some(log) = &self.log_path {
+            let _ = std::fs::remove_file(log);
+        }
         let admin = admin_url();
         let _ = Command::new("psql")
             .args([

@@ -13,6 +13,7 @@ mod examples;
 mod feeds;
 mod history;
 mod hostile;
+mod logging;
 mod operations;
 mod provisioning;
 mod search;

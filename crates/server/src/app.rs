@@ -7,6 +7,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use tracing::Span;
+use tracing_actix_web::RootSpanBuilder;
 
 use crate::error::ApiError;
 use crate::handlers::{bundle, discovery, history, resources, searches};
@@ -146,43 +148,63 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
 #[derive(Clone)]
 pub struct RequestId(pub String);
 
-/// Gives every request an id (the client's `X-Request-Id` when sent), echoes it, and logs one
-/// line per request with method, path, status and duration.
+/// The span of each request (with `tracing_actix_web::TracingLogger`), so that every event logged
+/// while the request is handled, its body streamed included, carries the request's id.
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(req: &ServiceRequest) -> Span {
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|h| h.to_str().ok())
+            .filter(|s| !s.is_empty() && s.len() <= 128 && s.is_ascii())
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // At ERROR level so that the span is kept whatever the log filter lets through: an
+        // error logged under `INVICTA_LOG=error` still names its request.
+        let span = tracing::error_span!("request", request_id = %request_id);
+        req.extensions_mut().insert(RequestId(request_id));
+        span
+    }
+
+    fn on_request_end<B: MessageBody>(
+        _span: Span,
+        _outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        // `request_log` writes the request's line.
+    }
+}
+
+/// Echoes the request's id (set by [`RequestSpan`]) and logs one line per request with method,
+/// path, status and duration; runs inside the request's span, which gives the line its id.
 pub async fn request_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|h| h.to_str().ok())
-        .filter(|s| !s.is_empty() && s.len() <= 128 && s.is_ascii())
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     let method = req.method().to_string();
     let path = req.path().to_string();
-    req.extensions_mut().insert(RequestId(request_id.clone()));
     let result = next.call(req).await;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     match result {
         Ok(mut res) => {
-            if let Ok(v) = HeaderValue::from_str(&request_id) {
+            if let Some(v) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
                 res.headers_mut()
                     .insert(HeaderName::from_static("x-request-id"), v);
             }
             tracing::info!(
-                request_id = %request_id,
                 method = %method,
                 path = %path,
                 status = res.status().as_u16(),
                 duration_ms = format_args!("{ms:.2}"),
-                "request"
+                "response"
             );
             Ok(res)
         }
         Err(e) => {
-            tracing::warn!(request_id = %request_id, method = %method, path = %path, error = %e, "request failed");
+            tracing::warn!(method = %method, path = %path, error = %e, "request failed");
             Err(e)
         }
     }

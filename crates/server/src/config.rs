@@ -1,44 +1,15 @@
-//! Configuration from the environment, overridable by command-line flags.
-//!
-//! | variable | flag | default |
-//! |---|---|---|
-//! | `DATABASE_URL` | `--database-url` | `postgres://postgres@127.0.0.1:5432/invicta` |
-//! | `INVICTA_LISTEN` | `--listen` | `127.0.0.1:8080` |
-//! | `INVICTA_BASE_URL` | `--base-url` | `http://<listen>/fhir` |
-//! | `INVICTA_MAX_BODY` | `--max-body` | `16777216` (16 MiB) |
-//! | `INVICTA_DB_POOL` | `--db-pool` | `16` |
-//! | `INVICTA_BUNDLE_MAX_ENTRIES` | | `10000` |
-//! | `INVICTA_BUNDLE_MAX_BYTES` | | `67108864` (64 MiB) |
-//! | `INVICTA_CONDITIONAL_DELETE` | | `single` (`multiple`: a conditional delete may delete several) |
-//! | `INVICTA_SEARCH_DEFAULT_COUNT` | | `20` |
-//! | `INVICTA_SEARCH_MAX_COUNT` | | `1000` |
-//! | `INVICTA_SEARCH_EXPLAIN` | | `off` |
-//! | `INVICTA_STATEMENT_TIMEOUT` | | `10s` (`500ms`, `30s`; `off`: no limit) |
-//! | `INVICTA_CURSOR_KEY` | | random per process (a secret shared by instances behind one load balancer) |
-//! | `INVICTA_AUTH` | | `on` (`off`: no tokens, development only) |
-//! | `INVICTA_AUDIT` | | `on` (`off`: no audit trail, benchmarking only) |
-//! | `INVICTA_SIGNING_KEY` | | `.data/signing-key.pem` (created when missing) |
-//! | `INVICTA_ISSUER` | | the base URL |
-//! | `INVICTA_OIDC_ISSUERS` | | none (comma-separated issuer URLs) |
-//! | `INVICTA_POLICY` | | the shipped `profiles/role-policy.json` |
-//! | `INVICTA_ROLE_CLAIM` | | `role` |
+//! The server's settings, validated: what [`crate::cli`] parsed from the flags and environment,
+//! checked and turned into typed values. A bad value stops the start with one line naming the
+//! variable and its flag. `invicta --help` and README.md list every setting.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 
-/// What the binary was asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// Apply migrations and serve HTTP (the default).
-    Serve,
-    /// Apply migrations and exit.
-    Migrate,
-    /// Apply migrations, rebuild every index row and exit.
-    Reindex,
-    /// Print an access token signed with the server's key.
-    Token,
-    /// Load FHIR Bundles and NDJSON files from disk.
-    Load,
-}
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches};
+
+pub use crate::cli::Command;
+use crate::cli::{Cli, Settings};
 
 /// The server's settings, validated.
 #[derive(Debug, Clone)]
@@ -83,125 +54,143 @@ pub struct Config {
     pub policy: Option<std::path::PathBuf>,
     /// The claim naming the care-record role when there are no CIS2 RBAC claims.
     pub role_claim: String,
-    /// Arguments after `token` or `load`.
-    pub command_args: Vec<String>,
+    /// The log filter (`INVICTA_LOG`), already checked to parse.
+    pub log: String,
 }
 
-const USAGE: &str = "usage: invicta [serve|migrate|reindex] [--database-url URL] [--listen ADDR] [--base-url URL] [--max-body BYTES] [--db-pool N] | invicta token --role ROLE [--patient ID] [--scope \"...\"] [--ttl SECS] [--client ID] [--org ODS] [--sub ID] | invicta load [--org ODS] [--client ID] [--chunk N] PATH...";
+/// Why [`Config::load`] did not give a configuration.
+#[derive(Debug)]
+pub enum LoadError {
+    /// `--help` or `--version` was asked for: clap's text, to print before a successful exit.
+    Info(clap::Error),
+    /// A bad argument or setting, in one line.
+    Invalid(String),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Info(e) => write!(f, "{}", e.render()),
+            LoadError::Invalid(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl From<String> for LoadError {
+    fn from(msg: String) -> Self {
+        LoadError::Invalid(msg)
+    }
+}
+
+impl From<&str> for LoadError {
+    fn from(msg: &str) -> Self {
+        LoadError::Invalid(msg.into())
+    }
+}
 
 impl Config {
-    /// Reads the environment (through `env`) and the arguments (without the program name).
+    /// Parses the arguments (without the program name), taking each setting's environment
+    /// variable through `env`, and validates the result.
     pub fn load(
         args: &[String],
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<(Command, Config), String> {
-        let mut command = Command::Serve;
-        let mut database_url = env("DATABASE_URL");
-        let mut listen = env("INVICTA_LISTEN");
-        let mut base_url = env("INVICTA_BASE_URL");
-        let mut max_body = env("INVICTA_MAX_BODY");
-        let mut pool = env("INVICTA_DB_POOL");
-        let mut command_args = Vec::new();
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            if arg == "token" || arg == "load" {
-                command = if arg == "token" {
-                    Command::Token
-                } else {
-                    Command::Load
-                };
-                command_args = it.by_ref().cloned().collect();
-                break;
+    ) -> Result<(Command, Config), LoadError> {
+        let argv: Vec<OsString> = std::iter::once(OsString::from("invicta"))
+            .chain(args.iter().map(OsString::from))
+            .collect();
+        let matches = match with_env(Cli::command(), &env).try_get_matches_from(&argv) {
+            Ok(m) => m,
+            Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+                // Rendered from the definition itself, whose help names each variable, rather
+                // than from the copy whose defaults were replaced by the variables' values.
+                return Err(LoadError::Info(
+                    Cli::command()
+                        .try_get_matches_from(&argv)
+                        .err()
+                        .unwrap_or(e),
+                ));
             }
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-                _ => (arg.as_str(), None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| it.next().cloned())
-                    .ok_or_else(|| format!("{flag} needs a value; {USAGE}"))
-            };
-            match flag {
-                "serve" => command = Command::Serve,
-                "migrate" => command = Command::Migrate,
-                "reindex" => command = Command::Reindex,
-                "--database-url" => database_url = Some(value()?),
-                "--listen" => listen = Some(value()?),
-                "--base-url" => base_url = Some(value()?),
-                "--max-body" => max_body = Some(value()?),
-                "--db-pool" => pool = Some(value()?),
-                "-h" | "--help" => return Err(USAGE.to_string()),
-                other => return Err(format!("unknown argument '{other}'; {USAGE}")),
-            }
-        }
-        let database_url = database_url
-            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/invicta".to_string());
+            Err(e) => return Err(LoadError::Invalid(one_line(&e))),
+        };
+        let cli = Cli::from_arg_matches(&matches).map_err(|e| one_line(&e))?;
+        let config = Config::from_settings(cli.settings)?;
+        Ok((cli.command.unwrap_or(Command::Serve), config))
+    }
+
+    /// Checks the parsed settings and converts them.
+    fn from_settings(s: Settings) -> Result<Config, LoadError> {
+        let database_url = s.database_url;
         if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
             return Err(format!(
-                "DATABASE_URL must be a postgres:// URL, got '{database_url}'"
-            ));
+                "DATABASE_URL (--database-url) must be a postgres:// URL, got '{database_url}'"
+            )
+            .into());
         }
-        let listen_text = listen.unwrap_or_else(|| "127.0.0.1:8080".to_string());
-        let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            format!("INVICTA_LISTEN must be HOST:PORT with an IP address, got '{listen_text}'")
+        let listen: SocketAddr = s.listen.parse().map_err(|_| {
+            format!(
+                "INVICTA_LISTEN (--listen) must be HOST:PORT with an IP address, got '{}'",
+                s.listen
+            )
         })?;
-        let base_url = match base_url {
+        let base_url = match s.base_url {
             Some(b) => {
                 if !(b.starts_with("http://") || b.starts_with("https://")) {
                     return Err(format!(
-                        "INVICTA_BASE_URL must be an absolute http(s) URL, got '{b}'"
-                    ));
+                        "INVICTA_BASE_URL (--base-url) must be an absolute http(s) URL, got '{b}'"
+                    )
+                    .into());
                 }
                 b.trim_end_matches('/').to_string()
             }
             None => format!("http://{listen}/fhir"),
         };
-        let max_body = parse_number(max_body, "INVICTA_MAX_BODY", 16 * 1024 * 1024)?;
-        let pool_size = parse_number(pool, "INVICTA_DB_POOL", 16)?;
+        let max_body = parse_number(&s.max_body, "INVICTA_MAX_BODY (--max-body)")?;
+        let pool_size = parse_number(&s.db_pool, "INVICTA_DB_POOL (--db-pool)")?;
         let search_default_count = parse_number(
-            env("INVICTA_SEARCH_DEFAULT_COUNT"),
-            "INVICTA_SEARCH_DEFAULT_COUNT",
-            20,
+            &s.search_default_count,
+            "INVICTA_SEARCH_DEFAULT_COUNT (--search-default-count)",
         )?;
         let search_max_count = parse_number(
-            env("INVICTA_SEARCH_MAX_COUNT"),
-            "INVICTA_SEARCH_MAX_COUNT",
-            1000,
+            &s.search_max_count,
+            "INVICTA_SEARCH_MAX_COUNT (--search-max-count)",
         )?;
-        let search_explain = match env("INVICTA_SEARCH_EXPLAIN").as_deref() {
-            None | Some("off" | "false" | "0" | "") => false,
-            Some("on" | "true" | "1") => true,
-            Some(other) => {
+        let search_explain = match s.search_explain.as_str() {
+            "off" | "false" | "0" | "" => false,
+            "on" | "true" | "1" => true,
+            other => {
                 return Err(format!(
-                    "INVICTA_SEARCH_EXPLAIN must be on or off, got '{other}'"
-                ))
+                    "INVICTA_SEARCH_EXPLAIN (--search-explain) must be on or off, got '{other}'"
+                )
+                .into())
             }
         };
         let statement_timeout = parse_duration(
-            env("INVICTA_STATEMENT_TIMEOUT"),
-            "INVICTA_STATEMENT_TIMEOUT",
-            DEFAULT_STATEMENT_TIMEOUT,
+            &s.statement_timeout,
+            "INVICTA_STATEMENT_TIMEOUT (--statement-timeout)",
         )?;
-        let cursor_key = match env("INVICTA_CURSOR_KEY") {
+        let cursor_key = match s.cursor_key {
             Some(secret) if secret.len() >= 16 => search::CursorKey::from_secret(secret.as_bytes()),
-            Some(_) => return Err("INVICTA_CURSOR_KEY must be at least 16 characters".into()),
+            Some(_) => {
+                return Err(
+                    "INVICTA_CURSOR_KEY (--cursor-key) must be at least 16 characters".into(),
+                )
+            }
             None => search::CursorKey::random()?,
         };
         if search_max_count == 0 || search_default_count > search_max_count {
             return Err("INVICTA_SEARCH_DEFAULT_COUNT must not exceed INVICTA_SEARCH_MAX_COUNT, which must be above zero".into());
         }
-        let on_off = |name: &str| -> Result<bool, String> {
-            match env(name).as_deref() {
-                None | Some("on" | "true" | "1" | "") => Ok(true),
-                Some("off" | "false" | "0") => Ok(false),
-                Some(other) => Err(format!("{name} must be on or off, got '{other}'")),
+        let on_off = |value: &str, name: &str| -> Result<bool, String> {
+            match value {
+                "on" | "true" | "1" | "" => Ok(true),
+                "off" | "false" | "0" => Ok(false),
+                other => Err(format!("{name} must be on or off, got '{other}'")),
             }
         };
-        let auth = on_off("INVICTA_AUTH")?;
-        let audit = on_off("INVICTA_AUDIT")?;
-        let oidc_issuers: Vec<String> = env("INVICTA_OIDC_ISSUERS")
+        let auth = on_off(&s.auth, "INVICTA_AUTH (--auth)")?;
+        let audit = on_off(&s.audit, "INVICTA_AUDIT (--audit)")?;
+        let oidc_issuers: Vec<String> = s
+            .oidc_issuers
             .unwrap_or_default()
             .split(',')
             .map(|s| s.trim().trim_end_matches('/').to_string())
@@ -210,93 +199,116 @@ impl Config {
         for i in &oidc_issuers {
             if !(i.starts_with("https://") || i.starts_with("http://")) {
                 return Err(format!(
-                    "INVICTA_OIDC_ISSUERS must hold http(s) URLs, got '{i}'"
-                ));
+                    "INVICTA_OIDC_ISSUERS (--oidc-issuers) must hold http(s) URLs, got '{i}'"
+                )
+                .into());
             }
         }
         let bundle_max_entries = parse_number(
-            env("INVICTA_BUNDLE_MAX_ENTRIES"),
-            "INVICTA_BUNDLE_MAX_ENTRIES",
-            10_000,
+            &s.bundle_max_entries,
+            "INVICTA_BUNDLE_MAX_ENTRIES (--bundle-max-entries)",
         )?;
         let bundle_max_bytes = parse_number(
-            env("INVICTA_BUNDLE_MAX_BYTES"),
-            "INVICTA_BUNDLE_MAX_BYTES",
-            64 * 1024 * 1024,
+            &s.bundle_max_bytes,
+            "INVICTA_BUNDLE_MAX_BYTES (--bundle-max-bytes)",
         )?;
-        let delete_multiple = match env("INVICTA_CONDITIONAL_DELETE").as_deref() {
-            None | Some("single" | "") => false,
-            Some("multiple") => true,
-            Some(other) => {
+        let delete_multiple = match s.conditional_delete.as_str() {
+            "single" | "" => false,
+            "multiple" => true,
+            other => {
                 return Err(format!(
-                    "INVICTA_CONDITIONAL_DELETE must be single or multiple, got '{other}'"
-                ))
+                    "INVICTA_CONDITIONAL_DELETE (--conditional-delete) must be single or multiple, got '{other}'"
+                )
+                .into())
             }
         };
         if max_body == 0 || pool_size == 0 || bundle_max_entries == 0 || bundle_max_bytes == 0 {
             return Err("INVICTA_MAX_BODY, INVICTA_DB_POOL and the INVICTA_BUNDLE_MAX_* limits must be greater than zero".into());
         }
-        Ok((
-            command,
-            Config {
-                database_url,
-                listen,
-                max_body,
-                pool_size: pool_size as u32,
-                bundle_max_entries,
-                bundle_max_bytes,
-                delete_multiple,
-                search_default_count: search_default_count as i64,
-                search_max_count: search_max_count as i64,
-                search_explain,
-                statement_timeout,
-                cursor_key,
-                auth,
-                audit,
-                signing_key: env("INVICTA_SIGNING_KEY")
-                    .unwrap_or_else(|| ".data/signing-key.pem".into())
-                    .into(),
-                issuer: env("INVICTA_ISSUER").unwrap_or_else(|| base_url.clone()),
-                oidc_issuers,
-                policy: env("INVICTA_POLICY").map(Into::into),
-                role_claim: env("INVICTA_ROLE_CLAIM").unwrap_or_else(|| "role".into()),
-                command_args,
-                base_url,
-            },
-        ))
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&s.log) {
+            let e = e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            return Err(format!(
+                "INVICTA_LOG (--log) must be a log filter such as warn or invicta=debug, got '{}': {e}",
+                s.log
+            )
+            .into());
+        }
+        Ok(Config {
+            database_url,
+            listen,
+            max_body,
+            pool_size: pool_size as u32,
+            bundle_max_entries,
+            bundle_max_bytes,
+            delete_multiple,
+            search_default_count: search_default_count as i64,
+            search_max_count: search_max_count as i64,
+            search_explain,
+            statement_timeout,
+            cursor_key,
+            auth,
+            audit,
+            signing_key: s.signing_key,
+            issuer: s.issuer.unwrap_or_else(|| base_url.clone()),
+            oidc_issuers,
+            policy: s.policy,
+            role_claim: s.role_claim,
+            log: s.log,
+            base_url,
+        })
     }
 }
 
-/// The statement timeout when `INVICTA_STATEMENT_TIMEOUT` is not set: long enough for any search
-/// the query limits admit on a loaded server, short enough that a runaway one frees its
-/// connection and core soon.
-const DEFAULT_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The command with each setting's environment variable taken through `env` instead of from the
+/// process, so that tests need not set (or be disturbed by) real variables: a variable that is
+/// set becomes the setting's default, which a flag still overrides, as clap's own lookup does.
+fn with_env(cmd: clap::Command, env: &impl Fn(&str) -> Option<String>) -> clap::Command {
+    cmd.mut_args(|arg| {
+        let value = arg.get_env().and_then(|name| name.to_str()).and_then(env);
+        let arg = arg.env(None);
+        match value {
+            Some(v) => arg.default_value(v),
+            None => arg,
+        }
+    })
+}
+
+/// A clap error as one line: its message (the first paragraph of the terminal rendering) and the
+/// usage it names, without the blank lines and tips.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let message = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.trim_start_matches("error: ");
+    match text.lines().find_map(|l| l.trim().strip_prefix("Usage: ")) {
+        Some(usage) => format!("{message}; usage: {usage} (see --help)"),
+        None => format!("{message} (see --help)"),
+    }
+}
 
 /// `500ms`, `10s`, or `off`/`0` for no limit.
-fn parse_duration(
-    value: Option<String>,
-    name: &str,
-    default: std::time::Duration,
-) -> Result<Option<std::time::Duration>, String> {
-    let Some(v) = value else {
-        return Ok(Some(default));
-    };
+fn parse_duration(v: &str, name: &str) -> Result<Option<std::time::Duration>, String> {
     let t = v.trim();
     if matches!(t, "off" | "0") {
         return Ok(None);
     }
+    let bad = || format!("{name} must be a duration such as 500ms or 10s, or off, got '{v}'");
     let (digits, unit_ms) = if let Some(n) = t.strip_suffix("ms") {
         (n, 1)
     } else if let Some(n) = t.strip_suffix('s') {
         (n, 1000)
     } else {
-        return Err(format!(
-            "{name} must be a duration such as 500ms or 10s, or off, got '{v}'"
-        ));
+        return Err(bad());
     };
-    let n: u64 = digits.trim().parse().map_err(|_| {
-        format!("{name} must be a duration such as 500ms or 10s, or off, got '{v}'")
-    })?;
+    let n: u64 = digits.trim().parse().map_err(|_| bad())?;
     if n == 0 {
         return Ok(None);
     }
@@ -305,20 +317,17 @@ fn parse_duration(
     )))
 }
 
-fn parse_number(value: Option<String>, name: &str, default: usize) -> Result<usize, String> {
-    match value {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name} must be a whole number, got '{v}'")),
-    }
+fn parse_number(v: &str, name: &str) -> Result<usize, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{name} must be a whole number, got '{v}'"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Loads with `vars` as the whole environment: the process's own is never read.
     fn load(args: &[&str], vars: &[(&str, &str)]) -> Result<(Command, Config), String> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         Config::load(&args, |k| {
@@ -326,6 +335,7 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         })
+        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -352,7 +362,7 @@ mod tests {
         };
         assert_eq!(
             load(&[], &[]).unwrap().1.statement_timeout,
-            Some(DEFAULT_STATEMENT_TIMEOUT)
+            Some(std::time::Duration::from_secs(10))
         );
         assert_eq!(
             t("250ms").unwrap(),
@@ -375,9 +385,99 @@ mod tests {
             (vec![], vec![("DATABASE_URL", "mysql://x")]),
             (vec![], vec![("INVICTA_STATEMENT_TIMEOUT", "forever")]),
             (vec!["--frobnicate"], vec![]),
+            (vec!["load"], vec![]),
+            (vec!["load", "--chunk", "0", "x.ndjson"], vec![]),
+            (vec!["load", "--writers", "17", "x.ndjson"], vec![]),
+            (vec!["load", "--frobnicate", "x.ndjson"], vec![]),
+            (vec!["token"], vec![]),
+            (vec!["token", "--role", "gp", "--ttl", "86401"], vec![]),
+            (vec![], vec![("INVICTA_AUTH", "maybe")]),
+            (vec![], vec![("INVICTA_LOG", "info,[[")]),
         ] {
             let e = load(&args, &vars).unwrap_err();
             assert!(!e.contains('\n'), "{e}");
+        }
+        // A variable's value is refused under the variable's name.
+        let e = load(&[], &[("INVICTA_MAX_BODY", "lots")]).unwrap_err();
+        assert!(e.starts_with("INVICTA_MAX_BODY (--max-body) "), "{e}");
+    }
+
+    #[test]
+    fn a_flag_overrides_its_variable_and_may_follow_the_command() {
+        let vars = [
+            ("INVICTA_MAX_BODY", "20"),
+            ("INVICTA_LISTEN", "127.0.0.1:7000"),
+        ];
+        let (_, c) = load(&["--max-body", "10"], &vars).unwrap();
+        assert_eq!(c.max_body, 10);
+        assert_eq!(c.listen.port(), 7000);
+        let (cmd, c) = load(&["migrate", "--max-body=30"], &vars).unwrap();
+        assert_eq!(cmd, Command::Migrate);
+        assert_eq!(c.max_body, 30);
+        // Variables set but empty mean what they did before clap: the default.
+        let (_, c) = load(&[], &[("INVICTA_AUTH", ""), ("INVICTA_AUDIT", "off")]).unwrap();
+        assert!(c.auth);
+        assert!(!c.audit);
+    }
+
+    #[test]
+    fn token_and_load_take_their_options() {
+        let (cmd, c) = load(
+            &["token", "--role", "gp", "--org", "G82977", "--ttl", "60"],
+            &[("INVICTA_BASE_URL", "https://x.example/fhir")],
+        )
+        .unwrap();
+        let Command::Token(t) = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(
+            (t.role.as_str(), t.org.as_deref(), t.ttl),
+            ("gp", Some("G82977"), 60)
+        );
+        assert_eq!(t.client, None);
+        assert_eq!(c.issuer, "https://x.example/fhir");
+
+        let (cmd, c) = load(
+            &[
+                "--db-pool",
+                "3",
+                "load",
+                "--chunk",
+                "10",
+                "a.ndjson",
+                "examples",
+            ],
+            &[],
+        )
+        .unwrap();
+        let Command::Load(l) = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(
+            (l.chunk, l.writers, l.client.as_str()),
+            (10, 2, "invicta-load")
+        );
+        assert_eq!(l.org, None);
+        assert_eq!(
+            l.paths,
+            [std::path::PathBuf::from("a.ndjson"), "examples".into()]
+        );
+        assert_eq!(c.pool_size, 3);
+    }
+
+    #[test]
+    fn help_is_not_an_error() {
+        for args in [
+            &["--help"][..],
+            &["load", "--help"],
+            &["token", "-h"],
+            &["-V"],
+        ] {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            match Config::load(&args, |_| None) {
+                Err(LoadError::Info(e)) => assert_eq!(e.exit_code(), 0, "{args:?}"),
+                other => panic!("{args:?}: {other:?}"),
+            }
         }
     }
 }

@@ -16,71 +16,11 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 use store::{Store, WriteContext};
 
+use crate::cli::LoadArgs;
 use crate::config::Config;
 use interactions::authorize::{audit_hook, SOURCE_CLIENT_PREFIX};
 use interactions::transaction::{self, Entry, EntryOutcome, Work};
 use interactions::{Error, Settings};
-
-/// What to load and as whom.
-struct Options {
-    org: Option<String>,
-    client: String,
-    chunk: usize,
-    writers: usize,
-    paths: Vec<PathBuf>,
-}
-
-/// How to call `invicta load`.
-pub const USAGE: &str =
-    "usage: invicta load [--org ODS] [--client ID] [--chunk N] [--writers N] PATH... (files or folders of .json Bundles and .ndjson files)";
-
-/// Checks the arguments before anything connects: `Err` with the usage when they are wrong.
-pub fn check_args(args: &[String]) -> Result<(), String> {
-    options(args).map(|_| ())
-}
-
-fn options(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        org: None,
-        client: "invicta-load".into(),
-        chunk: 500,
-        writers: 2,
-        paths: Vec::new(),
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{a} needs a value; {USAGE}"))
-        };
-        match a.as_str() {
-            "--org" => o.org = Some(value()?),
-            "--client" => o.client = value()?,
-            "--chunk" => {
-                o.chunk = value()?
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=10_000).contains(n))
-                    .ok_or_else(|| format!("--chunk must be 1..10000; {USAGE}"))?
-            }
-            "--writers" => {
-                o.writers = value()?
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=16).contains(n))
-                    .ok_or_else(|| format!("--writers must be 1..16; {USAGE}"))?
-            }
-            "-h" | "--help" => return Err(USAGE.into()),
-            flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}; {USAGE}")),
-            path => o.paths.push(PathBuf::from(path)),
-        }
-    }
-    if o.paths.is_empty() {
-        return Err(USAGE.into());
-    }
-    Ok(o)
-}
 
 /// The files under `paths`: a folder gives its `.json` and `.ndjson` files, in the order of its
 /// `load-order.txt` when it has one, else by name.
@@ -174,9 +114,13 @@ impl Tally {
     }
 }
 
-/// Runs `invicta load`.
-pub fn run(config: &Config, store: &Store, policy: authz::Policy) -> Result<(), String> {
-    let o = options(&config.command_args)?;
+/// Runs `invicta load` with the options `o` (checked by clap before anything connected).
+pub fn run(
+    config: &Config,
+    o: &LoadArgs,
+    store: &Store,
+    policy: authz::Policy,
+) -> Result<(), String> {
     let files = files(&o.paths)?;
     let total_bytes: u64 = files
         .iter()

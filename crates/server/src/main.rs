@@ -1,8 +1,9 @@
 //! `invicta`: the Invicta FHIR R4 server. `invicta serve` (the default) applies migrations and
-//! serves HTTP; `invicta migrate` applies migrations and exits.
+//! serves HTTP; `invicta migrate` applies migrations and exits; `invicta --help` lists the rest.
 
 mod app;
 mod audit_sink;
+mod cli;
 mod config;
 mod error;
 mod error_format;
@@ -23,26 +24,28 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use store::{Store, StoreConfig};
 
-use crate::config::{Command, Config};
+use crate::config::{Command, Config, LoadError};
 use crate::state::AppState;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("INVICTA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (command, config) = match Config::load(&args, |k| std::env::var(k).ok()) {
         Ok(c) => c,
-        Err(msg) => {
+        Err(LoadError::Info(help)) => {
+            let _ = help.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(LoadError::Invalid(msg)) => {
             eprintln!("invicta: configuration error: {msg}");
             return ExitCode::from(2);
         }
     };
+    // After the settings, whose validation already checked that the filter parses.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
     match run(command, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
@@ -61,21 +64,10 @@ fn run(command: Command, config: Config) -> Result<(), String> {
     };
     let key = authz::token::SigningKey::load_or_create(&config.signing_key)
         .map_err(|e| format!("signing key {}: {e}", config.signing_key.display()))?;
-    if command == Command::Token {
-        let token = token_tool::issue(&config, &policy, &key)?;
+    if let Command::Token(args) = &command {
+        let token = token_tool::issue(&config, args, &policy, &key)?;
         println!("{token}");
         return Ok(());
-    }
-    if command == Command::Load {
-        if config
-            .command_args
-            .iter()
-            .any(|a| a == "-h" || a == "--help")
-        {
-            println!("{}", load::USAGE);
-            return Ok(());
-        }
-        load::check_args(&config.command_args)?;
     }
     // Migrations, reindexing and `invicta load` are operator-run batch work that legitimately
     // runs long: they get a store without a statement timeout. Serving gets the configured one.
@@ -88,7 +80,7 @@ fn run(command: Command, config: Config) -> Result<(), String> {
         })
         .map_err(|e| format!("cannot connect to the database: {e}"))
     };
-    let maintenance = unbounded(if command == Command::Load {
+    let maintenance = unbounded(if matches!(command, Command::Load(_)) {
         config.pool_size
     } else {
         1
@@ -109,8 +101,8 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             "search index rows rebuilt for new parameter definitions"
         );
     }
-    if command == Command::Load {
-        return load::run(&config, &maintenance, policy);
+    if let Command::Load(args) = &command {
+        return load::run(&config, args, &maintenance, policy);
     }
     if command != Command::Serve {
         return Ok(());
@@ -162,6 +154,7 @@ async fn serve(state: AppState) -> std::io::Result<()> {
             .wrap(from_fn(gate::gate))
             .wrap(from_fn(error_format::xml_errors))
             .wrap(from_fn(app::request_log))
+            .wrap(tracing_actix_web::TracingLogger::<app::RequestSpan>::new())
             .configure(app::configure)
     })
     .shutdown_timeout(30)

@@ -5,46 +5,27 @@ use authz::token::SigningKey;
 use authz::Policy;
 use serde_json::json;
 
+use crate::cli::TokenArgs;
 use crate::config::Config;
 
-/// Builds and signs the token the arguments ask for.
-pub fn issue(config: &Config, policy: &Policy, key: &SigningKey) -> Result<String, String> {
-    let mut role = None;
-    let mut patient = None;
-    let mut scope = None;
-    let mut ttl: i64 = 3600;
-    let mut client = None;
-    let mut org = None;
-    let mut sub = None;
-    let mut purpose = None;
-    let mut reason = None;
-    let mut it = config.command_args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--role" => role = Some(value()?),
-            "--patient" => patient = Some(value()?),
-            "--scope" => scope = Some(value()?),
-            "--ttl" => {
-                ttl = value()?
-                    .parse()
-                    .ok()
-                    .filter(|t| *t > 0 && *t <= 86_400)
-                    .ok_or("--ttl must be 1..86400 seconds")?
-            }
-            "--client" => client = Some(value()?),
-            "--org" => org = Some(value()?),
-            "--sub" => sub = Some(value()?),
-            "--purpose" => purpose = Some(value()?),
-            "--reason" => reason = Some(value()?),
-            other => return Err(format!("unknown token option '{other}'")),
-        }
-    }
-    let role = role.ok_or("invicta token needs --role ROLE")?;
+/// Builds and signs the token `args` ask for.
+pub fn issue(
+    config: &Config,
+    args: &TokenArgs,
+    policy: &Policy,
+    key: &SigningKey,
+) -> Result<String, String> {
+    let TokenArgs {
+        role,
+        patient,
+        scope,
+        ttl,
+        client,
+        org,
+        sub,
+        purpose,
+        reason,
+    } = args.clone();
     let policy_role = policy.role(&role).ok_or_else(|| {
         let ids: Vec<&str> = policy.roles().map(|r| r.id.as_str()).collect();
         format!("'{role}' is not a role; roles: {}", ids.join(", "))

@@ -1647,3 +1647,63 @@ fn writes_cannot_tell_hidden_from_absent() {
         "the hidden resource is untouched"
     );
 }
+
+/// The links of a searchset as `(relation, url without its cursor)`.
+fn links_without_cursor(bundle: &Value) -> Vec<(String, String)> {
+    bundle["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let url = l["url"].as_str().unwrap();
+            let url = url.split("&_cursor=").next().unwrap().to_string();
+            (l["relation"].as_str().unwrap().to_string(), url)
+        })
+        .collect()
+}
+
+/// A search as a GET entry of a batch or transaction is the same interaction as over REST: the
+/// same matches, total, paging links (whose cursors work over REST) and withheld notice.
+#[test]
+fn bundle_search_entries_answer_as_rest_searches() {
+    let s = Server::secure();
+    load(&s);
+    let gp = auth(&s.token("gp", "user/*.rs", Some(PRACTICE), None));
+    for kind in ["batch", "transaction"] {
+        for t in ["Observation", "Flag"] {
+            let query = format!("{t}?_count=1&_sort=_id&_total=accurate");
+            let rest = s.get(&format!("/{query}"), &[("Authorization", &gp)]);
+            assert_eq!(rest.status, 200);
+            let bundle = json!({"resourceType": "Bundle", "type": kind, "entry": [
+                {"request": {"method": "GET", "url": query}}
+            ]});
+            let r = s.send_json("POST", "", &bundle, &[("Authorization", &gp)]);
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            let entry = &r.json()["entry"][0];
+            assert_eq!(entry["response"]["status"], "200 OK", "{kind} {t}");
+            let set = &entry["resource"];
+            let ctx = format!("{kind} {t}");
+            assert_eq!(set["type"], "searchset", "{ctx}");
+            assert_eq!(set["total"], rest.json()["total"], "{ctx}: total");
+            assert_eq!(
+                links_without_cursor(set),
+                links_without_cursor(&rest.json()),
+                "{ctx}: the same paging links"
+            );
+            let as_resp = Resp {
+                status: 200,
+                headers: Vec::new(),
+                body: serde_json::to_vec(set).unwrap(),
+            };
+            assert!(suppressed(&as_resp), "{ctx}: the withheld notice");
+            assert!(suppressed(&rest), "{ctx}: REST says so too");
+            assert_eq!(entries(&as_resp, "match"), entries(&rest, "match"), "{ctx}");
+            // The entry's next page is a page of the same search over REST.
+            let next = next_path(&as_resp).expect("a next link");
+            let page2 = s.get(&next, &[("Authorization", &gp)]);
+            assert_eq!(page2.status, 200, "{ctx}: {next}");
+            let rest2 = s.get(&next_path(&rest).unwrap(), &[("Authorization", &gp)]);
+            assert_eq!(entries(&page2, "match"), entries(&rest2, "match"), "{ctx}");
+        }
+    }
+}

@@ -13,11 +13,11 @@ use fhir_model::index::IndexEntry;
 
 use crate::access::Access;
 use crate::audit_rows::journal_audit_events;
+use crate::context::{AuditHook, Change};
 use crate::error::StoreError;
 use crate::index_rows;
 use crate::pool::Store;
 use crate::sql::{query, Bind};
-use crate::write::{AuditHook, Change};
 
 /// An open transaction. Get one from [`Store::transaction`]; it commits when the closure
 /// returns `Ok` and rolls back otherwise.
@@ -231,7 +231,7 @@ fn check_rows(
                 .iter()
                 .find(|(r, _)| *r == h.rid)
                 .map_or("a resource", |(_, s)| s.as_str());
-            Err(crate::write::outside_rules(reference))
+            Err(StoreError::outside_rules(reference))
         }
     }
 }

@@ -3,19 +3,17 @@
 //! and queues its history row, index rows and audit record for the transaction's next flush.
 //! The `Store` methods here are the single-resource forms, one transaction each.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Bool, Integer, Text};
 use diesel::{QueryableByName, RunQueryDsl};
 use serde_json::Value;
 
-use crate::access::Access;
+use crate::context::{Change, WriteContext};
 use crate::error::StoreError;
 use crate::identity;
 use crate::index_key::equality_key;
-use crate::meta::{content_of, now_millis, provenance, stamp};
+use crate::meta::{content_of, now_millis, prepare, provenance, Prepared};
 use crate::pool::Store;
 use crate::relationship::sync_registered_practices;
 use crate::sql::{query, Bind, Filter};
@@ -46,83 +44,6 @@ pub struct Condition {
     pub query: String,
     /// The SQL condition over `resource r`.
     pub filter: Filter,
-}
-
-/// What a write changed, for the AuditEvent recorded with it.
-#[derive(Debug, Clone)]
-pub struct Change {
-    /// Resource type.
-    pub res_type: String,
-    /// Logical id.
-    pub id: String,
-    /// The version now current.
-    pub version: i32,
-    /// `C`, `U` or `D` (FHIR AuditEvent.action); a write that changed nothing is `R`.
-    pub action: &'static str,
-    /// The patients whose compartment holds the resource.
-    pub compartments: Vec<String>,
-    /// The version's security labels (`fhir_model::access::security_labels`).
-    pub labels: Vec<String>,
-    /// The version's alert codes (`fhir_model::access::alert_codes`).
-    pub alerts: Vec<String>,
-}
-
-/// Builds the AuditEvents (JSON) of the changes one request made, stored in its transaction.
-pub type AuditHook = Arc<dyn Fn(&[Change]) -> Vec<Value> + Send + Sync>;
-
-/// Who is writing and what must hold, for one write.
-#[derive(Clone, Default)]
-pub struct WriteContext {
-    /// ODS code of the writer's organisation, kept as the version's `org` and stamped as a
-    /// `meta.tag` of the version.
-    pub org: Option<String>,
-    /// The writer's system (client) as a URI, stamped as the version's `meta.source`.
-    pub source: Option<String>,
-    /// The request's access rules: the current version (for an update or delete) and the new one
-    /// must both meet them, or the transaction rolls back with `Forbidden`.
-    pub access: Option<Arc<Access>>,
-    /// Record a `source` relationship between `org` and the patients of the new version.
-    pub record_source: bool,
-    /// The audit record of the write, committed in the same transaction.
-    pub audit: Option<AuditHook>,
-}
-
-impl std::fmt::Debug for WriteContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteContext")
-            .field("org", &self.org)
-            .field("source", &self.source)
-            .field("access", &self.access)
-            .field("record_source", &self.record_source)
-            .field("audit", &self.audit.is_some())
-            .finish()
-    }
-}
-
-/// A version ready to store: its bytes and what the access rules read from it.
-pub(crate) struct Prepared {
-    pub bytes: Vec<u8>,
-    pub compartments: Vec<String>,
-    pub labels: Vec<String>,
-    pub alerts: Vec<String>,
-    pub value: Value,
-}
-
-pub(crate) fn prepare(
-    body: Value,
-    id: &str,
-    version: i32,
-    at: DateTime<Utc>,
-) -> Result<Prepared, StoreError> {
-    let stamped = stamp(body, id, version, at);
-    let bytes = serde_json::to_vec(&stamped).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    Ok(Prepared {
-        bytes,
-        compartments: fhir_model::compartment::patient_compartments(&stamped),
-        labels: fhir_model::access::security_labels(&stamped),
-        alerts: fhir_model::access::alert_codes(&stamped),
-        value: stamped,
-    })
 }
 
 #[derive(QueryableByName)]
@@ -471,7 +392,7 @@ impl Tx<'_> {
                     current: 0,
                     expected,
                 },
-                None => outside_rules(&format!("{res_type}/{id}")),
+                None => StoreError::outside_rules(&format!("{res_type}/{id}")),
             });
         }
         if let Some(expected) = if_match {
@@ -888,14 +809,6 @@ impl Tx<'_> {
         self.index(rid, res_type, fhir_model::index::extract(&v.value));
         Ok(())
     }
-}
-
-/// The refusal of a write whose version would be outside the client's rules; the same words
-/// for a new version and for an id held by a resource the client may not see.
-pub(crate) fn outside_rules(reference: &str) -> StoreError {
-    StoreError::Forbidden(format!(
-        "{reference} would be outside what this client may change"
-    ))
 }
 
 /// The advisory lock key of a conditional write's condition.

@@ -4,6 +4,7 @@
 //! outcome, the purpose of use and the request id.
 
 use base64::Engine;
+use fhir_model::{AuditAction, RestInteraction};
 use serde_json::{json, Value};
 
 use crate::principal::Principal;
@@ -23,14 +24,14 @@ pub const CLIENT_ID_SYSTEM: &str = "https://invicta.example.org/fhir/Id/oauth-cl
 pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 
 /// Everything an audit record says about one request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuditRecord {
     /// The caller, when the token was valid.
     pub principal: Option<std::sync::Arc<Principal>>,
     /// The FHIR interaction (`read`, `vread`, `search-type`, `history-instance`, `create`, …).
-    pub interaction: String,
-    /// `C`, `R`, `U`, `D` or `E` (execute: searches).
-    pub action: String,
+    pub interaction: RestInteraction,
+    /// Create, read, update, delete or execute (searches, operations, Bundles).
+    pub action: AuditAction,
     /// The resource read or written, as `Type/id/_history/v`.
     pub resource: Option<String>,
     /// Further resources the request wrote (a transaction Bundle), as `Type/id/_history/v`.
@@ -56,6 +57,30 @@ pub struct AuditRecord {
     /// Mark the records as about information withheld from patients (`audit-sensitive`), so
     /// a patient listing who viewed their record is not told that such information exists.
     pub sensitive: bool,
+}
+
+impl Default for AuditRecord {
+    /// An empty record. Its interaction and action are placeholders (an operation executed):
+    /// every record is built from a request, which names both.
+    fn default() -> Self {
+        AuditRecord {
+            principal: None,
+            interaction: RestInteraction::Operation,
+            action: AuditAction::Execute,
+            resource: None,
+            more_resources: Vec::new(),
+            query: None,
+            patients: Vec::new(),
+            status: 0,
+            outcome_desc: None,
+            purpose: None,
+            review_reason: None,
+            request_id: String::new(),
+            address: None,
+            recorded: String::new(),
+            sensitive: false,
+        }
+    }
 }
 
 impl AuditRecord {
@@ -156,8 +181,8 @@ impl AuditRecord {
         let mut event = json!({
             "resourceType": "AuditEvent",
             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
-            "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": self.interaction}],
-            "action": self.action,
+            "subtype": [{"system": RestInteraction::SYSTEM, "code": self.interaction.code()}],
+            "action": self.action.code(),
             "recorded": self.recorded,
             "outcome": outcome,
             "purposeOfEvent": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": purpose}]}],
@@ -215,8 +240,8 @@ mod tests {
                 purpose_of_use: None,
                 break_glass_reason: None,
             })),
-            interaction: "search-type".into(),
-            action: "E".into(),
+            interaction: RestInteraction::SearchType,
+            action: AuditAction::Execute,
             query: Some("Observation?code=1".into()),
             patients: vec!["a".into(), "b".into()],
             status: 200,
@@ -236,10 +261,15 @@ mod tests {
             fhir_model::format::check_resource(e.clone()).unwrap();
         }
         assert_eq!(events[1]["entity"][0]["what"]["reference"], "Patient/b");
+        assert_eq!(events[0]["action"], "E");
+        assert_eq!(
+            events[0]["subtype"],
+            json!([{"system": "http://hl7.org/fhir/restful-interaction", "code": "search-type"}])
+        );
         assert_eq!(events[0]["meta"]["tag"][0]["code"], "review");
         let refused = AuditRecord {
-            interaction: "read".into(),
-            action: "R".into(),
+            interaction: RestInteraction::Read,
+            action: AuditAction::Read,
             status: 401,
             request_id: "r2".into(),
             recorded: "2026-11-24T10:00:00Z".into(),

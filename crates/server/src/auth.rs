@@ -17,6 +17,7 @@ use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
 use authz::audit::AuditRecord;
 use authz::{Emergency, Interaction, Policy, Principal, Rules, TypeSet};
 use chrono::{SecondsFormat, Utc};
+use fhir_model::{AuditAction, RestInteraction};
 use search::text::encode;
 use store::{Access, Filter, RelationshipRule, TypeRule};
 
@@ -135,14 +136,13 @@ pub async fn gate(
         .map(|r| r.0.clone())
         .unwrap_or_default();
     let mut record = AuditRecord {
-        interaction: guess_interaction(req.method().as_str(), &path).into(),
+        interaction: guess_interaction(req.method().as_str(), &path),
         action: match req.method().as_str() {
-            "POST" => "C",
-            "PUT" | "PATCH" => "U",
-            "DELETE" => "D",
-            _ => "R",
-        }
-        .into(),
+            "POST" => AuditAction::Create,
+            "PUT" | "PATCH" => AuditAction::Update,
+            "DELETE" => AuditAction::Delete,
+            _ => AuditAction::Read,
+        },
         request_id,
         ..AuditRecord::default()
     };
@@ -301,7 +301,7 @@ pub fn reads_audit_trail(method: &str, path: &str, query: &str) -> bool {
     }
 }
 
-fn guess_interaction(method: &str, path: &str) -> &'static str {
+fn guess_interaction(method: &str, path: &str) -> RestInteraction {
     let segments: Vec<&str> = path
         .trim_start_matches("/fhir")
         .split('/')
@@ -309,21 +309,21 @@ fn guess_interaction(method: &str, path: &str) -> &'static str {
         .collect();
     let history = segments.contains(&"_history");
     match (method, segments.len(), history) {
-        ("GET", 0, _) => "search-system",
-        ("POST", 0, _) => "batch",
-        ("GET", 1, false) => "search-type",
-        ("GET", 1, true) => "history-system",
-        ("GET", 2, true) => "history-type",
-        ("GET", 3, true) => "history-instance",
-        ("GET", 4, true) => "vread",
-        ("GET", 2, false) => "read",
-        ("GET", 3, false) => "search-type",
-        ("POST", _, _) if path.ends_with("_search") => "search-type",
-        ("POST", _, _) => "create",
-        ("PUT", _, _) => "update",
-        ("PATCH", _, _) => "patch",
-        ("DELETE", _, _) => "delete",
-        _ => "operation",
+        ("GET", 0, _) => RestInteraction::SearchSystem,
+        ("POST", 0, _) => RestInteraction::Batch,
+        ("GET", 1, false) => RestInteraction::SearchType,
+        ("GET", 1, true) => RestInteraction::HistorySystem,
+        ("GET", 2, true) => RestInteraction::HistoryType,
+        ("GET", 3, true) => RestInteraction::HistoryInstance,
+        ("GET", 4, true) => RestInteraction::Vread,
+        ("GET", 2, false) => RestInteraction::Read,
+        ("GET", 3, false) => RestInteraction::SearchType,
+        ("POST", _, _) if path.ends_with("_search") => RestInteraction::SearchType,
+        ("POST", _, _) => RestInteraction::Create,
+        ("PUT", _, _) => RestInteraction::Update,
+        ("PATCH", _, _) => RestInteraction::Patch,
+        ("DELETE", _, _) => RestInteraction::Delete,
+        _ => RestInteraction::Operation,
     }
 }
 
@@ -364,11 +364,11 @@ impl Authorized {
     }
 
     /// Names the interaction in the audit record (`transaction` or `batch` for a Bundle).
-    pub fn interaction(&self, name: &str, action: &str) {
+    pub fn interaction(&self, name: RestInteraction, action: AuditAction) {
         if let Some(a) = &self.audit {
             let mut a = a.borrow_mut();
-            a.record.interaction = name.to_string();
-            a.record.action = action.to_string();
+            a.record.interaction = name;
+            a.record.action = action;
         }
     }
 
@@ -438,7 +438,7 @@ impl Authorized {
 pub fn audit_hook(base: AuditRecord, policy: Arc<Policy>) -> store::AuditHook {
     Arc::new(move |changes: &[store::Change]| {
         // Changes with the same action about the same patients share their records.
-        let mut groups: Vec<(&str, &[String], Vec<&store::Change>)> = Vec::new();
+        let mut groups: Vec<(AuditAction, &[String], Vec<&store::Change>)> = Vec::new();
         for c in changes {
             match groups
                 .iter_mut()
@@ -451,7 +451,7 @@ pub fn audit_hook(base: AuditRecord, policy: Arc<Policy>) -> store::AuditHook {
         let mut events = Vec::new();
         for (action, patients, members) in groups {
             let mut r = base.clone();
-            r.action = action.to_string();
+            r.action = action;
             let mut refs = members
                 .iter()
                 .map(|c| format!("{}/{}/_history/{}", c.res_type, c.id, c.version));

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use fhir_model::AuditAction;
 use serde_json::Value;
 
 use crate::access::Access;
@@ -17,8 +18,8 @@ pub struct Change {
     pub id: String,
     /// The version now current.
     pub version: i32,
-    /// `C`, `U` or `D` (FHIR AuditEvent.action); a write that changed nothing is `R`.
-    pub action: &'static str,
+    /// Create, update or delete; a write that changed nothing is a read.
+    pub action: AuditAction,
     /// The patients whose compartment holds the resource.
     pub compartments: Vec<String>,
     /// The version's security labels (`fhir_model::access::security_labels`).

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Bool, Integer, Text};
 use diesel::{QueryableByName, RunQueryDsl};
+use fhir_model::AuditAction;
 use serde_json::Value;
 
 use crate::context::{Change, WriteContext};
@@ -207,7 +208,7 @@ impl Tx<'_> {
                 res_type: res_type.to_string(),
                 id: m.id.clone(),
                 version: m.version,
-                action: "R",
+                action: AuditAction::Read,
                 compartments: m.compartments.clone(),
                 labels: fhir_model::access::security_labels(&found),
                 alerts: fhir_model::access::alert_codes(&found),
@@ -311,7 +312,7 @@ impl Tx<'_> {
                     res_type: res_type.clone(),
                     id: id.clone(),
                     version: 1,
-                    action: "C",
+                    action: AuditAction::Create,
                     compartments: v.compartments,
                     labels: v.labels,
                     alerts: v.alerts,
@@ -420,7 +421,7 @@ impl Tx<'_> {
                             res_type: res_type.to_string(),
                             id: id.to_string(),
                             version: current.version,
-                            action: "R",
+                            action: AuditAction::Read,
                             compartments: fhir_model::compartment::patient_compartments(&old),
                             labels: fhir_model::access::security_labels(&old),
                             alerts: fhir_model::access::alert_codes(&old),
@@ -488,7 +489,7 @@ impl Tx<'_> {
                 res_type: res_type.to_string(),
                 id: id.to_string(),
                 version,
-                action: "D",
+                action: AuditAction::Delete,
                 compartments: fhir_model::compartment::patient_compartments(&last),
                 labels: fhir_model::access::security_labels(&last),
                 alerts: fhir_model::access::alert_codes(&last),
@@ -706,7 +707,7 @@ impl Tx<'_> {
                 res_type: res_type.to_string(),
                 id: id.to_string(),
                 version: 1,
-                action: "C",
+                action: AuditAction::Create,
                 compartments: v.compartments,
                 labels: v.labels,
                 alerts: v.alerts,
@@ -759,7 +760,11 @@ impl Tx<'_> {
                 res_type: res_type.to_string(),
                 id: id.to_string(),
                 version,
-                action: if current.deleted { "C" } else { "U" },
+                action: if current.deleted {
+                    AuditAction::Create
+                } else {
+                    AuditAction::Update
+                },
                 compartments: v.compartments,
                 labels: v.labels,
                 alerts: v.alerts,

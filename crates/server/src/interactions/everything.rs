@@ -75,7 +75,10 @@ async fn everything(
     id: String,
 ) -> Result<HttpResponse, ApiError> {
     let auth = authorize(req, state, Some("Patient"), Interaction::Read)?;
-    auth.interaction("operation", "E");
+    auth.interaction(
+        fhir_model::RestInteraction::Operation,
+        fhir_model::AuditAction::Execute,
+    );
     // An unknown or hidden patient is a 404, one withheld by limits a claim or break-glass lifts
     // a 403 that says how, exactly as a read of the Patient.
     read::load(state, &auth, "Patient", &id, None).await?;

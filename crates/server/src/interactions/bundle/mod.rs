@@ -68,6 +68,11 @@ pub async fn process(
         ));
     }
     let kind = if transaction { "transaction" } else { "batch" };
+    let interaction = if transaction {
+        fhir_model::RestInteraction::Transaction
+    } else {
+        fhir_model::RestInteraction::Batch
+    };
 
     // Read and authorise every entry first; a transaction fails on the first bad one.
     let mut works: Vec<Option<Work>> = Vec::with_capacity(raw.len());
@@ -78,7 +83,7 @@ pub async fn process(
         let checked = entry::parse(i, e, &state.config.base_url).and_then(|entry| {
             let auth = authorize(&req, &state, Some(&entry.res_type), entry.interaction())?;
             if !noted {
-                auth.interaction(kind, "E");
+                auth.interaction(interaction, fhir_model::AuditAction::Execute);
                 noted = true;
             }
             let mut ctx = auth.write_context(&state);
@@ -115,7 +120,7 @@ pub async fn process(
     if !noted {
         // Nothing was authorised (an empty or wholly invalid batch): still name the request.
         if let Ok(auth) = authorize(&req, &state, None, authz::Interaction::Search) {
-            auth.interaction(kind, "E");
+            auth.interaction(interaction, fhir_model::AuditAction::Execute);
         }
     }
     let env = Env {

@@ -61,22 +61,44 @@ impl Pending {
 
 impl Store {
     /// Runs `f` in one database transaction: everything it wrote commits together, or (when it
-    /// returns an error) nothing does.
-    pub fn transaction<T>(
+    /// returns an error) nothing does. The error is the caller's own type, as with diesel's
+    /// `Connection::transaction`: a caller's failure rolls back and comes out unchanged, and a
+    /// failure of the store (connection, flush, commit) comes out through `E::from`.
+    pub fn transaction<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut conn = self.conn()?;
-        conn.transaction(|conn| {
+        let out = conn.transaction(|conn| {
             let mut tx = Tx {
                 conn,
                 pending: Pending::default(),
                 locked: Default::default(),
             };
-            let out = f(&mut tx)?;
-            tx.flush()?;
+            let out = f(&mut tx).map_err(Abort::Caller)?;
+            tx.flush().map_err(Abort::Store)?;
             Ok(out)
+        });
+        out.map_err(|abort| match abort {
+            Abort::Caller(e) => e,
+            Abort::Store(e) => E::from(e),
         })
+    }
+}
+
+/// Why a transaction rolled back. diesel's `transaction` needs an error it can build from its
+/// own (a failed commit or rollback); the caller's error type need not offer that, so it travels
+/// beside the store's instead.
+enum Abort<E> {
+    /// The caller's closure failed.
+    Caller(E),
+    /// The store failed: the connection, a flush, the commit.
+    Store(StoreError),
+}
+
+impl<E> From<diesel::result::Error> for Abort<E> {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Store(e.into())
     }
 }
 

@@ -574,9 +574,9 @@ fn to_access(rules: &Rules) -> Result<Access, ApiError> {
                     )
                 })?);
             }
-            all.push(join(&any, " OR "));
+            all.push(Filter::any(any));
         }
-        restrictions.push((t.clone(), join(&all, " AND ")));
+        restrictions.push((t.clone(), Filter::all(all)));
     }
     Ok(Access {
         types: match &rules.types {
@@ -600,20 +600,6 @@ fn to_access(rules: &Rules) -> Result<Access, ApiError> {
         liftable_labels: rules.liftable_labels.clone(),
         restriction_params,
     })
-}
-
-/// Joins filters (each numbered from `$1`) into one.
-fn join(filters: &[Filter], op: &str) -> Filter {
-    let mut binds = Vec::new();
-    let mut parts = Vec::new();
-    for f in filters {
-        parts.push(format!("({})", f.renumbered(binds.len())));
-        binds.extend(f.binds.iter().cloned());
-    }
-    Filter {
-        sql: parts.join(op),
-        binds,
-    }
 }
 
 /// The 403 for a resource hidden only by limits a relationship claim or break-glass lifts.

@@ -14,7 +14,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
-use authz::audit::AuditRecord;
+use authz::audit::{AuditRecord, ChangedResource};
 use authz::{Emergency, Interaction, Policy, Principal, Rules, TypeSet};
 use chrono::{SecondsFormat, Utc};
 use fhir_model::{AuditAction, RestInteraction};
@@ -434,37 +434,20 @@ impl Authorized {
 }
 
 /// The audit hook of a request's writes: its record, completed per change. Changes with the same
-/// action about the same patients share their AuditEvents.
+/// action about the same patients share their AuditEvents (`authz::audit::change_events`).
 pub fn audit_hook(base: AuditRecord, policy: Arc<Policy>) -> store::AuditHook {
     Arc::new(move |changes: &[store::Change]| {
-        // Changes with the same action about the same patients share their records.
-        let mut groups: Vec<(AuditAction, &[String], Vec<&store::Change>)> = Vec::new();
-        for c in changes {
-            match groups
-                .iter_mut()
-                .find(|(a, p, _)| *a == c.action && *p == c.compartments.as_slice())
-            {
-                Some((_, _, members)) => members.push(c),
-                None => groups.push((c.action, &c.compartments, vec![c])),
-            }
-        }
-        let mut events = Vec::new();
-        for (action, patients, members) in groups {
-            let mut r = base.clone();
-            r.action = action;
-            let mut refs = members
-                .iter()
-                .map(|c| format!("{}/{}/_history/{}", c.res_type, c.id, c.version));
-            r.resource = refs.next();
-            r.more_resources = refs.collect();
-            r.sensitive |= members
-                .iter()
-                .any(|c| hidden_from_patients(&policy, &c.labels, &c.alerts));
-            r.patients = patients.to_vec();
-            r.status = 200;
-            events.extend(r.events());
-        }
-        events
+        let changed: Vec<ChangedResource<'_>> = changes
+            .iter()
+            .map(|c| ChangedResource {
+                action: c.action,
+                patients: &c.compartments,
+                reference: format!("{}/{}/_history/{}", c.res_type, c.id, c.version),
+                labels: &c.labels,
+                alerts: &c.alerts,
+            })
+            .collect();
+        authz::audit::change_events(&base, &changed, &policy)
     })
 }
 
@@ -617,15 +600,7 @@ pub fn withheld(reference: &str) -> ApiError {
     )
 }
 
-/// True when labels or alert codes make a resource hidden from patients, so the audit record
-/// of its access is kept from the patient's view of who saw their record.
+/// [`Policy::hidden_from_patients`], under the name `interactions::read` still calls.
 pub fn hidden_from_patients(policy: &Policy, labels: &[String], alerts: &[String]) -> bool {
-    let patient = policy.role("patient");
-    let seen = |l: &String| patient.is_some_and(|r| r.labels.contains(l));
-    let sees_alerts = patient.is_some_and(|r| r.safeguarding);
-    labels.iter().any(|l| !seen(l))
-        || (!sees_alerts
-            && alerts
-                .iter()
-                .any(|a| policy.safeguarding_alerts.contains(a)))
+    policy.hidden_from_patients(labels, alerts)
 }

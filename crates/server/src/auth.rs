@@ -5,7 +5,6 @@
 //! ask [`authorize`] for the request's rules, which crate `authz` decides.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -15,6 +14,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
 use authz::audit::{AuditRecord, ChangedResource};
+use authz::cache::{unix_now, AsDecisionQuery, BoundedCache, DecisionKey, DecisionQuery};
 use authz::{Emergency, Interaction, Policy, Principal, Rules, TypeSet};
 use chrono::{SecondsFormat, Utc};
 use fhir_model::{AuditAction, RestInteraction};
@@ -33,6 +33,8 @@ pub struct RequestAuth {
     pub principal: Option<Arc<Principal>>,
     /// A fingerprint of the token, keying the decision cache.
     pub token: u64,
+    /// The token's `exp`: no decision about it is cached past that.
+    pub token_exp: Option<i64>,
     /// The request's audit record, completed by the handler and written by the gate.
     pub audit: Rc<RefCell<AuditState>>,
 }
@@ -68,17 +70,23 @@ pub struct Security {
     pub cache: Arc<DecisionCache>,
 }
 
-/// Principals by token, and decisions by token and question; bounded by clearing when full.
-#[derive(Default)]
+/// Principals by token, and decisions by token and question, none kept past the token's `exp`.
 pub struct DecisionCache {
     /// Keys of the token fingerprints, random per process so no one can craft a collision.
     keys: std::collections::hash_map::RandomState,
-    principals: std::sync::Mutex<HashMap<u64, Arc<Principal>>>,
-    decisions: std::sync::Mutex<HashMap<DecisionKey, Arc<Allowed>>>,
+    principals: BoundedCache<u64, Arc<Principal>>,
+    decisions: BoundedCache<DecisionKey, Arc<Allowed>>,
 }
 
-/// A decision's inputs besides the token.
-type DecisionKey = (u64, Option<String>, Interaction, Emergency);
+impl Default for DecisionCache {
+    fn default() -> Self {
+        DecisionCache {
+            keys: Default::default(),
+            principals: BoundedCache::new(CACHE_LIMIT),
+            decisions: BoundedCache::new(CACHE_LIMIT),
+        }
+    }
+}
 
 /// What an allowed decision hands the handler.
 struct Allowed {
@@ -87,26 +95,8 @@ struct Allowed {
     claim: Option<String>,
 }
 
-/// Entries kept per map before it is cleared.
+/// Entries kept per cache.
 const CACHE_LIMIT: usize = 20_000;
-
-fn cached<K: std::hash::Hash + Eq, V: Clone>(
-    map: &std::sync::Mutex<HashMap<K, V>>,
-    key: K,
-    make: impl FnOnce() -> Result<V, ApiError>,
-) -> Result<V, ApiError> {
-    if let Some(v) = map.lock().ok().and_then(|m| m.get(&key).cloned()) {
-        return Ok(v);
-    }
-    let v = make()?;
-    if let Ok(mut m) = map.lock() {
-        if m.len() >= CACHE_LIMIT {
-            m.clear();
-        }
-        m.insert(key, v.clone());
-    }
-    Ok(v)
-}
 
 fn fingerprint(cache: &DecisionCache, token: &str) -> u64 {
     use std::hash::BuildHasher;
@@ -154,9 +144,9 @@ pub async fn gate(
             .map(str::to_string);
         record.recorded = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
     }
-    let (principal, token) = if sec.enabled {
+    let (principal, token, token_exp) = if sec.enabled {
         match authenticate(&req, sec).await {
-            Ok((p, t)) => (Some(p), t),
+            Ok((p, t, exp)) => (Some(p), t, exp),
             Err(e) => {
                 record.status = 401;
                 record.outcome_desc = Some(e.to_string());
@@ -172,7 +162,7 @@ pub async fn gate(
             }
         }
     } else {
-        (None, 0)
+        (None, 0, None)
     };
     record.principal = principal.clone();
     let audit = Rc::new(RefCell::new(AuditState {
@@ -182,6 +172,7 @@ pub async fn gate(
     req.extensions_mut().insert(RequestAuth {
         principal: principal.clone(),
         token,
+        token_exp,
         audit: audit.clone(),
     });
     if reads_audit_trail(req.method().as_str(), &path, req.query_string()) {
@@ -246,7 +237,7 @@ pub async fn gate(
 async fn authenticate(
     req: &ServiceRequest,
     sec: &Security,
-) -> Result<(Arc<Principal>, u64), ApiError> {
+) -> Result<(Arc<Principal>, u64, Option<i64>), ApiError> {
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -267,17 +258,21 @@ async fn authenticate(
         )
     })?;
     let print = fingerprint(&sec.cache, token);
-    let principal = cached(&sec.cache.principals, print, || {
-        authz::from_claims(&claims, &sec.policy, &sec.role_claim)
-            .map(Arc::new)
-            .map_err(|e| {
-                unauthorized(
-                    Some("invalid_token"),
-                    &format!("The token was refused: {e}"),
-                )
-            })
-    })?;
-    Ok((principal, print))
+    let exp = authz::token::expiry(&claims);
+    let principal = sec
+        .cache
+        .principals
+        .get_or_try_insert(&print, unix_now(), || {
+            authz::from_claims(&claims, &sec.policy, &sec.role_claim)
+                .map(|p| (print, Arc::new(p), exp))
+                .map_err(|e| {
+                    unauthorized(
+                        Some("invalid_token"),
+                        &format!("The token was refused: {e}"),
+                    )
+                })
+        })?;
+    Ok((principal, print, exp))
 }
 
 fn unauthorized(error: Option<&str>, msg: &str) -> ApiError {
@@ -462,6 +457,7 @@ pub fn authorize(
     let Some(RequestAuth {
         principal: Some(principal),
         token,
+        token_exp,
         audit,
     }) = auth
     else {
@@ -487,30 +483,33 @@ pub fn authorize(
         reason: header("x-break-glass-reason"),
         relationship_claim: header("x-relationship-claim"),
     };
-    let key = (
+    let query = DecisionQuery {
         token,
-        res_type.map(str::to_string),
+        res_type,
         interaction,
-        emergency.clone(),
-    );
-    let allowed = cached(&state.security.cache.decisions, key, || {
-        let decision = authz::decide(
-            &state.security.policy,
-            &principal,
-            res_type,
-            interaction,
-            &emergency,
-        )
-        .map_err(|d| ApiError::new(StatusCode::FORBIDDEN, "forbidden", d.0))?;
-        Ok(Arc::new(Allowed {
-            access: Arc::new(to_access(&decision.rules)?),
-            break_glass: decision.break_glass,
-            claim: decision.relationship_claim,
-        }))
-    })
-    .inspect_err(|e| {
-        audit.borrow_mut().record.outcome_desc = e.issues.first().map(|i| i.1.clone());
-    })?;
+        emergency: &emergency,
+    };
+    let decisions = &state.security.cache.decisions;
+    let allowed = decisions
+        .get_or_try_insert(&query as &dyn AsDecisionQuery, unix_now(), || {
+            let decision = authz::decide(
+                &state.security.policy,
+                &principal,
+                res_type,
+                interaction,
+                &emergency,
+            )
+            .map_err(|d| ApiError::new(StatusCode::FORBIDDEN, "forbidden", d.0))?;
+            let allowed = Arc::new(Allowed {
+                access: Arc::new(to_access(&decision.rules)?),
+                break_glass: decision.break_glass,
+                claim: decision.relationship_claim,
+            });
+            Ok((query.to_key(), allowed, token_exp))
+        })
+        .inspect_err(|e: &ApiError| {
+            audit.borrow_mut().record.outcome_desc = e.issues.first().map(|i| i.1.clone());
+        })?;
     {
         let mut a = audit.borrow_mut();
         if let Some(bg) = &allowed.break_glass {

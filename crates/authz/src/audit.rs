@@ -4,8 +4,10 @@
 //! outcome, the purpose of use and the request id.
 
 use base64::Engine;
+use fhir_model::{AuditAction, RestInteraction};
 use serde_json::{json, Value};
 
+use crate::policy::Policy;
 use crate::principal::Principal;
 
 /// Code system of the project's audit flags (`review`: break-glass or a relationship claim).
@@ -23,14 +25,14 @@ pub const CLIENT_ID_SYSTEM: &str = "https://invicta.example.org/fhir/Id/oauth-cl
 pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 
 /// Everything an audit record says about one request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuditRecord {
     /// The caller, when the token was valid.
     pub principal: Option<std::sync::Arc<Principal>>,
     /// The FHIR interaction (`read`, `vread`, `search-type`, `history-instance`, `create`, …).
-    pub interaction: String,
-    /// `C`, `R`, `U`, `D` or `E` (execute: searches).
-    pub action: String,
+    pub interaction: RestInteraction,
+    /// Create, read, update, delete or execute (searches, operations, Bundles).
+    pub action: AuditAction,
     /// The resource read or written, as `Type/id/_history/v`.
     pub resource: Option<String>,
     /// Further resources the request wrote (a transaction Bundle), as `Type/id/_history/v`.
@@ -56,6 +58,30 @@ pub struct AuditRecord {
     /// Mark the records as about information withheld from patients (`audit-sensitive`), so
     /// a patient listing who viewed their record is not told that such information exists.
     pub sensitive: bool,
+}
+
+impl Default for AuditRecord {
+    /// An empty record. Its interaction and action are placeholders (an operation executed):
+    /// every record is built from a request, which names both.
+    fn default() -> Self {
+        AuditRecord {
+            principal: None,
+            interaction: RestInteraction::Operation,
+            action: AuditAction::Execute,
+            resource: None,
+            more_resources: Vec::new(),
+            query: None,
+            patients: Vec::new(),
+            status: 0,
+            outcome_desc: None,
+            purpose: None,
+            review_reason: None,
+            request_id: String::new(),
+            address: None,
+            recorded: String::new(),
+            sensitive: false,
+        }
+    }
 }
 
 impl AuditRecord {
@@ -156,8 +182,8 @@ impl AuditRecord {
         let mut event = json!({
             "resourceType": "AuditEvent",
             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
-            "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": self.interaction}],
-            "action": self.action,
+            "subtype": [{"system": RestInteraction::SYSTEM, "code": self.interaction.code()}],
+            "action": self.action.code(),
             "recorded": self.recorded,
             "outcome": outcome,
             "purposeOfEvent": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": purpose}]}],
@@ -195,6 +221,70 @@ impl AuditRecord {
     }
 }
 
+/// A resource a request changed (or, for a conditional write that matched, read), as the audit
+/// trail sees it: crate `store` reports its writes in these terms without authz knowing it.
+#[derive(Debug, Clone)]
+pub struct ChangedResource<'a> {
+    /// What was done.
+    pub action: AuditAction,
+    /// The patients whose compartment holds the resource.
+    pub patients: &'a [String],
+    /// The version, as `Type/id/_history/v`.
+    pub reference: String,
+    /// The version's security labels.
+    pub labels: &'a [String],
+    /// The version's alert codes (`system|code`).
+    pub alerts: &'a [String],
+}
+
+/// The records of a request's changes: `base` completed once per group of changes with the same
+/// action about the same patients (groups in order of first appearance), so a transaction of a
+/// thousand writes about one patient leaves one AuditEvent, not a thousand.
+pub fn change_records(
+    base: &AuditRecord,
+    changes: &[ChangedResource<'_>],
+    policy: &Policy,
+) -> Vec<AuditRecord> {
+    let mut groups: Vec<(AuditAction, &[String], Vec<&ChangedResource<'_>>)> = Vec::new();
+    for c in changes {
+        match groups
+            .iter_mut()
+            .find(|(a, p, _)| *a == c.action && *p == c.patients)
+        {
+            Some((_, _, members)) => members.push(c),
+            None => groups.push((c.action, c.patients, vec![c])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(action, patients, members)| {
+            let mut r = base.clone();
+            r.action = action;
+            let mut refs = members.iter().map(|c| c.reference.clone());
+            r.resource = refs.next();
+            r.more_resources = refs.collect();
+            r.sensitive |= members
+                .iter()
+                .any(|c| policy.hidden_from_patients(c.labels, c.alerts));
+            r.patients = patients.to_vec();
+            r.status = 200;
+            r
+        })
+        .collect()
+}
+
+/// The AuditEvents of a request's changes: those of [`change_records`], in order.
+pub fn change_events(
+    base: &AuditRecord,
+    changes: &[ChangedResource<'_>],
+    policy: &Policy,
+) -> Vec<Value> {
+    change_records(base, changes, policy)
+        .iter()
+        .flat_map(AuditRecord::events)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,8 +305,8 @@ mod tests {
                 purpose_of_use: None,
                 break_glass_reason: None,
             })),
-            interaction: "search-type".into(),
-            action: "E".into(),
+            interaction: RestInteraction::SearchType,
+            action: AuditAction::Execute,
             query: Some("Observation?code=1".into()),
             patients: vec!["a".into(), "b".into()],
             status: 200,
@@ -236,10 +326,15 @@ mod tests {
             fhir_model::format::check_resource(e.clone()).unwrap();
         }
         assert_eq!(events[1]["entity"][0]["what"]["reference"], "Patient/b");
+        assert_eq!(events[0]["action"], "E");
+        assert_eq!(
+            events[0]["subtype"],
+            json!([{"system": "http://hl7.org/fhir/restful-interaction", "code": "search-type"}])
+        );
         assert_eq!(events[0]["meta"]["tag"][0]["code"], "review");
         let refused = AuditRecord {
-            interaction: "read".into(),
-            action: "R".into(),
+            interaction: RestInteraction::Read,
+            action: AuditAction::Read,
             status: 401,
             request_id: "r2".into(),
             recorded: "2026-11-24T10:00:00Z".into(),
@@ -249,5 +344,113 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert_eq!(e[0]["outcome"], "4");
         assert!(fhir_model::validate::validate_resource(&e[0]).is_empty());
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn changes_with_one_action_about_the_same_patients_share_records() {
+        let policy = Policy::default_policy();
+        let base = AuditRecord {
+            interaction: RestInteraction::Transaction,
+            action: AuditAction::Execute,
+            request_id: "r3".into(),
+            recorded: "2026-11-24T10:00:00.000Z".into(),
+            status: 0,
+            ..AuditRecord::default()
+        };
+        let (a, b, ab, none) = (
+            strings(&["a"]),
+            strings(&["b"]),
+            strings(&["a", "b"]),
+            Vec::new(),
+        );
+        let third_party = strings(&["third-party"]);
+        let change = |action, patients, reference: &str, labels| ChangedResource {
+            action,
+            patients,
+            reference: reference.to_string(),
+            labels,
+            alerts: &[],
+        };
+        let changes = [
+            change(AuditAction::Create, &a, "Observation/1/_history/1", &none),
+            change(AuditAction::Update, &a, "Observation/2/_history/3", &none),
+            change(AuditAction::Create, &b, "Observation/4/_history/1", &none),
+            change(
+                AuditAction::Create,
+                &a,
+                "Condition/5/_history/1",
+                &third_party,
+            ),
+            change(AuditAction::Create, &ab, "Encounter/6/_history/1", &none),
+            change(AuditAction::Update, &a, "Observation/7/_history/2", &none),
+            change(AuditAction::Read, &none, "Organization/8/_history/4", &none),
+        ];
+        let records = change_records(&base, &changes, &policy);
+        let summary: Vec<(AuditAction, Vec<String>, Vec<String>, bool)> = records
+            .iter()
+            .map(|r| {
+                let refs = r
+                    .resource
+                    .iter()
+                    .chain(&r.more_resources)
+                    .cloned()
+                    .collect();
+                (r.action, r.patients.clone(), refs, r.sensitive)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    AuditAction::Create,
+                    a.clone(),
+                    strings(&["Observation/1/_history/1", "Condition/5/_history/1"]),
+                    true
+                ),
+                (
+                    AuditAction::Update,
+                    a.clone(),
+                    strings(&["Observation/2/_history/3", "Observation/7/_history/2"]),
+                    false
+                ),
+                (
+                    AuditAction::Create,
+                    b.clone(),
+                    strings(&["Observation/4/_history/1"]),
+                    false
+                ),
+                (
+                    AuditAction::Create,
+                    ab.clone(),
+                    strings(&["Encounter/6/_history/1"]),
+                    false
+                ),
+                (
+                    AuditAction::Read,
+                    none.clone(),
+                    strings(&["Organization/8/_history/4"]),
+                    false
+                ),
+            ]
+        );
+        for r in &records {
+            assert_eq!(r.status, 200);
+            assert_eq!(r.interaction, RestInteraction::Transaction);
+            assert_eq!(r.request_id, "r3");
+        }
+        // One AuditEvent per patient of each record, one for a record about no patient.
+        let events = change_events(&base, &changes, &policy);
+        assert_eq!(events.len(), 1 + 1 + 1 + 2 + 1);
+        assert_eq!(events[0]["action"], "C");
+        assert_eq!(events[1]["action"], "U");
+        assert_eq!(events[5]["action"], "R");
+        assert_eq!(events[0]["subtype"][0]["code"], "transaction");
+        assert_eq!(events[0]["meta"]["security"][0]["code"], "audit-sensitive");
+        assert!(events[1].get("meta").is_none());
+        assert!(change_records(&base, &[], &policy).is_empty());
     }
 }

@@ -1,12 +1,14 @@
 //! Access decisions for Invicta: the one place where a request's permissions are decided.
 //! Tokens are verified (`token`), read into a [`Principal`] (`principal`), checked against the
 //! SMART scopes they carry (`scope`) and the care-record role policy (`policy`), and turned into
-//! [`Rules`] for the request (`decide`); every request leaves AuditEvents (`audit`).
+//! [`Rules`] for the request (`decide`); every request leaves AuditEvents (`audit`). `cache` is
+//! the bounded cache of verified tokens and of the server's principals and decisions.
 //!
 //! **Invariant:** authz decides but runs no SQL; `search` and `store` apply its decisions as
 //! filters inside their SQL.
 
 pub mod audit;
+pub mod cache;
 pub mod decide;
 pub mod policy;
 pub mod principal;

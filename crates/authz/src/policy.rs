@@ -218,6 +218,16 @@ impl Policy {
     pub fn roles(&self) -> impl Iterator<Item = &RolePolicy> {
         self.roles.values()
     }
+
+    /// True when labels or alert codes make a resource hidden from patients, so the audit record
+    /// of its access is kept from the patient's view of who saw their record.
+    pub fn hidden_from_patients(&self, labels: &[String], alerts: &[String]) -> bool {
+        let patient = self.role("patient");
+        let seen = |l: &String| patient.is_some_and(|r| r.labels.contains(l));
+        let sees_alerts = patient.is_some_and(|r| r.safeguarding);
+        labels.iter().any(|l| !seen(l))
+            || (!sees_alerts && alerts.iter().any(|a| self.safeguarding_alerts.contains(a)))
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +257,29 @@ mod tests {
         assert_eq!(p.role_for_job_role("R0260").unwrap().id, "gp");
         assert_eq!(p.role_for_job_role("R0001").unwrap().id, "privacy-officer");
         assert!(p.role_for_job_role("R9999").is_none());
+    }
+
+    #[test]
+    fn hidden_from_patients_follows_the_patient_role() {
+        let p = Policy::default_policy();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(!p.hidden_from_patients(&[], &[]));
+        // Patients see these labels (their own sensitive information)...
+        assert!(!p.hidden_from_patients(&s(&["PSY", "HIV"]), &[]));
+        // ...not these, nor one label among many they do not.
+        assert!(p.hidden_from_patients(&s(&["third-party"]), &[]));
+        assert!(p.hidden_from_patients(&s(&["PSY", "R"]), &[]));
+        // Safeguarding alerts are hidden from patients; other alerts are not.
+        let alert = "http://snomed.info/sct|766561000000109";
+        assert!(p.hidden_from_patients(&[], &s(&[alert])));
+        assert!(!p.hidden_from_patients(&[], &s(&["http://snomed.info/sct|1"])));
+        // A policy without a patient role hides every labelled resource.
+        let mut v: serde_json::Value = serde_json::from_str(DEFAULT_POLICY).unwrap();
+        v["roles"].as_object_mut().unwrap().remove("patient");
+        let no_patients = Policy::from_json(&v.to_string()).unwrap();
+        assert!(no_patients.hidden_from_patients(&s(&["PSY"]), &[]));
+        assert!(no_patients.hidden_from_patients(&[], &s(&[alert])));
+        assert!(!no_patients.hidden_from_patients(&[], &[]));
     }
 
     #[test]

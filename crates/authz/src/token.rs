@@ -27,12 +27,14 @@ pub use signing::SigningKey;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
+
+use crate::cache::unix_now;
 
 /// Tokens longer than this are refused unread (HTTP servers cap header sizes near 8–16 KiB).
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -175,7 +177,7 @@ impl Verifier {
                 own_key: config.own_key.map(|k| k.verify_key()),
                 external,
                 leeway,
-                cache: cache::TokenCache::new(CACHE_CAPACITY, leeway),
+                cache: cache::TokenCache::new(CACHE_CAPACITY),
                 http: external::Http::default(),
             }),
         }
@@ -225,7 +227,10 @@ impl Verifier {
 
         let exp = check_claims(&jws.claims, &inner.audience, now, inner.leeway)?;
         let claims = Arc::new(jws.claims);
-        inner.cache.insert(digest, Arc::clone(&claims), exp, now);
+        let until = cache::accepted_until(exp, inner.leeway);
+        inner
+            .cache
+            .insert(digest, Arc::clone(&claims), Some(until), now);
         Ok(claims)
     }
 }
@@ -337,6 +342,12 @@ fn check_claims(
     Ok(exp)
 }
 
+/// The `exp` of claims [`Verifier::verify`] returned, as whole seconds (always there: a token
+/// without one is refused); what caches of anything derived from the token expire with.
+pub fn expiry(claims: &Map<String, Value>) -> Option<i64> {
+    claims.get("exp").and_then(numeric_date)
+}
+
 /// A JWT NumericDate (seconds since the epoch, possibly fractional) as whole seconds.
 fn numeric_date(value: &Value) -> Option<i64> {
     let Value::Number(n) = value else {
@@ -352,11 +363,4 @@ fn numeric_date(value: &Value) -> Option<i64> {
     n.as_f64()
         .filter(|f| f.is_finite())
         .map(|f| f.floor() as i64)
-}
-
-/// Seconds since the epoch (0 if the clock is before it).
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -6,6 +6,7 @@
 //! fhirbolt. Everything else works on `serde_json::Value` and bytes.
 
 pub mod access;
+pub mod codes;
 pub mod compartment;
 pub mod elements;
 pub mod format;
@@ -21,6 +22,7 @@ pub mod summary;
 pub mod validate;
 mod xml_input;
 
+pub use codes::{AuditAction, RestInteraction};
 pub use issue::{Issue, IssueCode, ModelError};
 
 /// True when `id` is a valid FHIR logical id (`[A-Za-z0-9\-\.]{1,64}`).

@@ -3,12 +3,13 @@
 //! Nothing else makes an `Authorized`, and every interaction that reaches data takes one.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use authz::audit::AuditRecord;
-use authz::{Emergency, Interaction, Policy, Principal, Rules, TypeSet};
+use authz::audit::{AuditRecord, ChangedResource};
+use authz::cache::{unix_now, AsDecisionQuery, BoundedCache, DecisionKey, DecisionQuery};
+use authz::{Interaction, Policy, Principal, Rules, TypeSet};
+use fhir_model::{AuditAction, RestInteraction};
 use search::text::encode;
 use store::{Access, Filter, RelationshipRule, TypeRule};
 
@@ -21,14 +22,18 @@ pub const SOURCE_CLIENT_PREFIX: &str = "https://invicta.example.org/fhir/source/
 /// `meta.source` of versions written by a user token without a client id.
 pub const SOURCE_USER_PREFIX: &str = "https://invicta.example.org/fhir/source/user/";
 
-/// Decisions by token and question; bounded by clearing when full.
-#[derive(Default)]
+/// Decisions by token and question, none kept past the token's `exp`.
 pub(crate) struct DecisionCache {
-    decisions: std::sync::Mutex<HashMap<DecisionKey, Arc<Allowed>>>,
+    decisions: BoundedCache<DecisionKey, Arc<Allowed>>,
 }
 
-/// A decision's inputs besides the token.
-type DecisionKey = (u64, Option<String>, Interaction, Emergency);
+impl Default for DecisionCache {
+    fn default() -> Self {
+        DecisionCache {
+            decisions: BoundedCache::new(CACHE_LIMIT),
+        }
+    }
+}
 
 /// What an allowed decision hands the interaction.
 struct Allowed {
@@ -37,33 +42,8 @@ struct Allowed {
     claim: Option<String>,
 }
 
-/// Entries kept before the cache is cleared.
+/// Decisions kept.
 const CACHE_LIMIT: usize = 20_000;
-
-impl DecisionCache {
-    fn get_or(
-        &self,
-        key: DecisionKey,
-        make: impl FnOnce() -> Result<Arc<Allowed>>,
-    ) -> Result<Arc<Allowed>> {
-        if let Some(v) = self
-            .decisions
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).cloned())
-        {
-            return Ok(v);
-        }
-        let v = make()?;
-        if let Ok(mut m) = self.decisions.lock() {
-            if m.len() >= CACHE_LIMIT {
-                m.clear();
-            }
-            m.insert(key, v.clone());
-        }
-        Ok(v)
-    }
-}
 
 /// An authorised request: the rules to apply (none when authentication is off) and the audit
 /// record it completes. Made only by [`authorize`].
@@ -87,15 +67,16 @@ pub fn authorize(
             audit: caller.audit.clone(),
         });
     };
-    let key = (
-        caller.token,
-        res_type.map(str::to_string),
+    let query = DecisionQuery {
+        token: caller.token,
+        res_type,
         interaction,
-        caller.emergency.clone(),
-    );
+        emergency: &caller.emergency,
+    };
     let allowed = services
         .decisions
-        .get_or(key, || {
+        .decisions
+        .get_or_try_insert(&query as &dyn AsDecisionQuery, unix_now(), || {
             let decision = authz::decide(
                 &services.policy,
                 &principal,
@@ -104,13 +85,14 @@ pub fn authorize(
                 &caller.emergency,
             )
             .map_err(|d| Error::new(ErrorKind::Forbidden, d.0))?;
-            Ok(Arc::new(Allowed {
+            let allowed = Arc::new(Allowed {
                 access: Arc::new(to_access(&decision.rules)?),
                 break_glass: decision.break_glass,
                 claim: decision.relationship_claim,
-            }))
+            });
+            Ok((query.to_key(), allowed, caller.token_exp))
         })
-        .inspect_err(|e| {
+        .inspect_err(|e: &Error| {
             caller.audit.borrow_mut().record.outcome_desc =
                 e.issues.first().map(|i| i.diagnostics.clone());
         })?;
@@ -167,10 +149,10 @@ impl Authorized {
     }
 
     /// Names the interaction in the audit record (`transaction` or `batch` for a Bundle).
-    pub fn interaction(&self, name: &str, action: &str) {
+    pub fn interaction(&self, name: RestInteraction, action: AuditAction) {
         let mut a = self.audit.borrow_mut();
-        a.record.interaction = name.to_string();
-        a.record.action = action.to_string();
+        a.record.interaction = name;
+        a.record.action = action;
     }
 
     /// Records the query of a search or history.
@@ -224,50 +206,21 @@ impl Authorized {
 }
 
 /// The audit hook of a request's writes: its record, completed per change. Changes with the same
-/// action about the same patients share their AuditEvents.
+/// action about the same patients share their AuditEvents (`authz::audit::change_events`).
 pub fn audit_hook(base: AuditRecord, policy: Arc<Policy>) -> store::AuditHook {
     Arc::new(move |changes: &[store::Change]| {
-        let mut groups: Vec<(&str, &[String], Vec<&store::Change>)> = Vec::new();
-        for c in changes {
-            match groups
-                .iter_mut()
-                .find(|(a, p, _)| *a == c.action && *p == c.compartments.as_slice())
-            {
-                Some((_, _, members)) => members.push(c),
-                None => groups.push((c.action, &c.compartments, vec![c])),
-            }
-        }
-        let mut events = Vec::new();
-        for (action, patients, members) in groups {
-            let mut r = base.clone();
-            r.action = action.to_string();
-            let mut refs = members
-                .iter()
-                .map(|c| format!("{}/{}/_history/{}", c.res_type, c.id, c.version));
-            r.resource = refs.next();
-            r.more_resources = refs.collect();
-            r.sensitive |= members
-                .iter()
-                .any(|c| hidden_from_patients(&policy, &c.labels, &c.alerts));
-            r.patients = patients.to_vec();
-            r.status = 200;
-            events.extend(r.events());
-        }
-        events
+        let changed: Vec<ChangedResource<'_>> = changes
+            .iter()
+            .map(|c| ChangedResource {
+                action: c.action,
+                patients: &c.compartments,
+                reference: format!("{}/{}/_history/{}", c.res_type, c.id, c.version),
+                labels: &c.labels,
+                alerts: &c.alerts,
+            })
+            .collect();
+        authz::audit::change_events(&base, &changed, &policy)
     })
-}
-
-/// True when labels or alert codes make a resource hidden from patients, so the audit record
-/// of its access is kept from the patient's view of who saw their record.
-pub fn hidden_from_patients(policy: &Policy, labels: &[String], alerts: &[String]) -> bool {
-    let patient = policy.role("patient");
-    let seen = |l: &String| patient.is_some_and(|r| r.labels.contains(l));
-    let sees_alerts = patient.is_some_and(|r| r.safeguarding);
-    labels.iter().any(|l| !seen(l))
-        || (!sees_alerts
-            && alerts
-                .iter()
-                .any(|a| policy.safeguarding_alerts.contains(a)))
 }
 
 /// The rules in the store's terms, with scope restrictions compiled by the search crate.
@@ -296,9 +249,9 @@ fn to_access(rules: &Rules) -> Result<Access> {
                     )
                 })?);
             }
-            all.push(join(&any, " OR "));
+            all.push(Filter::any(any));
         }
-        restrictions.push((t.clone(), join(&all, " AND ")));
+        restrictions.push((t.clone(), Filter::all(all)));
     }
     Ok(Access {
         types: match &rules.types {
@@ -322,18 +275,4 @@ fn to_access(rules: &Rules) -> Result<Access> {
         liftable_labels: rules.liftable_labels.clone(),
         restriction_params,
     })
-}
-
-/// Joins filters (each numbered from `$1`) into one.
-fn join(filters: &[Filter], op: &str) -> Filter {
-    let mut binds = Vec::new();
-    let mut parts = Vec::new();
-    for f in filters {
-        parts.push(format!("({})", f.renumbered(binds.len())));
-        binds.extend(f.binds.iter().cloned());
-    }
-    Filter {
-        sql: parts.join(op),
-        binds,
-    }
 }

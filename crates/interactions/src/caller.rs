@@ -27,6 +27,8 @@ pub struct Caller {
     pub principal: Option<Arc<Principal>>,
     /// A fingerprint of the token, keying the decision cache.
     pub token: u64,
+    /// The token's `exp`: no decision about it is cached past that.
+    pub token_exp: Option<i64>,
     /// Break-glass and relationship-claim headers.
     pub emergency: Emergency,
     /// The request's audit record, completed by interactions and written by the transport.
@@ -38,12 +40,14 @@ impl Caller {
     pub fn new(
         principal: Option<Arc<Principal>>,
         token: u64,
+        token_exp: Option<i64>,
         emergency: Emergency,
         record: AuditRecord,
     ) -> Caller {
         Caller {
             principal,
             token,
+            token_exp,
             emergency,
             audit: Rc::new(RefCell::new(AuditState {
                 record,
@@ -54,9 +58,13 @@ impl Caller {
 
     /// Names the interaction in the audit record before any decision is made (a Bundle is
     /// `batch` or `transaction` whatever its entries are).
-    pub fn name_interaction(&self, name: &str, action: &str) {
+    pub fn name_interaction(
+        &self,
+        name: fhir_model::RestInteraction,
+        action: fhir_model::AuditAction,
+    ) {
         let mut a = self.audit.borrow_mut();
-        a.record.interaction = name.to_string();
-        a.record.action = action.to_string();
+        a.record.interaction = name;
+        a.record.action = action;
     }
 }

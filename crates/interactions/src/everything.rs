@@ -51,7 +51,10 @@ pub async fn everything(
     audit_query: String,
     output: &Output,
 ) -> Result<Outcome> {
-    auth.interaction("operation", "E");
+    auth.interaction(
+        fhir_model::RestInteraction::Operation,
+        fhir_model::AuditAction::Execute,
+    );
     // An unknown or hidden patient is a 404, one withheld by limits a claim or break-glass lifts
     // a 403 that says how, exactly as a read of the Patient.
     read::load(services, auth, "Patient", &id, None).await?;

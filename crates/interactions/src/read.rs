@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use store::{Stored, Visibility};
 
-use crate::authorize::{hidden_from_patients, Authorized};
+use crate::authorize::Authorized;
 use crate::blocking;
 use crate::error::{Error, ErrorKind, Result};
 use crate::outcome::{parse_etag, Outcome, VersionMeta};
@@ -105,7 +105,9 @@ pub(crate) fn answer(
     auth.touched(&stored.compartments);
     auth.resource(
         format!("{res_type}/{}/_history/{}", stored.id, stored.version),
-        hidden_from_patients(&services.policy, &stored.sec_labels, &stored.alert_codes),
+        services
+            .policy
+            .hidden_from_patients(&stored.sec_labels, &stored.alert_codes),
     );
     if stored.deleted || stored.body.is_none() {
         return Err(gone(res_type, &stored));

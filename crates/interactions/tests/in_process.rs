@@ -104,6 +104,7 @@ fn caller(services: &Services, claims: Value) -> Caller {
     Caller::new(
         Some(Arc::new(principal)),
         NEXT.fetch_add(1, Ordering::SeqCst) as u64,
+        None,
         Emergency::default(),
         AuditRecord::default(),
     )

@@ -10,6 +10,7 @@ use actix_web::{web, HttpMessage, ResponseError};
 use authz::audit::AuditRecord;
 use authz::Emergency;
 use chrono::{SecondsFormat, Utc};
+use fhir_model::{AuditAction, RestInteraction};
 use interactions::{Caller, ErrorKind};
 
 use crate::error::ApiError;
@@ -39,14 +40,13 @@ pub async fn gate(
         .map(|r| r.0.clone())
         .unwrap_or_default();
     let mut record = AuditRecord {
-        interaction: guess_interaction(req.method().as_str(), &path).into(),
+        interaction: guess_interaction(req.method().as_str(), &path),
         action: match req.method().as_str() {
-            "POST" => "C",
-            "PUT" | "PATCH" => "U",
-            "DELETE" => "D",
-            _ => "R",
-        }
-        .into(),
+            "POST" => AuditAction::Create,
+            "PUT" | "PATCH" => AuditAction::Update,
+            "DELETE" => AuditAction::Delete,
+            _ => AuditAction::Read,
+        },
         request_id,
         ..AuditRecord::default()
     };
@@ -58,9 +58,9 @@ pub async fn gate(
             .map(str::to_string);
         record.recorded = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
     }
-    let (principal, token) = if sec.enabled {
+    let (principal, token, token_exp) = if sec.enabled {
         match authenticate(&req, sec).await {
-            Ok((p, t)) => (Some(p), t),
+            Ok((p, t, exp)) => (Some(p), t, exp),
             Err(e) => {
                 record.status = 401;
                 record.outcome_desc = Some(e.to_string());
@@ -76,10 +76,10 @@ pub async fn gate(
             }
         }
     } else {
-        (None, 0)
+        (None, 0, None)
     };
     record.principal = principal.clone();
-    let caller = Caller::new(principal.clone(), token, emergency(&req), record);
+    let caller = Caller::new(principal.clone(), token, token_exp, emergency(&req), record);
     let audit = caller.audit.clone();
     req.extensions_mut().insert(caller);
     if reads_audit_trail(req.method().as_str(), &path, req.query_string()) {
@@ -168,7 +168,7 @@ fn reads_audit_trail(method: &str, path: &str, query: &str) -> bool {
 
 /// The interaction a request is, for the audit record of a request refused before any
 /// handler names it.
-fn guess_interaction(method: &str, path: &str) -> &'static str {
+fn guess_interaction(method: &str, path: &str) -> RestInteraction {
     let segments: Vec<&str> = path
         .trim_start_matches("/fhir")
         .split('/')
@@ -176,20 +176,20 @@ fn guess_interaction(method: &str, path: &str) -> &'static str {
         .collect();
     let history = segments.contains(&"_history");
     match (method, segments.len(), history) {
-        ("GET", 0, _) => "search-system",
-        ("POST", 0, _) => "batch",
-        ("GET", 1, false) => "search-type",
-        ("GET", 1, true) => "history-system",
-        ("GET", 2, true) => "history-type",
-        ("GET", 3, true) => "history-instance",
-        ("GET", 4, true) => "vread",
-        ("GET", 2, false) => "read",
-        ("GET", 3, false) => "search-type",
-        ("POST", _, _) if path.ends_with("_search") => "search-type",
-        ("POST", _, _) => "create",
-        ("PUT", _, _) => "update",
-        ("PATCH", _, _) => "patch",
-        ("DELETE", _, _) => "delete",
-        _ => "operation",
+        ("GET", 0, _) => RestInteraction::SearchSystem,
+        ("POST", 0, _) => RestInteraction::Batch,
+        ("GET", 1, false) => RestInteraction::SearchType,
+        ("GET", 1, true) => RestInteraction::HistorySystem,
+        ("GET", 2, true) => RestInteraction::HistoryType,
+        ("GET", 3, true) => RestInteraction::HistoryInstance,
+        ("GET", 4, true) => RestInteraction::Vread,
+        ("GET", 2, false) => RestInteraction::Read,
+        ("GET", 3, false) => RestInteraction::SearchType,
+        ("POST", _, _) if path.ends_with("_search") => RestInteraction::SearchType,
+        ("POST", _, _) => RestInteraction::Create,
+        ("PUT", _, _) => RestInteraction::Update,
+        ("PATCH", _, _) => RestInteraction::Patch,
+        ("DELETE", _, _) => RestInteraction::Delete,
+        _ => RestInteraction::Operation,
     }
 }

@@ -144,8 +144,8 @@ pub fn run(
     });
     let record = authz::audit::AuditRecord {
         principal: Some(principal),
-        interaction: "transaction".into(),
-        action: "E".into(),
+        interaction: fhir_model::RestInteraction::Transaction,
+        action: fhir_model::AuditAction::Execute,
         request_id: format!("load-{}", uuid::Uuid::new_v4()),
         recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         ..Default::default()

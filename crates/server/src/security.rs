@@ -2,11 +2,11 @@
 //! sink, and the bearer-token reading that turns an `Authorization` header into a
 //! [`Principal`] (or a 401 with its challenge).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header;
+use authz::cache::{unix_now, BoundedCache};
 use authz::{Policy, Principal};
 use interactions::{Error, ErrorKind};
 
@@ -32,44 +32,26 @@ pub struct Security {
     pub cache: Arc<PrincipalCache>,
 }
 
-/// Principals by token fingerprint; bounded by clearing when full.
-#[derive(Default)]
+/// Principals by token fingerprint, none kept past the token's `exp`.
 pub struct PrincipalCache {
     /// Keys of the token fingerprints, random per process so no one can craft a collision.
     keys: std::collections::hash_map::RandomState,
-    principals: std::sync::Mutex<HashMap<u64, Arc<Principal>>>,
+    principals: BoundedCache<u64, Arc<Principal>>,
 }
 
-/// Entries kept before the cache is cleared.
-const CACHE_LIMIT: usize = 20_000;
+impl Default for PrincipalCache {
+    fn default() -> Self {
+        PrincipalCache {
+            keys: Default::default(),
+            principals: BoundedCache::new(20_000),
+        }
+    }
+}
 
 impl PrincipalCache {
     fn fingerprint(&self, token: &str) -> u64 {
         use std::hash::BuildHasher;
         self.keys.hash_one(token)
-    }
-
-    fn get_or(
-        &self,
-        key: u64,
-        make: impl FnOnce() -> Result<Arc<Principal>, ApiError>,
-    ) -> Result<Arc<Principal>, ApiError> {
-        if let Some(v) = self
-            .principals
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).cloned())
-        {
-            return Ok(v);
-        }
-        let v = make()?;
-        if let Ok(mut m) = self.principals.lock() {
-            if m.len() >= CACHE_LIMIT {
-                m.clear();
-            }
-            m.insert(key, v.clone());
-        }
-        Ok(v)
     }
 }
 
@@ -77,7 +59,7 @@ impl PrincipalCache {
 pub async fn authenticate(
     req: &ServiceRequest,
     sec: &Security,
-) -> Result<(Arc<Principal>, u64), ApiError> {
+) -> Result<(Arc<Principal>, u64, Option<i64>), ApiError> {
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -99,12 +81,16 @@ pub async fn authenticate(
     };
     let claims = sec.verifier.verify(token).await.map_err(|e| refused(&e))?;
     let print = sec.cache.fingerprint(token);
-    let principal = sec.cache.get_or(print, || {
-        authz::from_claims(&claims, &sec.policy, &sec.role_claim)
-            .map(Arc::new)
-            .map_err(|e| refused(&e))
-    })?;
-    Ok((principal, print))
+    let exp = authz::token::expiry(&claims);
+    let principal = sec
+        .cache
+        .principals
+        .get_or_try_insert(&print, unix_now(), || {
+            authz::from_claims(&claims, &sec.policy, &sec.role_claim)
+                .map(|p| (print, Arc::new(p), exp))
+                .map_err(|e| refused(&e))
+        })?;
+    Ok((principal, print, exp))
 }
 
 /// A 401 with its `WWW-Authenticate` challenge (RFC 6750).

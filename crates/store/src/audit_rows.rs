@@ -12,10 +12,9 @@ use serde_json::Value;
 
 use crate::error::StoreError;
 use crate::index_rows;
-use crate::meta::now_millis;
+use crate::meta::{now_millis, prepare};
 use crate::pool::Store;
 use crate::sql::{query, Bind};
-use crate::write::prepare;
 
 /// Journal rows projected per transaction.
 pub const PROJECT_BATCH: i64 = 5000;

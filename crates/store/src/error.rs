@@ -56,6 +56,16 @@ pub enum StoreError {
     Migration(String),
 }
 
+impl StoreError {
+    /// The refusal of a write whose version would be outside the client's rules; the same words
+    /// for a new version and for an id held by a resource the client may not see.
+    pub(crate) fn outside_rules(reference: &str) -> StoreError {
+        StoreError::Forbidden(format!(
+            "{reference} would be outside what this client may change"
+        ))
+    }
+}
+
 impl From<diesel::result::Error> for StoreError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};

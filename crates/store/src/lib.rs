@@ -8,6 +8,7 @@
 mod access;
 mod audit_rows;
 mod cancel;
+mod context;
 mod error;
 mod history;
 mod identity;
@@ -29,6 +30,7 @@ mod write;
 pub use access::{Access, RelationshipRule, TypeRule};
 pub use audit_rows::PROJECT_BATCH;
 pub use cancel::{CancelGuard, CancelToken, Session};
+pub use context::{AuditHook, Change, WriteContext};
 pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, HistoryQuery, HistoryScope};
 pub use include::IncludeSpec;
@@ -41,6 +43,4 @@ pub use query::{
 pub use read::{Stored, Visibility};
 pub use sql::{Bind, Filter};
 pub use tx::Tx;
-pub use write::{
-    condition_key, AuditHook, Change, Condition, InsertMethod, Match, WriteContext, Written,
-};
+pub use write::{condition_key, Condition, InsertMethod, Match, Written};

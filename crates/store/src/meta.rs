@@ -1,7 +1,10 @@
-//! The server-owned parts of a stored resource: id, `meta.versionId`, `meta.lastUpdated`.
+//! The server-owned parts of a stored resource (id, `meta.versionId`, `meta.lastUpdated`,
+//! provenance) and a version made ready to store.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
+
+use crate::error::StoreError;
 
 /// Returns the resource with its id and meta set, keys ordered resourceType, id, meta, rest.
 pub(crate) fn stamp(body: Value, id: &str, version: i32, at: DateTime<Utc>) -> Value {
@@ -94,6 +97,32 @@ pub fn instant(at: DateTime<Utc>) -> String {
 pub(crate) fn now_millis() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+/// A version ready to store: its bytes and what the access rules read from it.
+pub(crate) struct Prepared {
+    pub bytes: Vec<u8>,
+    pub compartments: Vec<String>,
+    pub labels: Vec<String>,
+    pub alerts: Vec<String>,
+    pub value: Value,
+}
+
+pub(crate) fn prepare(
+    body: Value,
+    id: &str,
+    version: i32,
+    at: DateTime<Utc>,
+) -> Result<Prepared, StoreError> {
+    let stamped = stamp(body, id, version, at);
+    let bytes = serde_json::to_vec(&stamped).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok(Prepared {
+        bytes,
+        compartments: fhir_model::compartment::patient_compartments(&stamped),
+        labels: fhir_model::access::security_labels(&stamped),
+        alerts: fhir_model::access::alert_codes(&stamped),
+        value: stamped,
+    })
 }
 
 #[cfg(test)]

@@ -72,6 +72,35 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// True when any of `filters` holds (each numbered from `$1`); no filter at all is `FALSE`.
+    pub fn any(filters: impl IntoIterator<Item = Filter>) -> Filter {
+        Filter::join(filters, " OR ", "FALSE")
+    }
+
+    /// True when all of `filters` hold (each numbered from `$1`); no filter at all is `TRUE`.
+    pub fn all(filters: impl IntoIterator<Item = Filter>) -> Filter {
+        Filter::join(filters, " AND ", "TRUE")
+    }
+
+    /// Every part is parenthesised and so is the whole, so the result embeds safely next to any
+    /// operator; one filter is left as `(sql)`, what embedding it alone would give.
+    fn join(filters: impl IntoIterator<Item = Filter>, op: &str, empty: &str) -> Filter {
+        let mut binds = Vec::new();
+        let mut parts = Vec::new();
+        for f in filters {
+            parts.push(format!("({})", f.renumbered(binds.len())));
+            binds.extend(f.binds);
+        }
+        let sql = match parts.len() {
+            0 => format!("({empty})"),
+            1 => parts.pop().expect("one part"),
+            _ => format!("({})", parts.join(op)),
+        };
+        Filter { sql, binds }
+    }
+}
+
 /// A boxed query that can take a run-time number of binds.
 pub(crate) type Query = BoxedSqlQuery<'static, Pg, SqlQuery>;
 
@@ -99,7 +128,45 @@ pub(crate) fn query(sql: &str, binds: &[Bind]) -> Query {
 
 #[cfg(test)]
 mod tests {
-    use super::Filter;
+    use super::{Bind, Filter};
+
+    fn f(sql: &str, binds: &[&str]) -> Filter {
+        Filter {
+            sql: sql.into(),
+            binds: binds.iter().map(|b| Bind::Text(b.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn any_and_all_renumber_and_parenthesise() {
+        let a = f("x = $1 OR y = $2", &["1", "2"]);
+        let b = f("z = $1", &["3"]);
+        let any = Filter::any([a.clone(), b.clone()]);
+        assert_eq!(any.sql, "((x = $1 OR y = $2) OR (z = $3))");
+        assert_eq!(any.binds, f("", &["1", "2", "3"]).binds);
+        let all = Filter::all([b.clone(), a.clone()]);
+        assert_eq!(all.sql, "((z = $1) AND (x = $2 OR y = $3))");
+        assert_eq!(all.binds, f("", &["3", "1", "2"]).binds);
+        // Nested, the inner filter's placeholders move with it.
+        let nested = Filter::all([b.clone(), Filter::any([b.clone(), a.clone()])]);
+        assert_eq!(
+            nested.sql,
+            "((z = $1) AND (((z = $2) OR (x = $3 OR y = $4))))"
+        );
+        assert_eq!(nested.binds.len(), 4);
+        // One filter is only parenthesised.
+        assert_eq!(Filter::any([a.clone()]).sql, "(x = $1 OR y = $2)");
+        assert_eq!(Filter::all([a.clone()]), Filter::any([a]));
+    }
+
+    #[test]
+    fn empty_any_is_false_and_empty_all_is_true() {
+        assert_eq!(Filter::any([]), f("(FALSE)", &[]));
+        assert_eq!(Filter::all([]), f("(TRUE)", &[]));
+        // Embedded next to another condition, the empty forms keep their meaning.
+        let any = Filter::all([f("a = $1", &["1"]), Filter::any([])]);
+        assert_eq!(any.sql, "((a = $1) AND ((FALSE)))");
+    }
 
     #[test]
     fn renumbers_placeholders() {

@@ -13,11 +13,11 @@ use fhir_model::index::IndexEntry;
 
 use crate::access::Access;
 use crate::audit_rows::journal_audit_events;
+use crate::context::{AuditHook, Change};
 use crate::error::StoreError;
 use crate::index_rows;
 use crate::pool::Store;
 use crate::sql::{query, Bind};
-use crate::write::{AuditHook, Change};
 
 /// An open transaction. Get one from [`Store::transaction`]; it commits when the closure
 /// returns `Ok` and rolls back otherwise.
@@ -61,31 +61,44 @@ impl Pending {
 
 impl Store {
     /// Runs `f` in one database transaction: everything it wrote commits together, or (when it
-    /// returns an error) nothing does. The caller's own error comes back as it was returned.
+    /// returns an error) nothing does. The error is the caller's own type, as with diesel's
+    /// `Connection::transaction`: a caller's failure rolls back and comes out unchanged, and a
+    /// failure of the store (connection, flush, commit) comes out through `E::from`.
     pub fn transaction<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut conn = self.conn()?;
-        let mut failed: Option<E> = None;
-        let done = conn.transaction(|conn| {
+        let out = conn.transaction(|conn| {
             let mut tx = Tx {
                 conn,
                 pending: Pending::default(),
                 locked: Default::default(),
             };
-            match f(&mut tx) {
-                Ok(out) => {
-                    tx.flush()?;
-                    Ok(out)
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    Err(StoreError::from(diesel::result::Error::RollbackTransaction))
-                }
-            }
+            let out = f(&mut tx).map_err(Abort::Caller)?;
+            tx.flush().map_err(Abort::Store)?;
+            Ok(out)
         });
-        done.map_err(|e| failed.take().unwrap_or_else(|| e.into()))
+        out.map_err(|abort| match abort {
+            Abort::Caller(e) => e,
+            Abort::Store(e) => E::from(e),
+        })
+    }
+}
+
+/// Why a transaction rolled back. diesel's `transaction` needs an error it can build from its
+/// own (a failed commit or rollback); the caller's error type need not offer that, so it travels
+/// beside the store's instead.
+enum Abort<E> {
+    /// The caller's closure failed.
+    Caller(E),
+    /// The store failed: the connection, a flush, the commit.
+    Store(StoreError),
+}
+
+impl<E> From<diesel::result::Error> for Abort<E> {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Store(e.into())
     }
 }
 
@@ -240,7 +253,7 @@ fn check_rows(
                 .iter()
                 .find(|(r, _)| *r == h.rid)
                 .map_or("a resource", |(_, s)| s.as_str());
-            Err(crate::write::outside_rules(reference))
+            Err(StoreError::outside_rules(reference))
         }
     }
 }

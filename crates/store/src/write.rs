@@ -3,19 +3,18 @@
 //! and queues its history row, index rows and audit record for the transaction's next flush.
 //! The `Store` methods here are the single-resource forms, one transaction each.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Bool, Integer, Text};
 use diesel::{QueryableByName, RunQueryDsl};
+use fhir_model::AuditAction;
 use serde_json::Value;
 
-use crate::access::Access;
+use crate::context::{Change, WriteContext};
 use crate::error::StoreError;
 use crate::identity;
 use crate::index_key::equality_key;
-use crate::meta::{content_of, now_millis, provenance, stamp};
+use crate::meta::{content_of, now_millis, prepare, provenance, Prepared};
 use crate::pool::Store;
 use crate::relationship::sync_registered_practices;
 use crate::sql::{query, Bind, Filter};
@@ -48,25 +47,6 @@ pub struct Condition {
     pub filter: Filter,
 }
 
-/// What a write changed, for the AuditEvent recorded with it.
-#[derive(Debug, Clone)]
-pub struct Change {
-    /// Resource type.
-    pub res_type: String,
-    /// Logical id.
-    pub id: String,
-    /// The version now current.
-    pub version: i32,
-    /// `C`, `U` or `D` (FHIR AuditEvent.action); a write that changed nothing is `R`.
-    pub action: &'static str,
-    /// The patients whose compartment holds the resource.
-    pub compartments: Vec<String>,
-    /// The version's security labels (`fhir_model::access::security_labels`).
-    pub labels: Vec<String>,
-    /// The version's alert codes (`fhir_model::access::alert_codes`).
-    pub alerts: Vec<String>,
-}
-
 /// How new resources in a multi-row insert were asked for, as history records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertMethod {
@@ -84,64 +64,6 @@ impl InsertMethod {
             InsertMethod::Put => "PUT",
         }
     }
-}
-
-/// Builds the AuditEvents (JSON) of the changes one request made, stored in its transaction.
-pub type AuditHook = Arc<dyn Fn(&[Change]) -> Vec<Value> + Send + Sync>;
-
-/// Who is writing and what must hold, for one write.
-#[derive(Clone, Default)]
-pub struct WriteContext {
-    /// ODS code of the writer's organisation, kept as the version's `org` and stamped as a
-    /// `meta.tag` of the version.
-    pub org: Option<String>,
-    /// The writer's system (client) as a URI, stamped as the version's `meta.source`.
-    pub source: Option<String>,
-    /// The request's access rules: the current version (for an update or delete) and the new one
-    /// must both meet them, or the transaction rolls back with `Forbidden`.
-    pub access: Option<Arc<Access>>,
-    /// Record a `source` relationship between `org` and the patients of the new version.
-    pub record_source: bool,
-    /// The audit record of the write, committed in the same transaction.
-    pub audit: Option<AuditHook>,
-}
-
-impl std::fmt::Debug for WriteContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteContext")
-            .field("org", &self.org)
-            .field("source", &self.source)
-            .field("access", &self.access)
-            .field("record_source", &self.record_source)
-            .field("audit", &self.audit.is_some())
-            .finish()
-    }
-}
-
-/// A version ready to store: its bytes and what the access rules read from it.
-pub(crate) struct Prepared {
-    pub bytes: Vec<u8>,
-    pub compartments: Vec<String>,
-    pub labels: Vec<String>,
-    pub alerts: Vec<String>,
-    pub value: Value,
-}
-
-pub(crate) fn prepare(
-    body: Value,
-    id: &str,
-    version: i32,
-    at: DateTime<Utc>,
-) -> Result<Prepared, StoreError> {
-    let stamped = stamp(body, id, version, at);
-    let bytes = serde_json::to_vec(&stamped).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    Ok(Prepared {
-        bytes,
-        compartments: fhir_model::compartment::patient_compartments(&stamped),
-        labels: fhir_model::access::security_labels(&stamped),
-        alerts: fhir_model::access::alert_codes(&stamped),
-        value: stamped,
-    })
 }
 
 #[derive(QueryableByName)]
@@ -305,7 +227,7 @@ impl Tx<'_> {
                 res_type: res_type.to_string(),
                 id: m.id.clone(),
                 version: m.version,
-                action: "R",
+                action: AuditAction::Read,
                 compartments: m.compartments.clone(),
                 labels: fhir_model::access::security_labels(&found),
                 alerts: fhir_model::access::alert_codes(&found),
@@ -410,7 +332,7 @@ impl Tx<'_> {
                     res_type: res_type.clone(),
                     id: id.clone(),
                     version: 1,
-                    action: "C",
+                    action: AuditAction::Create,
                     compartments: v.compartments,
                     labels: v.labels,
                     alerts: v.alerts,
@@ -491,7 +413,7 @@ impl Tx<'_> {
                     current: 0,
                     expected,
                 },
-                None => outside_rules(&format!("{res_type}/{id}")),
+                None => StoreError::outside_rules(&format!("{res_type}/{id}")),
             });
         }
         if let Some(expected) = if_match {
@@ -519,7 +441,7 @@ impl Tx<'_> {
                             res_type: res_type.to_string(),
                             id: id.to_string(),
                             version: current.version,
-                            action: "R",
+                            action: AuditAction::Read,
                             compartments: fhir_model::compartment::patient_compartments(&old),
                             labels: fhir_model::access::security_labels(&old),
                             alerts: fhir_model::access::alert_codes(&old),
@@ -587,7 +509,7 @@ impl Tx<'_> {
                 res_type: res_type.to_string(),
                 id: id.to_string(),
                 version,
-                action: "D",
+                action: AuditAction::Delete,
                 compartments: fhir_model::compartment::patient_compartments(&last),
                 labels: fhir_model::access::security_labels(&last),
                 alerts: fhir_model::access::alert_codes(&last),
@@ -805,7 +727,7 @@ impl Tx<'_> {
                 res_type: res_type.to_string(),
                 id: id.to_string(),
                 version: 1,
-                action: "C",
+                action: AuditAction::Create,
                 compartments: v.compartments,
                 labels: v.labels,
                 alerts: v.alerts,
@@ -858,7 +780,11 @@ impl Tx<'_> {
                 res_type: res_type.to_string(),
                 id: id.to_string(),
                 version,
-                action: if current.deleted { "C" } else { "U" },
+                action: if current.deleted {
+                    AuditAction::Create
+                } else {
+                    AuditAction::Update
+                },
                 compartments: v.compartments,
                 labels: v.labels,
                 alerts: v.alerts,
@@ -908,14 +834,6 @@ impl Tx<'_> {
         self.index(rid, res_type, fhir_model::index::extract(&v.value));
         Ok(())
     }
-}
-
-/// The refusal of a write whose version would be outside the client's rules; the same words
-/// for a new version and for an id held by a resource the client may not see.
-pub(crate) fn outside_rules(reference: &str) -> StoreError {
-    StoreError::Forbidden(format!(
-        "{reference} would be outside what this client may change"
-    ))
 }
 
 /// The advisory lock key of a conditional write's condition.

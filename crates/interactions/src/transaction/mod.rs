@@ -18,6 +18,7 @@ pub use exec::{Body, EntryOutcome, Work};
 use std::sync::Arc;
 
 use authz::Interaction;
+use fhir_model::{AuditAction, RestInteraction};
 use serde_json::Value;
 use store::{Access, StoreError};
 
@@ -85,8 +86,12 @@ pub async fn process(
             ),
         ));
     }
-    let kind = if transaction { "transaction" } else { "batch" };
-    caller.name_interaction(kind, "E");
+    let (kind, interaction) = if transaction {
+        ("transaction", RestInteraction::Transaction)
+    } else {
+        ("batch", RestInteraction::Batch)
+    };
+    caller.name_interaction(interaction, AuditAction::Execute);
 
     let mut works: Vec<std::result::Result<Work, Error>> = Vec::with_capacity(raw.len());
     let mut hook = None;

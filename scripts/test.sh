@@ -11,6 +11,9 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --all-targets --locked "$@" 2>&1 | tee "$log" || status=$?
+# Doc-tests are not among --all-targets; they hold the compile-fail proofs (e.g. that nothing
+# reaches data without an authorization decision).
+cargo test --workspace --doc --locked "$@" 2>&1 | tee -a "$log" || status=$?
 # One closing line over every test binary: cargo prints a result line per binary.
 read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
 echo "${passed:-0} passed, ${failed:-0} failed"

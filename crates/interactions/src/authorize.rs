@@ -7,13 +7,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use authz::audit::{AuditRecord, ChangedResource};
-use authz::cache::{unix_now, AsDecisionQuery, BoundedCache, DecisionKey, DecisionQuery};
+use authz::cache::{unix_now, AsDecisionQuery, DecisionQuery};
 use authz::{Interaction, Policy, Principal, Rules, TypeSet};
 use fhir_model::{AuditAction, RestInteraction};
 use search::text::encode;
 use store::{Access, Filter, RelationshipRule, TypeRule};
 
 use crate::caller::{AuditState, Caller};
+use crate::decisions::Allowed;
 use crate::error::{Error, ErrorKind, Result};
 use crate::services::Services;
 
@@ -21,29 +22,6 @@ use crate::services::Services;
 pub const SOURCE_CLIENT_PREFIX: &str = "https://invicta.example.org/fhir/source/client/";
 /// `meta.source` of versions written by a user token without a client id.
 pub const SOURCE_USER_PREFIX: &str = "https://invicta.example.org/fhir/source/user/";
-
-/// Decisions by token and question, none kept past the token's `exp`.
-pub(crate) struct DecisionCache {
-    decisions: BoundedCache<DecisionKey, Arc<Allowed>>,
-}
-
-impl Default for DecisionCache {
-    fn default() -> Self {
-        DecisionCache {
-            decisions: BoundedCache::new(CACHE_LIMIT),
-        }
-    }
-}
-
-/// What an allowed decision hands the interaction.
-struct Allowed {
-    access: Arc<Access>,
-    break_glass: Option<authz::BreakGlass>,
-    claim: Option<String>,
-}
-
-/// Decisions kept.
-const CACHE_LIMIT: usize = 20_000;
 
 /// An authorised request: the rules to apply (none when authentication is off) and the audit
 /// record it completes. Made only by [`authorize`].

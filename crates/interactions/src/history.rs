@@ -6,10 +6,10 @@ use serde_json::{json, Value};
 use store::{HistoryQuery, HistoryScope};
 
 use crate::authorize::Authorized;
-use crate::blocking;
 use crate::error::{internal, Error, Result};
 use crate::outcome::{etag, Outcome};
 use crate::params::Params;
+use crate::pool::blocking;
 use crate::render::Output;
 use crate::services::Services;
 use search::text::encode;

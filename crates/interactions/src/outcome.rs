@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::search::SearchSet;
+use crate::searchset::SearchSet;
 
 /// Identity and time of one resource version.
 #[derive(Debug, Clone, PartialEq, Eq)]

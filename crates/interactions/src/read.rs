@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use store::{Stored, Visibility};
 
 use crate::authorize::Authorized;
-use crate::blocking;
 use crate::error::{Error, ErrorKind, Result};
 use crate::outcome::{parse_etag, Outcome, VersionMeta};
+use crate::pool::blocking;
 use crate::services::Services;
 
 /// A read of the current version, or of one version.

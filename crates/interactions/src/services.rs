@@ -6,7 +6,7 @@ use std::sync::Arc;
 use authz::Policy;
 use store::Store;
 
-use crate::authorize::DecisionCache;
+use crate::decisions::DecisionCache;
 
 /// The settings interactions read (a subset of the server's configuration).
 #[derive(Debug, Clone)]

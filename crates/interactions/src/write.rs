@@ -7,11 +7,12 @@ use serde_json::Value;
 use store::Written;
 
 use crate::authorize::Authorized;
+use crate::checks::check_type;
 use crate::error::{Error, ErrorKind, Result};
 use crate::outcome::{Outcome, VersionMeta};
+use crate::pool::blocking;
 use crate::services::Services;
 use crate::transaction::{self, Action, PatchDoc, Target};
-use crate::{blocking, check_type};
 
 /// `POST [base]/Type`, conditional with `If-None-Exist`.
 pub async fn create(

@@ -11,16 +11,14 @@ mod identify;
 mod plan;
 mod refs;
 mod response;
+mod work;
 
 pub use entry::{parse as parse_entry, Action, Entry, EntryError, PatchDoc, Target};
-pub use exec::{Body, EntryOutcome, Work};
-
-use std::sync::Arc;
+pub use work::{Body, EntryOutcome, Failure, Work};
 
 use authz::Interaction;
 use fhir_model::{AuditAction, RestInteraction};
 use serde_json::Value;
-use store::{Access, StoreError};
 
 use crate::authorize::{authorize, Authorized};
 use crate::caller::Caller;
@@ -28,23 +26,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::outcome::{Outcome, Prefer, VersionMeta};
 use crate::render::Output;
 use crate::services::{Services, Settings};
-
-/// A failed run: the entry to blame, when one is, and why.
-pub struct Failure {
-    /// Position in the Bundle.
-    pub index: Option<usize>,
-    /// The error.
-    pub error: Error,
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Failure {
-            index: None,
-            error: e.into(),
-        }
-    }
-}
 
 /// `POST [base]` with a batch or transaction Bundle. Every entry is read, checked and
 /// authorised before anything runs; a transaction fails whole on its first bad entry.
@@ -116,16 +97,14 @@ pub async fn process(
     if works.iter().flatten().any(|w| w.entry.reads_audit_trail()) {
         // As for a GET of AuditEvents: the journal is drained first.
         let store = services.store.clone();
-        crate::blocking(move || store.project_audit_all()).await?;
+        crate::pool::blocking(move || store.project_audit_all()).await?;
     }
     let has_reads = works.iter().flatten().any(|w| w.entry.is_read());
     let store = services.store.clone();
     let run_settings = settings.clone();
     let results: Vec<std::result::Result<EntryOutcome, Error>> = if transaction {
         let mut works: Vec<Work> = works.into_iter().flatten().collect();
-        let outcome = tokio::task::spawn_blocking(move || run(&store, &mut works, &run_settings))
-            .await
-            .map_err(crate::error::internal)?;
+        let outcome = crate::pool::in_pool(move || run(&store, &mut works, &run_settings)).await?;
         match outcome {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             Err(f) => {
@@ -136,7 +115,7 @@ pub async fn process(
             }
         }
     } else {
-        tokio::task::spawn_blocking(move || {
+        crate::pool::in_pool(move || {
             works
                 .into_iter()
                 .map(|w| {
@@ -146,8 +125,7 @@ pub async fn process(
                 })
                 .collect::<Vec<_>>()
         })
-        .await
-        .map_err(crate::error::internal)?
+        .await?
     };
     if let Ok(auth) = authorize(services, caller, None, Interaction::Search) {
         for o in results.iter().flatten() {
@@ -193,9 +171,8 @@ pub async fn single(
     let work = Work::new(entry, auth, services);
     let store = services.store.clone();
     let settings = services.settings.clone();
-    let mut outcomes = tokio::task::spawn_blocking(move || run(&store, &mut [work], &settings))
-        .await
-        .map_err(crate::error::internal)?
+    let mut outcomes = crate::pool::in_pool(move || run(&store, &mut [work], &settings))
+        .await?
         .map_err(|f| f.error)?;
     auth.recorded();
     let o = outcomes.remove(0);
@@ -218,18 +195,6 @@ pub async fn single(
         },
         body,
         written: true,
-    })
-}
-
-/// The access rules for identifying who an entry is about: the own-source limit lifted, since
-/// finding who a conditional reference or create means is identification, not a change (a feed
-/// may attach its data to a Patient another source registered).
-pub(crate) fn identification_access(access: &Option<Arc<Access>>) -> Option<Arc<Access>> {
-    access.as_ref().map(|a| {
-        Arc::new(Access {
-            only_org: None,
-            ..(**a).clone()
-        })
     })
 }
 

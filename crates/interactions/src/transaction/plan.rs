@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::entry::{Action, Phase, Target};
-use super::exec::Work;
 use super::refs;
+use super::work::Work;
 
 /// An identifier's system and value.
 pub(super) type Identifier = (String, String);

@@ -4,7 +4,7 @@
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use super::exec::{Body, EntryOutcome};
+use super::work::{Body, EntryOutcome};
 use crate::error::{internal, Error, Result};
 use crate::outcome::{etag, ReturnPref};
 use crate::render::Output;

@@ -30,7 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/_search")
-                        .route(web::post().to(searches::system_post))
+                        .route(web::post().to(searches::system))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
@@ -65,7 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/{type}/_search")
-                        .route(web::post().to(searches::by_type_post))
+                        .route(web::post().to(searches::by_type))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

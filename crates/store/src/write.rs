@@ -38,6 +38,20 @@ pub struct Written {
     pub unchanged: bool,
 }
 
+impl Written {
+    /// The answer of a conditional create that found its match: that version, unchanged.
+    pub fn found(m: Match) -> Written {
+        Written {
+            id: m.id,
+            version: m.version,
+            last_updated: m.last_updated,
+            body: m.body,
+            created: false,
+            unchanged: true,
+        }
+    }
+}
+
 /// A search condition for conditional interactions, compiled by the `search` crate.
 #[derive(Debug, Clone)]
 pub struct Condition {
@@ -202,14 +216,7 @@ impl Tx<'_> {
             1 => {
                 let m = matches.pop().expect("one match");
                 self.audit_read(res_type, &m, ctx);
-                Ok(Some(Written {
-                    id: m.id,
-                    version: m.version,
-                    last_updated: m.last_updated,
-                    body: m.body,
-                    created: false,
-                    unchanged: true,
-                }))
+                Ok(Some(Written::found(m)))
             }
             _ => Err(StoreError::MultipleMatches(format!(
                 "The condition '{}' matches more than one {res_type}",
@@ -652,18 +659,10 @@ impl Tx<'_> {
     /// last version's labels and compartments; under a scope restriction it cannot be judged
     /// and is not admitted).
     fn visible_now(&mut self, rid: i64, ctx: &WriteContext) -> Result<bool, StoreError> {
-        let Some(access) = &ctx.access else {
+        if ctx.access.is_none() {
             return Ok(true);
-        };
-        self.flush_sources()?;
-        let mut binds = vec![Bind::BigInt(rid)];
-        let cond = access.predicate("r", &mut binds);
-        let rows: Vec<Rid> = query(
-            &format!("SELECT r.rid FROM resource r WHERE r.rid = $1 AND {cond}"),
-            &binds,
-        )
-        .load(self.conn)?;
-        Ok(!rows.is_empty())
+        }
+        self.admits("r.rid = $1", vec![Bind::BigInt(rid)], ctx)
     }
 
     /// Whether the client may see the resource named by type and id (false when none exists).
@@ -673,7 +672,17 @@ impl Tx<'_> {
         id: &str,
         ctx: &WriteContext,
     ) -> Result<bool, StoreError> {
-        let mut binds = vec![Bind::Text(res_type.into()), Bind::Text(id.into())];
+        let binds = vec![Bind::Text(res_type.into()), Bind::Text(id.into())];
+        self.admits("r.res_type = $1 AND r.id = $2", binds, ctx)
+    }
+
+    /// Whether a current row matching `key` (over `binds`) meets the client's access rules.
+    fn admits(
+        &mut self,
+        key: &str,
+        mut binds: Vec<Bind>,
+        ctx: &WriteContext,
+    ) -> Result<bool, StoreError> {
         let cond = match &ctx.access {
             Some(access) => {
                 self.flush_sources()?;
@@ -682,7 +691,7 @@ impl Tx<'_> {
             None => "TRUE".into(),
         };
         let rows: Vec<Rid> = query(
-            &format!("SELECT r.rid FROM resource r WHERE r.res_type = $1 AND r.id = $2 AND {cond}"),
+            &format!("SELECT r.rid FROM resource r WHERE {key} AND {cond}"),
             &binds,
         )
         .load(self.conn)?;

@@ -212,14 +212,7 @@ impl Run<'_, '_> {
                     let m = found.pop().expect("one match");
                     self.tx.audit_read(t, &m, &w.match_ctx);
                     let id = m.id.clone();
-                    let written = Written {
-                        id: m.id,
-                        version: m.version,
-                        last_updated: m.last_updated,
-                        body: m.body,
-                        created: false,
-                        unchanged: true,
-                    };
+                    let written = Written::found(m);
                     self.slots[i].outcome = Some(EntryOutcome::written(written, t));
                     id
                 }

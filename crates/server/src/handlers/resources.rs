@@ -92,8 +92,8 @@ pub async fn update(
     let output = output_of(&req)?;
     let if_match = if_match(&req)?;
     let body = read_resource(&req, payload, state.config.max_body).await?;
-    let outcome =
-        write::update(&state.services, &auth, auth.res_type(), &id, body, if_match).await?;
+    let (services, t) = (&state.services, auth.res_type());
+    let outcome = write::update(services, &auth, t, &id, body, if_match).await?;
     respond(&req, outcome, &output, &state.config.base_url)
 }
 
@@ -114,15 +114,8 @@ pub async fn conditional_update(
     let output = output_of(&req)?;
     let if_match = if_match(&req)?;
     let body = read_resource(&req, payload, state.config.max_body).await?;
-    let outcome = write::conditional_update(
-        &state.services,
-        &auth,
-        auth.res_type(),
-        &query,
-        body,
-        if_match,
-    )
-    .await?;
+    let (services, t) = (&state.services, auth.res_type());
+    let outcome = write::conditional_update(services, &auth, t, &query, body, if_match).await?;
     respond(&req, outcome, &output, &state.config.base_url)
 }
 
@@ -156,15 +149,8 @@ pub async fn patch(
     .await?;
     let doc = interactions::patch::document(&content_type, &body)?;
     let if_match = if_match(&req)?;
-    let outcome = write::patch(
-        &state.services,
-        &auth,
-        auth.res_type(),
-        target,
-        doc,
-        if_match,
-    )
-    .await?;
+    let (services, t) = (&state.services, auth.res_type());
+    let outcome = write::patch(services, &auth, t, target, doc, if_match).await?;
     respond(&req, outcome, &output, &state.config.base_url)
 }
 

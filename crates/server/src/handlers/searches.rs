@@ -17,24 +17,15 @@ use crate::state::AppState;
 /// Largest form body accepted by `POST _search`.
 const MAX_FORM: usize = 64 * 1024;
 
-/// `GET [base]/Type`.
+/// `GET [base]/Type`, and `POST [base]/Type/_search` with a form body (and possibly a query
+/// string too).
 pub async fn by_type(
-    auth: Guarded<perm::Search>,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let params = pairs(req.query_string())?;
-    of_type(&auth, &req, &state, params).await
-}
-
-/// `POST [base]/Type/_search` with a form body (and possibly a query string too).
-pub async fn by_type_post(
     auth: Guarded<perm::Search>,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = form_params(&req, payload).await?;
+    let params = search_params(&req, payload).await?;
     of_type(&auth, &req, &state, params).await
 }
 
@@ -92,25 +83,27 @@ async fn run(
     respond(req, outcome, &output, &state.config.base_url)
 }
 
-/// `GET [base]?_type=A,B&…` (without `_type`, every searchable type).
+/// `GET [base]?_type=A,B&…` (without `_type`, every searchable type), and `POST [base]/_search`.
 pub async fn system(
-    auth: Guarded<perm::SystemSearch>,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let params = pairs(req.query_string())?;
-    system_search(&auth, &req, &state, params).await
-}
-
-/// `POST [base]/_search`.
-pub async fn system_post(
     auth: Guarded<perm::SystemSearch>,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = form_params(&req, payload).await?;
+    let params = search_params(&req, payload).await?;
     system_search(&auth, &req, &state, params).await
+}
+
+/// The query of a GET, or the query and form of a POST `_search`.
+async fn search_params(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Vec<(String, String)>, ApiError> {
+    if req.method() == actix_web::http::Method::POST {
+        form_params(req, payload).await
+    } else {
+        Ok(pairs(req.query_string())?)
+    }
 }
 
 async fn system_search(

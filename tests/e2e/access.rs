@@ -1707,3 +1707,15 @@ fn bundle_search_entries_answer_as_rest_searches() {
         }
     }
 }
+
+/// A system search naming one type is decided about that type, as a type search is: a role
+/// that may not search it is refused rather than shown an empty page.
+#[test]
+fn system_search_of_one_type_is_decided_about_that_type() {
+    let s = Server::secure();
+    let receptionist = auth(&token_for(&s, "receptionist"));
+    let h = [("Authorization", receptionist.as_str())];
+    assert_eq!(s.get("/Condition", &h).status, 403);
+    assert_eq!(s.get("?_type=Condition", &h).status, 403);
+    assert_eq!(s.get("?_type=Patient", &h).status, 200);
+}

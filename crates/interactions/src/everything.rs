@@ -7,11 +7,12 @@
 use search::text::encode;
 
 use crate::authorize::Authorized;
+use crate::caller::Caller;
 use crate::error::{Error, Result};
 use crate::outcome::Outcome;
 use crate::read;
 use crate::render::Output;
-use crate::search::{search, SearchRequest};
+use crate::search::{authorize_types, search, SearchRequest};
 use crate::services::Services;
 
 /// Parameters passed on to the search as they are (paging, totals and output shaping).
@@ -39,12 +40,13 @@ pub fn which_patient(auth: &Authorized, id: Option<String>) -> Result<String> {
 }
 
 /// `GET [base]/Patient/{id}/$everything`: a compartment search over every compartment type.
-/// `auth` is the caller's decision to read the Patient, `all` to search across types.
+/// `auth` is the caller's decision to read the Patient; the search across the compartment's
+/// types is decided for them.
 #[allow(clippy::too_many_arguments)]
 pub async fn everything(
     services: &Services,
     auth: &Authorized,
-    all: &Authorized,
+    caller: &Caller,
     id: String,
     params: Vec<(String, String)>,
     strict: bool,
@@ -107,5 +109,6 @@ pub async fn everything(
         strict,
         audit_query,
     };
-    search(services, all, req, output).await
+    let all = authorize_types(services, caller, &req.types)?;
+    search(services, &all, req, output).await
 }

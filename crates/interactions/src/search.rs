@@ -9,7 +9,10 @@ use search::{PlanOptions, SearchPlan, TotalMode};
 use serde_json::json;
 use store::{Access, ResourceQuery};
 
-use crate::authorize::Authorized;
+use authz::Interaction;
+
+use crate::authorize::{authorize, Authorized};
+use crate::caller::Caller;
 use crate::error::{Error, Result};
 use crate::outcome::Outcome;
 use crate::pool::blocking;
@@ -114,7 +117,7 @@ pub async fn search(
 /// audit trail (searched by naming it).
 pub async fn system(
     services: &Services,
-    auth: &Authorized,
+    caller: &Caller,
     params: Vec<(String, String)>,
     strict: bool,
     audit_query: String,
@@ -154,7 +157,22 @@ pub async fn system(
         strict,
         audit_query,
     };
-    search(services, auth, req, output).await
+    let auth = authorize_types(services, caller, &req.types)?;
+    search(services, &auth, req, output).await
+}
+
+/// The decision to search `types`: about the one type when there is one (so a type the caller
+/// may not search is a 403, not an empty page), else about none.
+pub(crate) fn authorize_types(
+    services: &Services,
+    caller: &Caller,
+    types: &[String],
+) -> Result<Authorized> {
+    let single = match types {
+        [t] => Some(t.as_str()),
+        _ => None,
+    };
+    authorize(services, caller, single, Interaction::Search)
 }
 
 /// Plans a search under the caller's rules.

@@ -2,8 +2,8 @@
 //! `GuardedData`: a handler that reads or writes data takes a [`Guarded<P>`], whose extraction
 //! decides the permission `P` for the request's resource type. The interactions it calls take
 //! the [`Authorized`] inside, which nothing else in this crate can make, so a handler without a
-//! guard cannot reach data. Bundles take a [`BundleCaller`]: their entries are decided one by
-//! one by the interaction layer.
+//! guard cannot reach data. Interactions that decide their parts themselves (Bundles, system
+//! search, `$everything`'s search) take a [`SelfDeciding`] caller.
 
 use std::future::{ready, Ready};
 use std::marker::PhantomData;
@@ -48,8 +48,6 @@ pub mod perm {
         Search, Search, Some("type"));
     permission!(/// Search a type in a Patient's compartment (`{ctype}`).
         CompartmentSearch, Search, Some("ctype"));
-    permission!(/// Search across types.
-        SystemSearch, Search, None);
     permission!(/// Read a resource's history.
         HistoryInstance, HistoryInstance, Some("type"));
     permission!(/// Read a type's history.
@@ -128,15 +126,15 @@ impl<P: Permission> FromRequest for Guarded<P> {
     }
 }
 
-/// The caller of a batch or transaction, whose entries the interaction layer authorises one
-/// by one.
-pub struct BundleCaller(pub Caller);
+/// The caller of an interaction that decides its parts itself: a batch or transaction (each
+/// entry), a system search and `$everything` (the types searched, known once the query is read).
+pub struct SelfDeciding(pub Caller);
 
-impl FromRequest for BundleCaller {
+impl FromRequest for SelfDeciding {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(caller(req).map(BundleCaller))
+        ready(caller(req).map(SelfDeciding))
     }
 }

@@ -4,13 +4,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
 use crate::format::{output_of, read_bundle};
-use crate::guard::BundleCaller;
+use crate::guard::SelfDeciding;
 use crate::respond::{prefer, respond};
 use crate::state::AppState;
 
 /// Handles `POST [base]`; each entry is authorised by the interaction layer.
 pub async fn process(
-    caller: BundleCaller,
+    caller: SelfDeciding,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,

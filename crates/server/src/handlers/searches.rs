@@ -10,7 +10,7 @@ use search::text::pairs;
 use super::logical_id;
 use crate::error::ApiError;
 use crate::format::{output, output_of, read_limited};
-use crate::guard::{perm, Guarded};
+use crate::guard::{perm, Guarded, SelfDeciding};
 use crate::respond::{prefer, respond};
 use crate::state::AppState;
 
@@ -85,13 +85,13 @@ async fn run(
 
 /// `GET [base]?_type=A,B&…` (without `_type`, every searchable type), and `POST [base]/_search`.
 pub async fn system(
-    auth: Guarded<perm::SystemSearch>,
+    caller: SelfDeciding,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = search_params(&req, payload).await?;
-    system_search(&auth, &req, &state, params).await
+    system_search(&caller.0, &req, &state, params).await
 }
 
 /// The query of a GET, or the query and form of a POST `_search`.
@@ -107,7 +107,7 @@ async fn search_params(
 }
 
 async fn system_search(
-    auth: &interactions::Authorized,
+    caller: &interactions::Caller,
     req: &HttpRequest,
     state: &AppState,
     params: Vec<(String, String)>,
@@ -115,7 +115,7 @@ async fn system_search(
     let output = output(req, &Params::from_pairs(params.clone()))?;
     let outcome = interactions::search::system(
         &state.services,
-        auth,
+        caller,
         params,
         prefer(req).strict,
         req.uri().to_string(),
@@ -157,7 +157,7 @@ async fn form_params(
 /// `GET [base]/Patient/id/$everything`.
 pub async fn everything_instance(
     auth: Guarded<perm::Read>,
-    all: Guarded<perm::SystemSearch>,
+    all: SelfDeciding,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -170,7 +170,7 @@ pub async fn everything_instance(
 /// such as a citizen's), that patient's record.
 pub async fn everything_type(
     auth: Guarded<perm::Read>,
-    all: Guarded<perm::SystemSearch>,
+    all: SelfDeciding,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -189,7 +189,7 @@ fn only_patient(auth: &Guarded<perm::Read>) -> Result<(), ApiError> {
 
 async fn everything_of(
     auth: &interactions::Authorized,
-    all: &interactions::Authorized,
+    all: &SelfDeciding,
     req: &HttpRequest,
     state: &AppState,
     id: Option<String>,
@@ -199,7 +199,7 @@ async fn everything_of(
     let outcome = everything::everything(
         &state.services,
         auth,
-        all,
+        &all.0,
         id,
         pairs(req.query_string())?,
         prefer(req).strict,

@@ -75,12 +75,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/{type}/$everything")
-                        .route(web::get().to(searches::everything_type))
+                        .route(web::get().to(searches::everything))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
                     web::resource("/{type}/{id}/$everything")
-                        .route(web::get().to(searches::everything_instance))
+                        .route(web::get().to(searches::everything))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
@@ -100,9 +100,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/{type}")
                         .route(web::get().to(searches::by_type))
                         .route(web::post().to(resources::create))
-                        .route(web::put().to(resources::conditional_update))
+                        .route(web::put().to(resources::update))
                         .route(web::patch().to(resources::patch))
-                        .route(web::delete().to(resources::conditional_delete))
+                        .route(web::delete().to(resources::delete))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .default_service(web::to(not_found)),

@@ -81,42 +81,39 @@ pub async fn create(
     respond(&req, outcome, &output, &state.config.base_url)
 }
 
-/// `PUT [base]/Type/id`.
+/// `PUT [base]/Type/id`, or with a query and no id, a conditional update.
 pub async fn update(
     auth: Guarded<perm::Update>,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = logical_id(&req)?;
+    let target = target(&req, "PUT")?;
     let output = output_of(&req)?;
     let if_match = if_match(&req)?;
     let body = read_resource(&req, payload, state.config.max_body).await?;
     let (services, t) = (&state.services, auth.res_type());
-    let outcome = write::update(services, &auth, t, &id, body, if_match).await?;
+    let outcome = match target {
+        Target::Id(id) => write::update(services, &auth, t, &id, body, if_match).await?,
+        Target::Query(q) => {
+            write::conditional_update(services, &auth, t, &q, body, if_match).await?
+        }
+    };
     respond(&req, outcome, &output, &state.config.base_url)
 }
 
-/// `PUT [base]/Type?search`.
-pub async fn conditional_update(
-    auth: Guarded<perm::Update>,
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let query = req.query_string().to_string();
-    if query.is_empty() {
-        return Err(ApiError::new(
+/// What a PUT, PATCH or DELETE addresses: the path's id, else (on `[base]/Type`) its query.
+fn target(req: &HttpRequest, method: &str) -> Result<Target, ApiError> {
+    match req.match_info().get("id") {
+        Some(_) => Ok(Target::Id(logical_id(req)?)),
+        None if !req.query_string().is_empty() => Ok(Target::Query(req.query_string().to_string())),
+        None => Err(ApiError::new(
             ErrorKind::MethodNotAllowed,
-            "PUT needs an id (PUT /fhir/Type/id) or a search (PUT /fhir/Type?identifier=…)",
-        ));
+            format!(
+                "{method} needs an id ({method} /fhir/Type/id) or a search ({method} /fhir/Type?identifier=…)"
+            ),
+        )),
     }
-    let output = output_of(&req)?;
-    let if_match = if_match(&req)?;
-    let body = read_resource(&req, payload, state.config.max_body).await?;
-    let (services, t) = (&state.services, auth.res_type());
-    let outcome = write::conditional_update(services, &auth, t, &query, body, if_match).await?;
-    respond(&req, outcome, &output, &state.config.base_url)
 }
 
 /// `PATCH [base]/Type/id`, or with a query and no id, a conditional patch.
@@ -154,31 +151,16 @@ pub async fn patch(
     respond(&req, outcome, &output, &state.config.base_url)
 }
 
-/// `DELETE [base]/Type/id`.
+/// `DELETE [base]/Type/id`, or with a query and no id, a conditional delete.
 pub async fn delete(
     auth: Guarded<perm::Delete>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = logical_id(&req)?;
-    let outcome = write::delete(&state.services, &auth, auth.res_type(), &id).await?;
-    respond(&req, outcome, &Default::default(), &state.config.base_url)
-}
-
-/// `DELETE [base]/Type?search`.
-pub async fn conditional_delete(
-    auth: Guarded<perm::Delete>,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let query = req.query_string().to_string();
-    if query.is_empty() {
-        return Err(ApiError::new(
-            ErrorKind::MethodNotAllowed,
-            "DELETE needs an id (DELETE /fhir/Type/id) or a search (DELETE /fhir/Type?identifier=…)",
-        ));
-    }
-    let outcome =
-        write::conditional_delete(&state.services, &auth, auth.res_type(), &query).await?;
+    let (services, t) = (&state.services, auth.res_type());
+    let outcome = match target(&req, "DELETE")? {
+        Target::Id(id) => write::delete(services, &auth, t, &id).await?,
+        Target::Query(q) => write::conditional_delete(services, &auth, t, &q).await?,
+    };
     respond(&req, outcome, &Default::default(), &state.config.base_url)
 }

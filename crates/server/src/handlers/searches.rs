@@ -154,28 +154,20 @@ async fn form_params(
     Ok(params)
 }
 
-/// `GET [base]/Patient/id/$everything`.
-pub async fn everything_instance(
+/// `GET [base]/Patient/id/$everything`, and `GET [base]/Patient/$everything`, which serves a
+/// token confined to one patient (a `patient/` scope, such as a citizen's) that patient's record.
+pub async fn everything(
     auth: Guarded<perm::Read>,
     all: SelfDeciding,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     only_patient(&auth)?;
-    let id = logical_id(&req)?;
-    everything_of(&auth, &all, &req, &state, Some(id)).await
-}
-
-/// `GET [base]/Patient/$everything`: for a token confined to one patient (a `patient/` scope,
-/// such as a citizen's), that patient's record.
-pub async fn everything_type(
-    auth: Guarded<perm::Read>,
-    all: SelfDeciding,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    only_patient(&auth)?;
-    everything_of(&auth, &all, &req, &state, None).await
+    let id = match req.match_info().get("id") {
+        Some(_) => Some(logical_id(&req)?),
+        None => None,
+    };
+    everything_of(&auth, &all, &req, &state, id).await
 }
 
 fn only_patient(auth: &Guarded<perm::Read>) -> Result<(), ApiError> {

@@ -1,7 +1,7 @@
 //! `capabilities`: GET /fhir/metadata, a CapabilityStatement generated from the same tables the
 //! server runs on (resource types, search parameters), so it cannot drift from behaviour.
 
-use fhir_model::search_params;
+use fhir_model::{search_params, RestInteraction};
 use serde_json::{json, Value};
 
 use crate::outcome::Outcome;
@@ -82,18 +82,19 @@ pub fn capability_statement(base_url: &str, delete_multiple: bool) -> Value {
     let resources: Vec<Value> = fhir_model::elements::resource_types()
         .into_iter()
         .map(|t| {
+            use RestInteraction::*;
             let interactions: Vec<Value> = [
-                "read",
-                "vread",
-                "update",
-                "patch",
-                "delete",
-                "history-instance",
-                "history-type",
-                "create",
+                Read,
+                Vread,
+                Update,
+                Patch,
+                Delete,
+                HistoryInstance,
+                HistoryType,
+                Create,
             ]
             .iter()
-            .map(|c| json!({"code": c}))
+            .map(|i| json!({"code": i.code()}))
             .collect();
             let mut r = json!({
                 "type": t,

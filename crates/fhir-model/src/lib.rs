@@ -11,6 +11,7 @@ pub mod elements;
 pub mod format;
 pub mod index;
 pub mod issue;
+mod json_equal;
 mod narrative;
 pub mod nesting;
 pub mod nhs_number;

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::fhirpath::{Expr, Literal, Path, Step};
-use super::json_value::json_equal;
+use crate::json_equal::json_equal;
 use crate::elements::{table, ElementDef, TypeDef};
 
 /// One step of a location inside a resource.

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod compartment;
 pub mod elements;
+mod fhirpath;
 pub mod format;
 pub mod index;
 pub mod issue;

@@ -1,7 +1,7 @@
 //! Patient compartment membership, from the R4 Patient CompartmentDefinition held in the
 //! embedded search-parameter table.
 
-use crate::index::fhirpath::{self, Expr, Node};
+use crate::fhirpath::{self, Dialect, Expression, Node};
 use crate::index::parse_reference;
 use crate::search_params;
 use serde_json::Value;
@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Compiled compartment expressions by resource type.
-fn expressions(resource_type: &str) -> &'static [Expr] {
-    static CACHE: OnceLock<HashMap<String, Vec<Expr>>> = OnceLock::new();
+fn expressions(resource_type: &str) -> &'static [Expression] {
+    static CACHE: OnceLock<HashMap<String, Vec<Expression>>> = OnceLock::new();
     CACHE
         .get_or_init(|| {
             search_params::compartment_table()
@@ -18,7 +18,7 @@ fn expressions(resource_type: &str) -> &'static [Expr] {
                 .map(|(t, ps)| {
                     let exprs = ps
                         .iter()
-                        .filter_map(|p| fhirpath::parse(&p.expression).ok())
+                        .filter_map(|p| fhirpath::parse(&p.expression, Dialect::Search).ok())
                         .collect();
                     (t.clone(), exprs)
                 })
@@ -56,7 +56,7 @@ pub fn patient_compartments(resource: &Value) -> Vec<String> {
     let root = [Node::root(resource)];
     for e in expressions(rt) {
         ids.extend(
-            fhirpath::eval(e, &root)
+            fhirpath::evaluate(e, &root)
                 .iter()
                 .filter_map(|n| patient_id(&n.value)),
         );

@@ -8,11 +8,10 @@
 
 mod dates;
 mod decimal;
-pub(crate) mod fhirpath;
 
+use crate::fhirpath::{self, Dialect, Expression, Node};
 use crate::search_params::{self, ParamType, SearchParamDef, COMMON_RESOURCE};
 use chrono::{DateTime, Utc};
-use fhirpath::{Expr, Node};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -193,15 +192,15 @@ pub fn normalize_string(s: &str) -> String {
         .join(" ")
 }
 
-fn compiled(p: &'static SearchParamDef) -> Option<&'static Expr> {
-    static CACHE: OnceLock<HashMap<(&'static str, &'static str), Expr>> = OnceLock::new();
+fn compiled(p: &'static SearchParamDef) -> Option<&'static Expression> {
+    static CACHE: OnceLock<HashMap<(&'static str, &'static str), Expression>> = OnceLock::new();
     CACHE
         .get_or_init(|| {
             search_params::all_params()
                 .iter()
                 .filter(|p| p.kind != ParamType::Special)
                 .filter_map(|p| {
-                    let e = fhirpath::parse(&p.expression).ok()?;
+                    let e = fhirpath::parse(&p.expression, Dialect::Search).ok()?;
                     Some(((p.resource.as_str(), p.code.as_str()), e))
                 })
                 .collect()
@@ -248,7 +247,7 @@ fn extract_where(resource: &Value, wanted: impl Fn(&SearchParamDef) -> bool) -> 
             }
             continue;
         }
-        for node in fhirpath::eval(expr, &root) {
+        for node in fhirpath::evaluate(expr, &root) {
             for value in values_of(p.kind, &node) {
                 let entry = IndexEntry {
                     param: p.code.clone(),
@@ -272,13 +271,22 @@ pub fn composite_value_kind(p: &SearchParamDef) -> Option<ParamType> {
         .map(|d| d.kind)
 }
 
-fn composite_values(p: &'static SearchParamDef, expr: &Expr, root: &[Node<'_>]) -> Vec<IndexValue> {
-    static PARTS: OnceLock<HashMap<String, Expr>> = OnceLock::new();
+fn composite_values(
+    p: &'static SearchParamDef,
+    expr: &Expression,
+    root: &[Node<'_>],
+) -> Vec<IndexValue> {
+    static PARTS: OnceLock<HashMap<String, Expression>> = OnceLock::new();
     let parts = PARTS.get_or_init(|| {
         search_params::all_params()
             .iter()
             .flat_map(|p| p.components.iter())
-            .filter_map(|c| Some((c.expression.clone(), fhirpath::parse(&c.expression).ok()?)))
+            .filter_map(|c| {
+                Some((
+                    c.expression.clone(),
+                    fhirpath::parse(&c.expression, Dialect::Search).ok()?,
+                ))
+            })
             .collect()
     });
     let (Some(first), Some(second), Some(kind)) = (
@@ -289,14 +297,14 @@ fn composite_values(p: &'static SearchParamDef, expr: &Expr, root: &[Node<'_>]) 
         return Vec::new();
     };
     let mut out = Vec::new();
-    for context in fhirpath::eval(expr, root) {
+    for context in fhirpath::evaluate(expr, root) {
         let ctx = [context];
         let mut codes = Vec::new();
-        for node in fhirpath::eval(first, &ctx) {
+        for node in fhirpath::evaluate(first, &ctx) {
             tokens(&node, &mut codes);
         }
         let mut values = Vec::new();
-        for node in fhirpath::eval(second, &ctx) {
+        for node in fhirpath::evaluate(second, &ctx) {
             values.extend(values_of(kind, &node));
         }
         for c in &codes {

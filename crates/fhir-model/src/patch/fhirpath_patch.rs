@@ -3,10 +3,10 @@
 
 use serde_json::{Map, Value};
 
-use super::fhirpath::{Path, Step};
 use super::operation::{build_value, decode, element_key, value_suffix, Kind, Operation};
-use super::select::{element_def, resolve_key, select, Seg};
 use super::{check_result, PatchError};
+use crate::fhirpath::typed::{element_def, resolve_key};
+use crate::fhirpath::{select, Expression, Seg, Selected};
 
 /// Applies a FHIRPath Patch `Parameters` document to `resource`, all or nothing.
 pub fn apply_fhirpath_patch(resource: &Value, parameters: &Value) -> Result<Value, PatchError> {
@@ -29,27 +29,11 @@ fn apply(doc: &mut Value, op: &Operation<'_>) -> Result<(), PatchError> {
     }
 }
 
-/// A selected element, detached from the borrow of the resource so it can then be changed.
-struct Target {
-    loc: Vec<Seg>,
-    ty: Option<&'static str>,
-    choice_base: Option<String>,
+fn targets(doc: &Value, path: &Expression, text: &str) -> Result<Vec<Selected>, PatchError> {
+    select(doc, path).map_err(|e| PatchError::unprocessable(format!("path '{text}': {e}")))
 }
 
-fn targets(doc: &Value, path: &Path, text: &str) -> Result<Vec<Target>, PatchError> {
-    let nodes =
-        select(doc, path).map_err(|e| PatchError::unprocessable(format!("path '{text}': {e}")))?;
-    Ok(nodes
-        .into_iter()
-        .map(|n| Target {
-            loc: n.loc,
-            ty: n.ty,
-            choice_base: n.choice_base,
-        })
-        .collect())
-}
-
-fn exactly_one(doc: &Value, op: &Operation<'_>) -> Result<Target, PatchError> {
+fn exactly_one(doc: &Value, op: &Operation<'_>) -> Result<Selected, PatchError> {
     let mut found = targets(doc, &op.path, op.path_text)?;
     match found.len() {
         1 => Ok(found.remove(0)),
@@ -66,23 +50,16 @@ fn exactly_one(doc: &Value, op: &Operation<'_>) -> Result<Target, PatchError> {
 
 /// For insert and move, whose path names a list: the one element holding it, and the list's
 /// name. Selecting the holder rather than the items lets an empty or absent list be addressed.
-fn list_holder(doc: &Value, op: &Operation<'_>) -> Result<(Target, String), PatchError> {
-    let (Some(Step::Member(name)), Some(parent_steps)) = (
-        op.path.steps.last(),
-        op.path.steps.split_last().map(|(_, rest)| rest),
-    ) else {
+fn list_holder(doc: &Value, op: &Operation<'_>) -> Result<(Selected, String), PatchError> {
+    let Some((parent, name)) = op.path.split_last_member() else {
         return Err(PatchError::malformed(format!(
             "path '{}' must end with the name of a repeating element",
             op.path_text
         )));
     };
-    let parent = Path {
-        root: op.path.root.clone(),
-        steps: parent_steps.to_vec(),
-    };
     let mut found = targets(doc, &parent, op.path_text)?;
     match found.len() {
-        1 => Ok((found.remove(0), name.clone())),
+        1 => Ok((found.remove(0), name.to_string())),
         n => Err(PatchError::unprocessable(format!(
             "path '{}' finds {n} elements that could hold '{name}'; exactly one is required",
             op.path_text

@@ -3,8 +3,9 @@
 
 use serde_json::Value;
 
-use super::json_value::{abbreviate, depth, json_equal, node_count};
+use super::json_value::{abbreviate, depth, node_count};
 use super::{check_result, PatchError};
+use crate::json_equal::json_equal;
 
 /// Longest pointer accepted; FHIR resources are nowhere near this deep.
 const MAX_POINTER_TOKENS: usize = 256;

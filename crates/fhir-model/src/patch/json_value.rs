@@ -1,62 +1,6 @@
-//! Measures and comparisons over JSON values that both patch formats need.
+//! Measures of JSON values that both patch formats need.
 
-use std::str::FromStr;
-
-use rust_decimal::Decimal;
-use serde_json::{Number, Value};
-
-/// Deepest nesting compared by [`json_equal`]; deeper values compare unequal rather than risk
-/// exhausting the stack.
-const MAX_COMPARE_DEPTH: usize = 512;
-
-/// Equality in the RFC 6902 `test` sense: numbers compare by value (`1` equals `1.0`, which the
-/// workspace's `arbitrary_precision` serde_json would otherwise treat as different), object member
-/// order is irrelevant, and nothing else is coerced.
-pub(crate) fn json_equal(a: &Value, b: &Value) -> bool {
-    equal_at(a, b, 0)
-}
-
-fn equal_at(a: &Value, b: &Value, depth: usize) -> bool {
-    if depth > MAX_COMPARE_DEPTH {
-        return false;
-    }
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => numbers_equal(x, y),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| equal_at(p, q, depth + 1))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| equal_at(v, w, depth + 1)))
-        }
-        _ => a == b,
-    }
-}
-
-fn numbers_equal(x: &Number, y: &Number) -> bool {
-    let (xs, ys) = (x.to_string(), y.to_string());
-    if xs == ys {
-        return true;
-    }
-    match (parse_decimal(&xs), parse_decimal(&ys)) {
-        (Some(p), Some(q)) => p == q,
-        // Beyond Decimal's range: fall back to binary floating point, which is at least
-        // order-of-magnitude correct for such numbers.
-        _ => match (x.as_f64(), y.as_f64()) {
-            (Some(p), Some(q)) => p == q,
-            _ => false,
-        },
-    }
-}
-
-fn parse_decimal(text: &str) -> Option<Decimal> {
-    if text.contains(['e', 'E']) {
-        Decimal::from_scientific(text).ok()
-    } else {
-        Decimal::from_str(text).ok()
-    }
-}
+use serde_json::Value;
 
 /// A value rendered for an error message, cut short so a large value cannot swamp it.
 pub(crate) fn abbreviate(value: &Value) -> String {
@@ -103,27 +47,6 @@ pub(crate) fn node_count(value: &Value) -> usize {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn numbers_compare_by_value() {
-        let one: Value = serde_json::from_str("1").unwrap();
-        let one_point_zero: Value = serde_json::from_str("1.0").unwrap();
-        let sci: Value = serde_json::from_str("1e0").unwrap();
-        assert!(json_equal(&one, &one_point_zero));
-        assert!(json_equal(&one, &sci));
-        assert!(!json_equal(&one, &json!(2)));
-        assert!(!json_equal(&json!(10), &json!("10")));
-    }
-
-    #[test]
-    fn objects_ignore_member_order_but_arrays_do_not() {
-        assert!(json_equal(
-            &json!({"a": 1, "b": [1, 2]}),
-            &json!({"b": [1, 2], "a": 1})
-        ));
-        assert!(!json_equal(&json!([1, 2]), &json!([2, 1])));
-        assert!(!json_equal(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
-    }
 
     #[test]
     fn abbreviation() {

@@ -5,12 +5,10 @@
 //! part-way through never leaves the caller holding a half-patched resource. The result is not
 //! validated here: the server validates a patched resource exactly like any other update.
 
-mod fhirpath;
 mod fhirpath_patch;
 mod json_patch;
 mod json_value;
 mod operation;
-mod select;
 
 use std::fmt;
 

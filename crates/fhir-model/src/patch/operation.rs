@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::fhirpath::{parse_path, Path};
-use super::select::{element_def, lower_first, type_def};
 use super::PatchError;
 use crate::elements::table;
+use crate::fhirpath::typed::{element_def, lower_first, type_def};
+use crate::fhirpath::{self, Dialect, Expression};
 
 /// Deepest nesting of anonymous-type `part`s accepted, bounding recursion on hostile input.
 const MAX_PART_DEPTH: usize = 32;
@@ -54,7 +54,7 @@ pub(crate) struct Operation<'p> {
     /// The path as written, for messages.
     pub path_text: &'p str,
     /// The path, parsed.
-    pub path: Path,
+    pub path: Expression,
     /// Element name to add (add).
     pub name: Option<&'p str>,
     /// The `value` part itself (add, insert, replace), built into JSON once the target's type
@@ -162,7 +162,7 @@ fn decode_one(param: &Value) -> Result<Operation<'_>, String> {
         }
     };
     let path_text = string_part(required("path")?, "path")?;
-    let path = parse_path(path_text)
+    let path = fhirpath::parse(path_text, Dialect::Patch)
         .map_err(|e| format!("path '{path_text}' is not a supported FHIRPath expression: {e}"))?;
     let mut op = Operation {
         kind,

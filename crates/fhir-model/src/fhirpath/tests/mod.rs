@@ -1,0 +1,5 @@
+//! Tests of the engine through each dialect.
+
+mod patch_paths;
+mod search;
+mod select;

@@ -20,8 +20,9 @@ fi
 export DATABASE_URL="$db" INVICTA_LISTEN="$listen" INVICTA_BASE_URL="$base"
 
 "$bin" migrate
-# Access control is on (INVICTA_AUTH defaults to on). The server's signing key lives in
-# .data/signing-key.pem (INVICTA_SIGNING_KEY), created on first start; `invicta token` signs with it.
+# Access control is on (INVICTA_AUTH defaults to on). The signing keys live in the database; on
+# the first start .data/signing-key.pem (INVICTA_SIGNING_KEY, created when missing) becomes the
+# first one. `invicta token` signs with the newest.
 "$bin" serve &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM

@@ -330,6 +330,84 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Runs the `invicta` binary against the server's database with the server's settings;
+    /// returns (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_invicta"))
+            .args(args)
+            .env("DATABASE_URL", &self.db_url)
+            .env("INVICTA_BASE_URL", &self.base)
+            .env("INVICTA_LOG", "error")
+            .env("INVICTA_SIGNING_KEY", &self.key_path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run invicta");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
+    /// A second server process on the same database and base URL, as two processes behind one
+    /// load balancer would be.
+    pub fn peer(&self) -> Peer {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_invicta"))
+            .env("DATABASE_URL", &self.db_url)
+            .env("INVICTA_LISTEN", format!("127.0.0.1:{port}"))
+            .env("INVICTA_BASE_URL", &self.base)
+            .env("INVICTA_DB_POOL", "4")
+            .env("INVICTA_LOG", "error")
+            .env("INVICTA_AUTH", "off")
+            .env("INVICTA_SIGNING_KEY", &self.key_path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start invicta");
+        let peer = Peer {
+            child,
+            root: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ureq::get(&format!("{}/ready", peer.root))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(Instant::now() < deadline, "the peer did not become ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        peer
+    }
+}
+
+/// A second server process on a [`Server`]'s database; killed on drop.
+pub struct Peer {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub root: String,
+}
+
+impl Peer {
+    /// GET a path under `/fhir` with headers.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut r = ureq::get(&format!("{}/fhir{path}", self.root));
+        for (k, v) in headers {
+            r = r.set(k, v);
+        }
+        Resp::from(r.call())
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();

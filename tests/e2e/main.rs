@@ -5,6 +5,7 @@
 mod harness;
 
 mod access;
+mod authorization;
 mod bad_input;
 mod crud;
 mod durability;

@@ -8,8 +8,10 @@
 //! filters inside their SQL.
 
 pub mod audit;
+pub mod auth_events;
 pub mod cache;
 pub mod decide;
+pub mod grant;
 pub mod policy;
 pub mod principal;
 pub mod scope;

@@ -17,16 +17,19 @@
 //! 6. `aud` (a string or an array) contains the server's audience, `exp` is present and not past,
 //!    `nbf` if present is not in the future, both with the configured leeway (at most 300 s).
 
+mod assertion;
 mod cache;
 mod external;
+mod revoked;
 mod signing;
 #[cfg(test)]
 mod tests;
 
+pub use assertion::{usable_client_jwks, Assertion, ClientKeys, ASSERTION_ALGORITHMS};
 pub use signing::SigningKey;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -59,8 +62,9 @@ pub struct VerifierConfig {
     pub audience: String,
     /// The `iss` of tokens signed with `own_key`.
     pub own_issuer: String,
-    /// The server's own signing key, if it issues tokens.
-    pub own_key: Option<SigningKey>,
+    /// The server's own signing keys (newest first); more can be set later with
+    /// [`Verifier::set_own_keys`] when keys rotate.
+    pub own_keys: Vec<SigningKey>,
     /// OpenID Connect issuer URLs (http or https) whose keys are discovered on first use.
     pub external_issuers: Vec<String>,
     /// Clock skew allowed on `exp` and `nbf` (the server uses 60 s); clamped to 300 s.
@@ -114,6 +118,9 @@ pub enum TokenError {
     /// The token's issuer could not be discovered or its keys fetched; retried on a later request.
     #[error("the access token's issuer could not be reached: {0}")]
     Discovery(String),
+    /// The token was revoked.
+    #[error("the access token has been revoked")]
+    Revoked,
 }
 
 /// A public key a token may be verified with, and the algorithms it may be used with.
@@ -145,11 +152,15 @@ pub struct Verifier {
 struct Inner {
     audience: String,
     own_issuer: String,
-    own_key: Option<Arc<VerifyKey>>,
+    /// The public halves of the server's own keys; replaced whole when keys rotate.
+    own_keys: RwLock<Arc<Vec<Arc<VerifyKey>>>>,
     external: HashMap<String, external::Issuer>,
     leeway: i64,
     cache: cache::TokenCache,
+    revoked: revoked::Revoked,
     http: external::Http,
+    /// Client JWKS documents fetched from a client's `jwks_uri`.
+    client_jwks: assertion::JwksCache,
 }
 
 impl Verifier {
@@ -174,11 +185,15 @@ impl Verifier {
             inner: Arc::new(Inner {
                 audience: config.audience,
                 own_issuer: config.own_issuer,
-                own_key: config.own_key.map(|k| k.verify_key()),
+                own_keys: RwLock::new(Arc::new(
+                    config.own_keys.iter().map(SigningKey::verify_key).collect(),
+                )),
                 external,
                 leeway,
                 cache: cache::TokenCache::new(CACHE_CAPACITY),
+                revoked: revoked::Revoked::default(),
                 http: external::Http::default(),
+                client_jwks: assertion::JwksCache::new(256),
             }),
         }
     }
@@ -197,6 +212,7 @@ impl Verifier {
         let now = unix_now();
         let digest = cache::digest(token);
         if let Some(claims) = inner.cache.get(&digest, now) {
+            inner.revoked.check(&claims)?;
             return Ok(claims);
         }
 
@@ -206,16 +222,16 @@ impl Verifier {
             Some(_) => return Err(TokenError::InvalidClaim("iss")),
             None => return Err(TokenError::MissingClaim("iss")),
         };
-        let key = match &inner.own_key {
-            Some(own) if iss == inner.own_issuer => {
-                select_key(std::slice::from_ref(own), jws.kid.as_deref())
-                    .cloned()
-                    .ok_or(TokenError::UnknownKey)?
-            }
-            _ => match inner.external.get(iss) {
+        let own = self.own_keys();
+        let key = if iss == inner.own_issuer && !own.is_empty() {
+            select_key(&own, jws.kid.as_deref())
+                .cloned()
+                .ok_or(TokenError::UnknownKey)?
+        } else {
+            match inner.external.get(iss) {
                 Some(issuer) => issuer.key(jws.kid.as_deref(), &inner.http).await?,
                 None => return Err(TokenError::UnknownIssuer),
-            },
+            }
         };
         if !key.algs.contains(&jws.alg) {
             return Err(TokenError::AlgorithmMismatch);
@@ -226,6 +242,7 @@ impl Verifier {
         }
 
         let exp = check_claims(&jws.claims, &inner.audience, now, inner.leeway)?;
+        inner.revoked.check(&jws.claims)?;
         let claims = Arc::new(jws.claims);
         let until = cache::accepted_until(exp, inner.leeway);
         inner
@@ -233,6 +250,81 @@ impl Verifier {
             .insert(digest, Arc::clone(&claims), Some(until), now);
         Ok(claims)
     }
+}
+
+impl Verifier {
+    /// Replaces the server's own keys (after a rotation): tokens signed by a key no longer in
+    /// `keys` are refused from now on unless already verified.
+    pub fn set_own_keys(&self, keys: &[SigningKey]) {
+        let keys = Arc::new(keys.iter().map(SigningKey::verify_key).collect());
+        *self
+            .inner
+            .own_keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = keys;
+    }
+
+    fn own_keys(&self) -> Arc<Vec<Arc<VerifyKey>>> {
+        self.inner
+            .own_keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Refuses the token `jti` from now on, until its `exp`.
+    pub fn revoke(&self, jti: &str, exp: i64) {
+        self.inner.revoked.add(jti, exp, unix_now());
+    }
+
+    /// Replaces the whole revocation list (at start, and after the notification channel was
+    /// lost, when revocations may have been missed).
+    pub fn set_revoked(&self, revoked: impl IntoIterator<Item = (String, i64)>) {
+        self.inner.revoked.replace(revoked, unix_now());
+    }
+
+    /// Verifies a token the way [`Verifier::verify`] does, but only if this server issued it
+    /// (its `iss` is the server's own): for introspection and revocation, which answer about
+    /// the server's own tokens only.
+    pub async fn verify_own(&self, token: &str) -> Result<Arc<Map<String, Value>>, TokenError> {
+        let claims = self.verify(token).await?;
+        if claims.get("iss").and_then(Value::as_str) != Some(self.inner.own_issuer.as_str()) {
+            return Err(TokenError::UnknownIssuer);
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a token signed by one of the server's own keys, checked for signature
+    /// only: expired, not-yet-valid and revoked tokens pass. Revocation uses it, since
+    /// revoking an expired token must succeed silently.
+    pub fn own_signed_claims(&self, token: &str) -> Option<Map<String, Value>> {
+        if token.len() > MAX_TOKEN_LEN {
+            return None;
+        }
+        let jws = Jws::parse(token).ok()?;
+        if jws.claims.get("iss").and_then(Value::as_str) != Some(self.inner.own_issuer.as_str()) {
+            return None;
+        }
+        let own = self.own_keys();
+        let key = select_key(&own, jws.kid.as_deref())?;
+        if !key.algs.contains(&jws.alg) {
+            return None;
+        }
+        match jsonwebtoken::crypto::verify(jws.signature, jws.signing_input, &key.key, jws.alg) {
+            Ok(true) => Some(jws.claims),
+            _ => None,
+        }
+    }
+}
+
+/// The `iss` a token claims, read without verifying anything: only to choose whose keys to
+/// verify it with (a client assertion names its client this way).
+pub fn unverified_issuer(token: &str) -> Option<String> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let jws = Jws::parse(token).ok()?;
+    jws.claims.get("iss")?.as_str().map(str::to_string)
 }
 
 /// A compact JWS taken apart; nothing in it is trusted yet.

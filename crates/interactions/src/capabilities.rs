@@ -12,30 +12,42 @@ use crate::services::Services;
 pub fn metadata(services: &Services, output: &Output) -> Outcome {
     let settings = &services.settings;
     let mut statement = capability_statement(&settings.base_url, settings.delete_multiple);
-    statement["rest"][0]["security"] = security(&settings.issuer);
+    statement["rest"][0]["security"] = security(&settings.auth_base);
     Outcome::Json(output.subset(&statement))
 }
 
-/// The SMART endpoints this server points clients to. The authorization server that serves
-/// them is a later piece of work; until then tokens come from `invicta token` or an external
-/// OpenID Connect issuer (`INVICTA_OIDC_ISSUERS`).
-fn endpoints(issuer: &str) -> (String, String) {
-    let issuer = issuer.trim_end_matches('/');
-    (
-        format!("{issuer}/auth/authorize"),
-        format!("{issuer}/auth/token"),
-    )
+/// The authorization server's endpoints.
+struct Endpoints {
+    authorize: String,
+    token: String,
+    introspect: String,
+    revoke: String,
+    jwks: String,
 }
 
-/// `rest.security`: SMART-on-FHIR with the oauth-uris extension.
-fn security(issuer: &str) -> Value {
-    let (authorize, token) = endpoints(issuer);
+fn endpoints(auth_base: &str) -> Endpoints {
+    let root = auth_base.strip_suffix("/auth").unwrap_or(auth_base);
+    Endpoints {
+        authorize: format!("{auth_base}/authorize"),
+        token: format!("{auth_base}/token"),
+        introspect: format!("{auth_base}/introspect"),
+        revoke: format!("{auth_base}/revoke"),
+        jwks: format!("{root}/.well-known/jwks.json"),
+    }
+}
+
+/// `rest.security`: SMART-on-FHIR with the oauth-uris extension, naming the same endpoints as
+/// the SMART configuration.
+fn security(auth_base: &str) -> Value {
+    let e = endpoints(auth_base);
     json!({
         "extension": [{
             "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
             "extension": [
-                {"url": "authorize", "valueUri": authorize},
-                {"url": "token", "valueUri": token}
+                {"url": "authorize", "valueUri": e.authorize},
+                {"url": "token", "valueUri": e.token},
+                {"url": "introspect", "valueUri": e.introspect},
+                {"url": "revoke", "valueUri": e.revoke}
             ]
         }],
         "cors": false,
@@ -43,30 +55,46 @@ fn security(issuer: &str) -> Value {
             "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
             "code": "SMART-on-FHIR"
         }]}],
-        "description": "Bearer tokens (JWT, RS256/RS384/ES256/ES384) from the server's own key or trusted OpenID Connect issuers; SMART App Launch v1 and v2 scopes intersected with the care-record role policy; security labels, legitimate relationships, break-glass (X-Purpose-Of-Use, X-Break-Glass-Reason) and relationship claims (X-Relationship-Claim); every access audited as AuditEvent."
+        "description": "SMART authorization server (client credentials with private_key_jwt for backend services; introspection and revocation); bearer tokens (JWT, RS256/RS384/ES256/ES384) from the server's own keys or trusted OpenID Connect issuers; SMART App Launch v1 and v2 scopes intersected with the care-record role policy; security labels, legitimate relationships, break-glass (X-Purpose-Of-Use, X-Break-Glass-Reason) and relationship claims (X-Relationship-Claim); every access audited as AuditEvent."
     })
 }
 
-/// The SMART configuration (`[base]/.well-known/smart-configuration`).
+/// The grant types the token endpoint serves.
+const GRANT_TYPES: &[&str] = &["client_credentials"];
+
+/// SMART capabilities served: each one listed here works end to end.
+const CAPABILITIES: &[&str] = &[
+    "client-confidential-asymmetric",
+    "client-confidential-symmetric",
+    "permission-patient",
+    "permission-user",
+    "permission-v1",
+    "permission-v2",
+];
+
+/// The SMART configuration (`[base]/.well-known/smart-configuration`, SMART App Launch 2).
 pub fn smart_configuration(services: &Services) -> Value {
     let settings = &services.settings;
-    let (authorize, token) = endpoints(&settings.issuer);
+    let e = endpoints(&settings.auth_base);
     json!({
         "issuer": settings.issuer,
-        "jwks_uri": format!("{}/.well-known/jwks.json", settings.base_url),
-        "authorization_endpoint": authorize,
-        "token_endpoint": token,
-        "grant_types_supported": ["authorization_code", "client_credentials"],
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "jwks_uri": e.jwks,
+        "authorization_endpoint": e.authorize,
+        "token_endpoint": e.token,
+        "introspection_endpoint": e.introspect,
+        "revocation_endpoint": e.revoke,
+        "grant_types_supported": GRANT_TYPES,
+        "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "none"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
-        "scopes_supported": ["openid", "fhirUser", "launch", "launch/patient", "patient/*.rs", "user/*.rs", "user/*.cruds", "system/*.crus", "offline_access"],
+        "scopes_supported": [
+            "openid", "fhirUser", "profile", "launch", "launch/patient", "launch/encounter",
+            "offline_access", "online_access",
+            "patient/*.rs", "patient/*.read", "user/*.rs", "user/*.read", "user/*.cruds",
+            "user/*.*", "system/*.rs", "system/*.crus", "system/*.read"
+        ],
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
-        "capabilities": [
-            "launch-ehr", "launch-standalone", "client-public", "client-confidential-asymmetric",
-            "context-ehr-patient", "context-standalone-patient", "sso-openid-connect",
-            "permission-patient", "permission-user", "permission-v1", "permission-v2"
-        ]
+        "capabilities": CAPABILITIES
     })
 }
 

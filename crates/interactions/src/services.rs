@@ -13,8 +13,10 @@ use crate::decisions::DecisionCache;
 pub struct Settings {
     /// Absolute base URL of the FHIR endpoint, without a trailing slash.
     pub base_url: String,
-    /// `iss` of the server's own tokens (the SMART endpoints hang off it).
+    /// `iss` of the server's own tokens.
     pub issuer: String,
+    /// Where the authorization server's endpoints are (`{auth_base}/authorize`, `/token`, …).
+    pub auth_base: String,
     /// Most entries a batch or transaction Bundle may have.
     pub bundle_max_entries: usize,
     /// A conditional delete may delete every match (else more than one match is a 412).

@@ -82,6 +82,7 @@ fn services() -> Db {
     let settings = Settings {
         base_url: "http://invicta.test/fhir".into(),
         issuer: "http://invicta.test/fhir".into(),
+        auth_base: "http://localhost/auth".into(),
         bundle_max_entries: 100,
         delete_multiple: false,
         search_default_count: 20,

@@ -11,7 +11,8 @@ use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
 
 use crate::error::ApiError;
-use crate::handlers::{bundle, discovery, history, resources, searches};
+use crate::handlers::{bundle, discovery, history, oauth, resources, searches};
+use crate::request_id::RequestId;
 use crate::state::AppState;
 use interactions::ErrorKind;
 
@@ -20,6 +21,30 @@ use interactions::ErrorKind;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
         .route("/ready", web::get().to(ready))
+        .service(
+            web::resource("/.well-known/jwks.json")
+                .route(web::get().to(oauth::jwks))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::scope("/auth")
+                .service(
+                    web::resource("/token")
+                        .route(web::post().to(oauth::token))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/introspect")
+                        .route(web::post().to(oauth::introspect))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/revoke")
+                        .route(web::post().to(oauth::revoke))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .default_service(web::to(not_found)),
+        )
         .service(
             web::scope("/fhir")
                 .service(
@@ -143,10 +168,6 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
         format!("{} is not supported on {}", req.method(), req.path()),
     ))
 }
-
-/// The request's id, for handlers and the audit trail.
-#[derive(Clone)]
-pub struct RequestId(pub String);
 
 /// The span of each request (with `tracing_actix_web::TracingLogger`), so that every event logged
 /// while the request is handled, its body streamed included, carries the request's id.

@@ -41,6 +41,78 @@ pub enum Command {
     Token(TokenArgs),
     /// Load FHIR Bundles and NDJSON files through the path a REST transaction takes
     Load(LoadArgs),
+    /// The server's token signing keys (kept in the database)
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// The registry of OAuth clients (SMART apps, point-of-care systems, backend services)
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+/// `invicta keys …`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key; tokens signed by the old ones stay valid until they expire
+    Rotate,
+    /// List the keys in use (kid, algorithm, created, retired)
+    List,
+}
+
+/// `invicta client …`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client (a symmetric client's secret is printed once)
+    Add(Box<ClientAddArgs>),
+    /// List registered clients
+    List,
+    /// Show one client's registration as JSON
+    Show {
+        /// The client id
+        id: String,
+    },
+    /// Remove a client
+    Remove {
+        /// The client id
+        id: String,
+    },
+}
+
+/// `invicta client add`: the registration.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ClientAddArgs {
+    /// client_id (letters, digits, '.', '_', '-')
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// Name shown on the consent screen
+    #[arg(long, value_name = "TEXT")]
+    pub name: String,
+    /// public, confidential-symmetric or confidential-asymmetric
+    #[arg(long, value_name = "KIND")]
+    pub kind: String,
+    /// Redirect URI, matched exactly (repeat for several)
+    #[arg(long = "redirect-uri", value_name = "URL")]
+    pub redirect_uris: Vec<String>,
+    /// The most the client may be granted, space-separated
+    #[arg(long, value_name = "SCOPES")]
+    pub scope: String,
+    /// The app's launch URL (EHR launch)
+    #[arg(long, value_name = "URL")]
+    pub launch_url: Option<String>,
+    /// File holding the client's public keys as a JWK set (asymmetric clients)
+    #[arg(long, value_name = "FILE")]
+    pub jwks: Option<PathBuf>,
+    /// URL of the client's JWK set (asymmetric clients)
+    #[arg(long, value_name = "URL")]
+    pub jwks_url: Option<String>,
+    /// Care-record role of its client_credentials tokens (backend services, e.g. feed)
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// ODS code of the organisation running the client
+    #[arg(long, value_name = "ODS")]
+    pub org: Option<String>,
+    /// Replace a registration of the same id
+    #[arg(long)]
+    pub replace: bool,
 }
 
 /// Server and database settings; each one also comes from its environment variable.
@@ -204,7 +276,7 @@ pub struct Settings {
     )]
     pub audit: String,
 
-    /// The server's own ES256 key (PKCS#8 PEM), created when missing; `invicta token` signs with it
+    /// ES256 key (PKCS#8 PEM) that becomes the first signing key of a database that has none; created when missing
     #[arg(
         long,
         env = "INVICTA_SIGNING_KEY",
@@ -213,6 +285,10 @@ pub struct Settings {
         global = true
     )]
     pub signing_key: PathBuf,
+
+    /// JSON file of OAuth clients registered (or updated) at every start [default: none]
+    #[arg(long, env = "INVICTA_CLIENTS", value_name = "FILE", global = true)]
+    pub clients: Option<PathBuf>,
 
     /// `iss` of tokens signed with the server's key [default: the base URL]
     #[arg(long, env = "INVICTA_ISSUER", value_name = "URL", global = true)]

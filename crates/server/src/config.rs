@@ -44,8 +44,10 @@ pub struct Config {
     pub auth: bool,
     /// Every access is audited (the default); off only to measure what auditing costs.
     pub audit: bool,
-    /// PKCS#8 PEM file of the server's own signing key.
+    /// PKCS#8 PEM file imported as the first signing key of an empty key table.
     pub signing_key: std::path::PathBuf,
+    /// Clients registered at start.
+    pub clients: Option<std::path::PathBuf>,
     /// `iss` of tokens signed with the server's key.
     pub issuer: String,
     /// External OpenID Connect issuers trusted for tokens.
@@ -253,6 +255,7 @@ impl Config {
             auth,
             audit,
             signing_key: s.signing_key,
+            clients: s.clients,
             issuer: s.issuer.unwrap_or_else(|| base_url.clone()),
             oidc_issuers,
             policy: s.policy,

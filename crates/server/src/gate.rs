@@ -36,7 +36,7 @@ pub async fn gate(
     let sec = &state.security;
     let request_id = req
         .extensions()
-        .get::<crate::app::RequestId>()
+        .get::<crate::request_id::RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
     let mut record = AuditRecord {

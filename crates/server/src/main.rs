@@ -3,6 +3,7 @@
 
 mod app;
 mod audit_sink;
+mod auth_tools;
 mod cli;
 mod config;
 mod error;
@@ -12,6 +13,7 @@ mod gate;
 mod guard;
 mod handlers;
 mod load;
+mod request_id;
 mod respond;
 mod security;
 mod state;
@@ -62,13 +64,6 @@ fn run(command: Command, config: Config) -> Result<(), String> {
         Some(path) => authz::Policy::load(path)?,
         None => authz::Policy::from_json(authz::policy::DEFAULT_POLICY)?,
     };
-    let key = authz::token::SigningKey::load_or_create(&config.signing_key)
-        .map_err(|e| format!("signing key {}: {e}", config.signing_key.display()))?;
-    if let Command::Token(args) = &command {
-        let token = token_tool::issue(&config, args, &policy, &key)?;
-        println!("{token}");
-        return Ok(());
-    }
     // Migrations, reindexing and `invicta load` are operator-run batch work that legitimately
     // runs long: they get a store without a statement timeout. Serving gets the configured one.
     let unbounded = |pool_size| {
@@ -83,7 +78,7 @@ fn run(command: Command, config: Config) -> Result<(), String> {
     let maintenance = unbounded(if matches!(command, Command::Load(_)) {
         config.pool_size
     } else {
-        1
+        2
     })?;
     let applied = maintenance
         .migrate()
@@ -101,8 +96,18 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             "search index rows rebuilt for new parameter definitions"
         );
     }
-    if let Command::Load(args) = &command {
-        return load::run(&config, args, &maintenance, policy);
+    auth_server::KeyRing::ensure_first(&maintenance, &config.signing_key)?;
+    match &command {
+        Command::Load(args) => return load::run(&config, args, &maintenance, policy),
+        Command::Token(args) => {
+            let keys = auth_server::KeyRing::load(&maintenance)?;
+            let token = token_tool::issue(&config, args, &policy, &keys[0])?;
+            println!("{token}");
+            return Ok(());
+        }
+        Command::Keys(keys) => return auth_tools::keys(&maintenance, keys),
+        Command::Client(c) => return auth_tools::client(&maintenance, &policy, c),
+        _ => {}
     }
     if command != Command::Serve {
         return Ok(());
@@ -123,23 +128,34 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             "INVICTA_AUDIT=off: accesses are not audited. For measuring the cost of auditing only."
         );
     }
+    let policy = std::sync::Arc::new(policy);
+    if let Some(path) = &config.clients {
+        let n = auth_tools::register_file(&store, &policy, path)?;
+        tracing::info!(clients = n, file = %path.display(), "clients registered from the clients file");
+    }
     let verifier = authz::token::Verifier::new(authz::token::VerifierConfig {
         audience: config.base_url.clone(),
         own_issuer: config.issuer.clone(),
-        own_key: Some(key.clone()),
+        own_keys: Vec::new(),
         external_issuers: config.oidc_issuers.clone(),
         leeway: Duration::from_secs(60),
     });
+    let auth = auth_server::AuthServer::new(
+        store.clone(),
+        auth_server::AuthSettings::new(&config.base_url, &config.issuer),
+        verifier.clone(),
+        policy.clone(),
+    )?;
+    auth.start_sync();
     let security = security::Security {
         verifier,
-        policy: std::sync::Arc::new(policy),
+        policy,
         enabled: config.auth,
         audit: audit_sink::AuditSink::start(store.clone(), config.audit),
         role_claim: config.role_claim.clone(),
-        jwks: vec![key.public_jwk()],
         cache: Default::default(),
     };
-    serve(AppState::new(store, config, security)).map_err(|e| format!("server failed: {e}"))
+    serve(AppState::new(store, config, security, auth)).map_err(|e| format!("server failed: {e}"))
 }
 
 #[actix_web::main]

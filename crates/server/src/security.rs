@@ -26,8 +26,6 @@ pub struct Security {
     pub audit: AuditSink,
     /// Claim naming the role.
     pub role_claim: String,
-    /// The public keys of the server's own tokens (JWKS `keys`).
-    pub jwks: Vec<serde_json::Value>,
     /// Principals already read from a token: the same token comes with every request.
     pub cache: Arc<PrincipalCache>,
 }

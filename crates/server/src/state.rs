@@ -15,16 +15,24 @@ pub struct AppState {
     pub config: Config,
     /// Tokens, policy and audit.
     pub security: Security,
+    /// The SMART authorization server.
+    pub auth: auth_server::AuthServer,
 }
 
 impl AppState {
     /// The state of a server over `store`.
-    pub fn new(store: Store, config: Config, security: Security) -> AppState {
+    pub fn new(
+        store: Store,
+        config: Config,
+        security: Security,
+        auth: auth_server::AuthServer,
+    ) -> AppState {
         let services = Services::new(store, settings(&config), security.policy.clone());
         AppState {
             services,
             config,
             security,
+            auth,
         }
     }
 }
@@ -34,6 +42,7 @@ pub fn settings(config: &Config) -> Settings {
     Settings {
         base_url: config.base_url.clone(),
         issuer: config.issuer.clone(),
+        auth_base: auth_server::AuthSettings::new(&config.base_url, &config.issuer).auth_base,
         bundle_max_entries: config.bundle_max_entries,
         delete_multiple: config.delete_multiple,
         search_default_count: config.search_default_count,

@@ -55,6 +55,8 @@ pub struct Store {
     pub(crate) pool: Pool<ConnectionManager<PgConnection>>,
     /// Connections for `pg_cancel_backend` only, opened when first needed.
     pub(crate) canceller: Pool<ConnectionManager<PgConnection>>,
+    /// The database URL, for connections that must not come from the pool (LISTEN).
+    pub(crate) url: std::sync::Arc<str>,
 }
 
 pub(crate) type Conn = PooledConnection<ConnectionManager<PgConnection>>;
@@ -86,7 +88,11 @@ impl Store {
                 statement_timeout: Some(CANCEL_TIMEOUT),
             }))
             .build_unchecked(ConnectionManager::<PgConnection>::new(url));
-        Ok(Store { pool, canceller })
+        Ok(Store {
+            pool,
+            canceller,
+            url: config.database_url.as_str().into(),
+        })
     }
 
     pub(crate) fn conn(&self) -> Result<Conn, StoreError> {

@@ -29,7 +29,7 @@ const MIN_RSA_BITS: usize = 2048;
 pub(super) struct Http(OnceLock<Result<reqwest::Client, String>>);
 
 impl Http {
-    fn client(&self) -> Result<&reqwest::Client, TokenError> {
+    pub(super) fn client(&self) -> Result<&reqwest::Client, TokenError> {
         self.0
             .get_or_init(|| {
                 reqwest::Client::builder()

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, LineEnding};
 use rand_core::{OsRng, RngCore as _};
 use serde_json::{json, Value};
@@ -25,6 +26,8 @@ pub struct SigningKey {
 struct Keys {
     /// PKCS#8 DER of the private key, as jsonwebtoken signs with it (zeroized on drop).
     encoding: EncodingKey,
+    /// PKCS#8 PEM of the private key, as the key table stores it (zeroized on drop).
+    pem: Zeroizing<String>,
     verify: Arc<VerifyKey>,
     kid: String,
     /// Base64url public point coordinates.
@@ -45,13 +48,30 @@ impl SigningKey {
     /// created) when the file does not exist.
     pub fn load_or_create(path: &Path) -> Result<SigningKey, TokenError> {
         match fs::read_to_string(path) {
-            Ok(pem) => Self::from_pem(&pem, path),
+            Ok(pem) => Self::from_pem_file(&pem, path),
             Err(e) if e.kind() == ErrorKind::NotFound => Self::create(path),
             Err(e) => Err(key_file(path, "cannot be read", e)),
         }
     }
 
-    /// A fresh in-memory key (tests).
+    /// Reads a PKCS#8 PEM P-256 private key.
+    pub fn from_pem(pem: &str) -> Result<SigningKey, TokenError> {
+        let secret = p256::ecdsa::SigningKey::from_pkcs8_pem(pem)
+            .map_err(|_| TokenError::KeyFile("not a PKCS#8 PEM P-256 private key".into()))?;
+        Self::from_p256(&secret)
+    }
+
+    /// The private key as PKCS#8 PEM, to store it.
+    pub fn to_pem(&self) -> &str {
+        &self.inner.pem
+    }
+
+    /// The JWS algorithm this key signs with.
+    pub fn algorithm(&self) -> &'static str {
+        "ES256"
+    }
+
+    /// A fresh key.
     pub fn generate() -> SigningKey {
         Self::from_p256(&p256::ecdsa::SigningKey::random(&mut OsRng))
             .expect("a freshly generated P-256 key encodes")
@@ -100,7 +120,7 @@ impl SigningKey {
         self.inner.encoding.clone()
     }
 
-    fn from_pem(pem: &str, path: &Path) -> Result<SigningKey, TokenError> {
+    fn from_pem_file(pem: &str, path: &Path) -> Result<SigningKey, TokenError> {
         warn_if_readable_by_others(path);
         let secret = p256::ecdsa::SigningKey::from_pkcs8_pem(pem).map_err(|_| {
             TokenError::KeyFile(format!(
@@ -145,6 +165,9 @@ impl SigningKey {
         let der = secret
             .to_pkcs8_der()
             .map_err(|e| TokenError::KeyFile(format!("cannot encode the key: {e}")))?;
+        let pem = secret
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| TokenError::KeyFile(format!("cannot encode the key: {e}")))?;
         let point = secret.verifying_key().to_encoded_point(false);
         let (Some(x), Some(y)) = (point.x(), point.y()) else {
             return Err(TokenError::KeyFile("the public key is not a point".into()));
@@ -159,6 +182,7 @@ impl SigningKey {
         Ok(SigningKey {
             inner: Arc::new(Keys {
                 encoding: EncodingKey::from_ec_der(der.as_bytes()),
+                pem,
                 verify: Arc::new(VerifyKey {
                     kid: Some(kid.clone()),
                     algs: vec![Algorithm::ES256],

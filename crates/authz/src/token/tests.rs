@@ -31,7 +31,7 @@ fn own_config(key: &SigningKey) -> VerifierConfig {
     VerifierConfig {
         audience: AUDIENCE.into(),
         own_issuer: OWN_ISSUER.into(),
-        own_key: Some(key.clone()),
+        own_keys: vec![key.clone()],
         external_issuers: vec![],
         leeway: Duration::from_secs(60),
     }
@@ -377,7 +377,7 @@ async fn issuer_and_audience() {
 
     // A verifier without its own key trusts no token claiming its issuer.
     let mut config = own_config(&key);
-    config.own_key = None;
+    config.own_keys = Vec::new();
     let keyless = Verifier::new(config);
     let e = refused(&keyless, &sign(claims(OWN_ISSUER))).await;
     assert!(matches!(e, TokenError::UnknownIssuer), "{e:?}");
@@ -691,7 +691,7 @@ fn external_config(issuer: &str) -> VerifierConfig {
     VerifierConfig {
         audience: AUDIENCE.into(),
         own_issuer: OWN_ISSUER.into(),
-        own_key: Some(SigningKey::generate()),
+        own_keys: vec![SigningKey::generate()],
         external_issuers: vec![issuer.into()],
         leeway: Duration::from_secs(60),
     }

@@ -2,7 +2,6 @@
 //! configuration, and the public keys of the server's own tokens.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 
 use crate::error::ApiError;
 use crate::format::output_of;
@@ -26,7 +25,8 @@ pub async fn smart_configuration(state: web::Data<AppState>) -> HttpResponse {
     ))
 }
 
-/// `GET [base]/.well-known/jwks.json`: the public keys of the server's own tokens.
+/// `GET [base]/.well-known/jwks.json`: the public keys of the server's own tokens (the same
+/// document as `/.well-known/jwks.json`).
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"keys": state.security.jwks.clone()}))
+    super::oauth::jwks(state).await
 }

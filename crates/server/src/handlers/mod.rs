@@ -5,6 +5,7 @@
 pub mod bundle;
 pub mod discovery;
 pub mod history;
+pub mod oauth;
 pub mod resources;
 pub mod searches;
 

@@ -18,6 +18,9 @@ else
   db="$(DATABASE_URL="${DATABASE_URL:-}" scripts/db-url.sh invicta)"
 fi
 export DATABASE_URL="$db" INVICTA_LISTEN="$listen" INVICTA_BASE_URL="$base"
+# The sample clients (examples/clients.json) and the development sign-in page, so that an app or
+# Postman can sign in at once; never turn the development sign-in on for real records.
+export INVICTA_CLIENTS="${INVICTA_CLIENTS:-examples/clients.json}" INVICTA_DEV_SIGNIN="${INVICTA_DEV_SIGNIN:-on}"
 
 "$bin" migrate
 # Access control is on (INVICTA_AUTH defaults to on). The signing keys live in the database; on
@@ -51,6 +54,9 @@ Invicta is running.
   Get a token:   (in another shell, same directory and environment)
                  TOKEN=\$(DATABASE_URL='${DATABASE_URL}' INVICTA_BASE_URL='${base}' \\
                    ${bin} token --role gp --org G82977)
+  Sign in:       Postman's OAuth 2.0 helper: authorization code with PKCE (SHA-256), client id
+                 postman, auth URL ${base%/fhir}/auth/authorize, token URL ${base%/fhir}/auth/token,
+                 scope "launch/patient patient/*.rs", audience ${base} (README "Connecting an app")
   Try:           curl ${base}/metadata
                  curl -H "Authorization: Bearer \$TOKEN" ${base}/Patient/margaret-thornton
   Roles:         gp, hospital-clinician, paramedic, community-nurse, mental-health-clinician,

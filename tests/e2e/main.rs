@@ -6,6 +6,7 @@ mod harness;
 
 mod access;
 mod authorization;
+mod authorization_code;
 mod bad_input;
 mod crud;
 mod durability;

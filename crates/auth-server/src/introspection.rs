@@ -68,6 +68,7 @@ impl AuthServer {
     pub async fn revoke(&self, req: &EndpointRequest) -> Reply {
         let mut claimed = None;
         let mut revoked: Option<Map<String, Value>> = None;
+        let mut refresh_revoked = false;
         let result = async {
             let form = Form::parse(&req.body)?;
             let who = self
@@ -75,6 +76,29 @@ impl AuthServer {
                 .await?;
             let token = form.require("token")?;
             let Some(claims) = self.verifier().own_signed_claims(token) else {
+                // A refresh token: its family goes, with the access tokens it issued.
+                let store = self.store().clone();
+                let hash = crate::secrets::digest(token);
+                if let Some(family) =
+                    crate::blocking(move || store.refresh_family_of(&hash)).await?
+                {
+                    let store = self.store().clone();
+                    let client = who.client.id.clone();
+                    let f = family.clone();
+                    match crate::blocking(move || store.revoke_refresh_family(&f, Some(&client)))
+                        .await?
+                    {
+                        Some((_, issued)) => {
+                            self.revoke_issued(&issued, None).await;
+                            refresh_revoked = true;
+                        }
+                        None => {
+                            return Err(OAuthError::unauthorized_client(
+                                "the token was not issued to this client",
+                            ))
+                        }
+                    }
+                }
                 return Ok(json!({}));
             };
             if claims.get("client_id").and_then(Value::as_str) != Some(who.client.id.as_str()) {
@@ -114,6 +138,12 @@ impl AuthServer {
                 events.push(self.event(req, AuthStep::Refused, err.code.status(), |e| {
                     e.client_id = claimed.clone();
                     e.description = Some(format!("revocation: {err}"));
+                }))
+            }
+            (Ok(_), None) if refresh_revoked => {
+                events.push(self.event(req, AuthStep::TokenRevoked, 200, |e| {
+                    e.client_id = claimed.clone();
+                    e.description = Some("refresh token family revoked".into());
                 }))
             }
             _ => {}

@@ -1,20 +1,30 @@
 //! Invicta's SMART App Launch authorization server, without HTTP: the server crate maps its
 //! endpoints onto these functions. It owns the signing keys (`keys`), the client registry
-//! (`clients`), client authentication (`client_auth`), the grants (`token_endpoint`),
-//! introspection and revocation (`introspection`), and keeping every process in step (`sync`).
+//! (`clients`), client authentication (`client_auth`), the authorization endpoint, sign-in and
+//! consent (`authorize`, `signin`, `pages`), EHR launch contexts (`launch`), the grants
+//! (`token_endpoint`, `code_grant`), introspection and revocation (`introspection`), and keeping
+//! every process in step (`sync`). Browser-facing functions return a [`BrowserReply`] (a redirect
+//! or a page, maybe a new session); client-facing ones a [`Reply`].
 //! Its state lives in PostgreSQL through `store`, so processes sharing a database behave as one;
 //! token maths stays in `authz::token`.
 //!
 //! Every endpoint function takes an [`EndpointRequest`] and returns a [`Reply`]: the JSON body
 //! or an [`OAuthError`], and the AuditEvents to record before answering.
 
+mod authorize;
 pub mod client_auth;
 pub mod clients;
+mod code_grant;
 pub mod error;
 pub mod form;
 mod introspection;
 pub mod keys;
+mod launch;
+pub mod pages;
+pub mod person;
+pub mod secrets;
 pub mod settings;
+mod signin;
 mod sync;
 mod token_endpoint;
 
@@ -26,9 +36,11 @@ use authz::Policy;
 use serde_json::Value;
 use store::{Store, StoreError};
 
+pub use authorize::{Browser, BrowserReply};
 pub use clients::{Client, ClientKind, ClientSpec};
 pub use error::{ErrorCode, OAuthError};
 pub use keys::KeyRing;
+pub use person::Person;
 pub use settings::AuthSettings;
 
 /// A request to one of the endpoints, as the HTTP layer read it.

@@ -21,6 +21,10 @@ pub struct AuthSettings {
     pub fhir_base: String,
     /// Where the endpoints live: `{auth_base}/authorize`, `/token`, `/introspect`, `/revoke`.
     pub auth_base: String,
+    /// The claim the FHIR endpoints read the care-record role from.
+    pub role_claim: String,
+    /// The development sign-in page is on (never for real records).
+    pub dev_signin: bool,
 }
 
 impl AuthSettings {
@@ -36,6 +40,8 @@ impl AuthSettings {
             issuer: issuer.to_string(),
             auth_base: format!("{root}/auth"),
             fhir_base,
+            role_claim: "role".into(),
+            dev_signin: false,
         }
     }
 
@@ -57,6 +63,11 @@ impl AuthSettings {
     /// The revocation endpoint.
     pub fn revocation_url(&self) -> String {
         format!("{}/revoke", self.auth_base)
+    }
+
+    /// True when the server is reached over https (cookies are then `Secure`).
+    pub fn secure(&self) -> bool {
+        self.auth_base.starts_with("https://")
     }
 
     /// The JWKS of the server's own keys.

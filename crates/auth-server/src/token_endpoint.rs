@@ -1,5 +1,6 @@
-//! `POST /auth/token`: the grants. This increment serves `client_credentials` (SMART Backend
-//! Services); every answer, issued or refused, leaves an AuditEvent.
+//! `POST /auth/token`: the grants (`client_credentials` for SMART Backend Services here;
+//! `authorization_code` and `refresh_token` in `code_grant`); every answer, issued or refused,
+//! leaves an AuditEvent.
 
 use authz::auth_events::AuthStep;
 use authz::grant::{narrow, narrow_to_role, Reach};
@@ -18,13 +19,23 @@ impl AuthServer {
         let mut claimed = None;
         let result = self.token_inner(req, &mut claimed).await;
         let event = match &result {
-            Ok((issued, _)) => self.event(req, AuthStep::TokenIssued, 200, |e| {
-                e.client_id = Some(issued.client_id.clone());
-                e.user = Some(issued.subject.clone());
-                e.role = issued.role.clone();
-                e.org = issued.org.clone();
-                e.description = Some(format!("grant {}; scope {}", issued.grant, issued.scope));
-            }),
+            Ok((issued, _)) => self.event(
+                req,
+                if issued.grant == "refresh_token" {
+                    AuthStep::TokenRefreshed
+                } else {
+                    AuthStep::TokenIssued
+                },
+                200,
+                |e| {
+                    e.client_id = Some(issued.client_id.clone());
+                    e.user = Some(issued.subject.clone());
+                    e.role = issued.role.clone();
+                    e.org = issued.org.clone();
+                    e.patient = issued.patient.clone();
+                    e.description = Some(format!("grant {}; scope {}", issued.grant, issued.scope));
+                },
+            ),
             Err(err) => self.event(req, AuthStep::Refused, err.code.status(), |e| {
                 e.client_id = claimed.clone();
                 e.description = Some(err.to_string());
@@ -50,10 +61,32 @@ impl AuthServer {
                     .await?;
                 self.client_credentials(&form, who).await
             }
-            "authorization_code" | "refresh_token" => Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                format!("grant_type {grant} is not served yet"),
-            )),
+            "authorization_code" | "refresh_token" => {
+                let who = self
+                    .authenticate_client(&form, req.authorization.as_deref(), claimed)
+                    .await?;
+                let (to, body) = if grant == "authorization_code" {
+                    self.authorization_code(&form, &who).await?
+                } else {
+                    self.refresh(&form, &who).await?
+                };
+                Ok((
+                    Issued {
+                        grant: if to.refreshed {
+                            "refresh_token"
+                        } else {
+                            "authorization_code"
+                        },
+                        client_id: who.client.id.clone(),
+                        subject: to.subject,
+                        role: Some(to.role),
+                        org: to.org,
+                        patient: to.patient,
+                        scope: to.scope,
+                    },
+                    body,
+                ))
+            }
             other => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 format!("grant_type '{}' is not supported", printable(other)),
@@ -107,13 +140,13 @@ impl AuthServer {
             "aud": self.settings().fhir_base,
             "sub": client.id,
             "client_id": client.id,
-            "role": role_id,
             "scope": granted,
             "jti": jti,
             "iat": now,
             "nbf": now,
             "exp": now + BACKEND_TOKEN_TTL,
         });
+        claims[self.settings().role_claim.as_str()] = json!(role_id);
         if let Some(org) = &client.org {
             claims["org"] = json!(org);
         }
@@ -125,6 +158,7 @@ impl AuthServer {
                 subject: client.id.clone(),
                 role: Some(role_id),
                 org: client.org.clone(),
+                patient: None,
                 scope: granted.clone(),
             },
             json!({
@@ -144,6 +178,7 @@ struct Issued {
     subject: String,
     role: Option<String>,
     org: Option<String>,
+    patient: Option<String>,
     scope: String,
 }
 

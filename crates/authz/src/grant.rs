@@ -38,6 +38,7 @@ pub fn narrow(requested: &str, limit: &[Scope], reach: Reach) -> Result<String, 
         })
         .collect::<Result<_, ScopeError>>()?;
     let mut out: Vec<String> = Vec::new();
+    let mut granted: Vec<ResourceScope> = Vec::new();
     let mut push = |s: String| {
         if !out.contains(&s) {
             out.push(s);
@@ -54,11 +55,21 @@ pub fn narrow(requested: &str, limit: &[Scope], reach: Reach) -> Result<String, 
                 }
             }
             Scope::Resource(r) => {
-                for l in limit {
-                    if let Scope::Resource(l) = l {
-                        if let Some(g) = intersect(r, l, reach) {
-                            push(format_scope(&g, a.v1));
-                        }
+                let mut mine: Vec<ResourceScope> = limit
+                    .iter()
+                    .filter_map(|l| match l {
+                        Scope::Resource(l) => intersect(r, l, reach),
+                        Scope::Other(_) => None,
+                    })
+                    .collect();
+                // A wildcard asked for under a limit with both a wildcard and a named type
+                // yields both; the named one adds nothing the wildcard does not already give.
+                let all = mine.clone();
+                mine.retain(|g| !all.iter().any(|o| o != g && implies(o, g)));
+                for g in mine {
+                    if !granted.iter().any(|o| o == &g || implies(o, &g)) {
+                        push(format_scope(&g, a.v1));
+                        granted.push(g);
                     }
                 }
             }
@@ -101,6 +112,19 @@ pub fn narrow_to_role(
 fn is_v1(scope: &str) -> bool {
     let body = scope.split('?').next().unwrap_or(scope);
     body.ends_with(".read") || body.ends_with(".write") || body.ends_with(".*")
+}
+
+/// True when `a` grants everything `b` does.
+fn implies(a: &ResourceScope, b: &ResourceScope) -> bool {
+    let (p, q) = (a.permissions, b.permissions);
+    a.context == b.context
+        && (a.resource_type.is_none() || a.resource_type == b.resource_type)
+        && (!q.create || p.create)
+        && (!q.read || p.read)
+        && (!q.update || p.update)
+        && (!q.delete || p.delete)
+        && (!q.search || p.search)
+        && a.restrictions.iter().all(|x| b.restrictions.contains(x))
 }
 
 /// The part of `r` that `limit` allows, if any.
@@ -262,6 +286,12 @@ mod tests {
         assert_eq!(
             narrow_to_role("user/*.cruds", receptionist, &policy).unwrap(),
             "user/Patient.crus"
+        );
+        // A wildcard and a named type in the ceiling give the wildcard once.
+        let patient = policy.role("patient").unwrap();
+        assert_eq!(
+            narrow_to_role("patient/*.rs", patient, &policy).unwrap(),
+            "patient/*.rs"
         );
         // A wildcard ceiling does not reach AuditEvent; a ceiling naming it does.
         let gp = policy.role("gp").unwrap();

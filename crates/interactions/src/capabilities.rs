@@ -55,17 +55,29 @@ fn security(auth_base: &str) -> Value {
             "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
             "code": "SMART-on-FHIR"
         }]}],
-        "description": "SMART authorization server (client credentials with private_key_jwt for backend services; introspection and revocation); bearer tokens (JWT, RS256/RS384/ES256/ES384) from the server's own keys or trusted OpenID Connect issuers; SMART App Launch v1 and v2 scopes intersected with the care-record role policy; security labels, legitimate relationships, break-glass (X-Purpose-Of-Use, X-Break-Glass-Reason) and relationship claims (X-Relationship-Claim); every access audited as AuditEvent."
+        "description": "SMART App Launch 2 authorization server (authorization code with PKCE S256 for EHR and standalone launch, refresh tokens, client credentials with private_key_jwt for backend services, introspection and revocation); bearer tokens (JWT, RS256/RS384/ES256/ES384) from the server's own keys or trusted OpenID Connect issuers; SMART App Launch v1 and v2 scopes intersected with the care-record role policy; security labels, legitimate relationships, break-glass (X-Purpose-Of-Use, X-Break-Glass-Reason) and relationship claims (X-Relationship-Claim); every access audited as AuditEvent."
     })
 }
 
 /// The grant types the token endpoint serves.
-const GRANT_TYPES: &[&str] = &["client_credentials"];
+const GRANT_TYPES: &[&str] = &["authorization_code", "client_credentials", "refresh_token"];
 
 /// SMART capabilities served: each one listed here works end to end.
 const CAPABILITIES: &[&str] = &[
+    "launch-ehr",
+    "launch-standalone",
+    "authorize-post",
+    "client-public",
     "client-confidential-asymmetric",
     "client-confidential-symmetric",
+    "sso-openid-connect",
+    "context-banner",
+    "context-style",
+    "context-ehr-patient",
+    "context-ehr-encounter",
+    "context-standalone-patient",
+    "permission-offline",
+    "permission-online",
     "permission-patient",
     "permission-user",
     "permission-v1",
@@ -95,6 +107,27 @@ pub fn smart_configuration(services: &Services) -> Value {
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
         "capabilities": CAPABILITIES
+    })
+}
+
+/// The OpenID Connect discovery document (`[issuer]/.well-known/openid-configuration`): the
+/// authorization server signs ID tokens for apps granted `openid fhirUser`.
+pub fn openid_configuration(services: &Services) -> Value {
+    let settings = &services.settings;
+    let e = endpoints(&settings.auth_base);
+    json!({
+        "issuer": settings.issuer,
+        "authorization_endpoint": e.authorize,
+        "token_endpoint": e.token,
+        "jwks_uri": e.jwks,
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "scopes_supported": ["openid", "fhirUser", "profile", "offline_access", "online_access"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "fhirUser", "name"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "grant_types_supported": GRANT_TYPES
     })
 }
 

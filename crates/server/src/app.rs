@@ -34,6 +34,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
+                    web::resource("/authorize")
+                        .route(web::get().to(oauth::authorize))
+                        .route(web::post().to(oauth::authorize))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/signin")
+                        .route(web::get().to(oauth::signin))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/signin/dev")
+                        .route(web::post().to(oauth::dev_signin))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/consent")
+                        .route(web::get().to(oauth::consent))
+                        .route(web::post().to(oauth::consent))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/launch")
+                        .route(web::post().to(oauth::launch))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
                     web::resource("/introspect")
                         .route(web::post().to(oauth::introspect))
                         .default_service(web::to(method_not_allowed)),
@@ -61,6 +88,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/.well-known/smart-configuration")
                         .route(web::get().to(discovery::smart_configuration))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/.well-known/openid-configuration")
+                        .route(web::get().to(discovery::openid_configuration))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

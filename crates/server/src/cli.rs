@@ -286,6 +286,16 @@ pub struct Settings {
     )]
     pub signing_key: PathBuf,
 
+    /// `on`: the development sign-in page (pick any user and role) is offered; never for real records
+    #[arg(
+        long,
+        env = "INVICTA_DEV_SIGNIN",
+        value_name = "on|off",
+        default_value = "off",
+        global = true
+    )]
+    pub dev_signin: String,
+
     /// JSON file of OAuth clients registered (or updated) at every start [default: none]
     #[arg(long, env = "INVICTA_CLIENTS", value_name = "FILE", global = true)]
     pub clients: Option<PathBuf>,

@@ -48,6 +48,8 @@ pub struct Config {
     pub signing_key: std::path::PathBuf,
     /// Clients registered at start.
     pub clients: Option<std::path::PathBuf>,
+    /// The development sign-in page is offered.
+    pub dev_signin: bool,
     /// `iss` of tokens signed with the server's key.
     pub issuer: String,
     /// External OpenID Connect issuers trusted for tokens.
@@ -191,6 +193,16 @@ impl Config {
         };
         let auth = on_off(&s.auth, "INVICTA_AUTH (--auth)")?;
         let audit = on_off(&s.audit, "INVICTA_AUDIT (--audit)")?;
+        let dev_signin = match s.dev_signin.as_str() {
+            "off" | "false" | "0" | "" => false,
+            "on" | "true" | "1" => true,
+            other => {
+                return Err(format!(
+                    "INVICTA_DEV_SIGNIN (--dev-signin) must be on or off, got '{other}'"
+                )
+                .into())
+            }
+        };
         let oidc_issuers: Vec<String> = s
             .oidc_issuers
             .unwrap_or_default()
@@ -256,6 +268,7 @@ impl Config {
             audit,
             signing_key: s.signing_key,
             clients: s.clients,
+            dev_signin,
             issuer: s.issuer.unwrap_or_else(|| base_url.clone()),
             oidc_issuers,
             policy: s.policy,

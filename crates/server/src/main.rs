@@ -140,9 +140,15 @@ fn run(command: Command, config: Config) -> Result<(), String> {
         external_issuers: config.oidc_issuers.clone(),
         leeway: Duration::from_secs(60),
     });
+    if config.dev_signin {
+        tracing::warn!("INVICTA_DEV_SIGNIN=on: anyone can sign in as any user and role on /auth/signin. For development and tests only; never with real records.");
+    }
+    let mut auth_settings = auth_server::AuthSettings::new(&config.base_url, &config.issuer);
+    auth_settings.role_claim = config.role_claim.clone();
+    auth_settings.dev_signin = config.dev_signin;
     let auth = auth_server::AuthServer::new(
         store.clone(),
-        auth_server::AuthSettings::new(&config.base_url, &config.issuer),
+        auth_settings,
         verifier.clone(),
         policy.clone(),
     )?;

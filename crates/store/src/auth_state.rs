@@ -281,6 +281,13 @@ impl Store {
         for sql in [
             "DELETE FROM auth_assertion_jti WHERE expires_at < now()",
             "DELETE FROM auth_revoked_token WHERE expires_at < now()",
+            "DELETE FROM auth_request WHERE expires_at < now()",
+            "DELETE FROM auth_session WHERE expires_at < now()",
+            // Spent codes and launches are kept a while after expiry so a late second use is
+            // still recognised as a reuse rather than as an unknown value.
+            "DELETE FROM auth_code WHERE expires_at < now() - interval '1 hour'",
+            "DELETE FROM auth_launch WHERE expires_at < now() - interval '1 hour'",
+            "DELETE FROM auth_refresh_family WHERE expires_at < now()",
         ] {
             n += query(sql, &[]).execute(&mut conn)?;
         }

@@ -7,6 +7,7 @@
 
 mod access;
 mod audit_rows;
+mod auth_flow;
 mod auth_state;
 mod cancel;
 mod context;
@@ -30,6 +31,7 @@ mod write;
 
 pub use access::{Access, RelationshipRule, TypeRule};
 pub use audit_rows::PROJECT_BATCH;
+pub use auth_flow::{Refresh, Spent, StoredRequest};
 pub use auth_state::{ClientRecord, Listener, StoredKey, AUTH_CHANNEL};
 pub use cancel::{CancelGuard, CancelToken, Session};
 pub use context::{AuditHook, Change, WriteContext};

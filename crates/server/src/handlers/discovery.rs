@@ -25,6 +25,13 @@ pub async fn smart_configuration(state: web::Data<AppState>) -> HttpResponse {
     ))
 }
 
+/// `GET [base]/.well-known/openid-configuration` (the issuer is the FHIR base by default).
+pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(interactions::capabilities::openid_configuration(
+        &state.services,
+    ))
+}
+
 /// `GET [base]/.well-known/jwks.json`: the public keys of the server's own tokens (the same
 /// document as `/.well-known/jwks.json`).
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {

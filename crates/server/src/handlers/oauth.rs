@@ -1,13 +1,16 @@
-//! The authorization server's HTTP face: `POST /auth/token`, `/auth/introspect`, `/auth/revoke`
-//! and `GET /.well-known/jwks.json`. Each reads a size-limited form body, calls `auth_server`,
-//! records the AuditEvents it returns (durably, before answering) and writes the JSON answer
-//! with `Cache-Control: no-store` (RFC 6749 §5.1).
+//! The authorization server's HTTP face. For clients: `POST /auth/token`, `/auth/introspect`,
+//! `/auth/revoke`, `/auth/launch` and `GET /.well-known/jwks.json`, answered in JSON with
+//! `Cache-Control: no-store` (RFC 6749 §5.1). For browsers: `/auth/authorize`, the sign-in
+//! pages and the consent screen, answered with redirects or pages that may not be framed, and
+//! the session cookie. Each reads a size-limited form (or query), calls `auth_server`, and
+//! records the AuditEvents it returns (durably) before answering.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use auth_server::form::Form;
 use auth_server::form::MAX_FORM_BYTES;
-use auth_server::{EndpointRequest, ErrorCode, OAuthError, Reply};
+use auth_server::{Browser, EndpointRequest, ErrorCode, OAuthError, Reply};
 use futures_util::StreamExt as _;
 
 use crate::request_id::RequestId;
@@ -49,6 +52,195 @@ pub async fn revoke(
     .await
 }
 
+/// `POST /auth/launch`.
+pub async fn launch(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    endpoint(req, body, state, |auth, r| {
+        Box::pin(async move { auth.create_launch(&r).await })
+    })
+    .await
+}
+
+/// `GET|POST /auth/authorize`.
+pub async fn authorize(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let (request, form) = match browser_form(&req, body).await {
+        Ok(x) => x,
+        Err(html) => return html,
+    };
+    let signed_in = match session_of(&req) {
+        Some(s) => state.auth.signed_in(&s).await.is_some(),
+        None => false,
+    };
+    let reply = state.auth.authorize(&request, &form, signed_in).await;
+    browser(&state, reply).await
+}
+
+/// `GET /auth/signin?request=…`.
+pub async fn signin(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let form = Form::parse(req.query_string().as_bytes()).unwrap_or_default();
+    let reply = state
+        .auth
+        .signin_page(form.get("request").unwrap_or_default())
+        .await;
+    browser(&state, reply).await
+}
+
+/// `POST /auth/signin/dev`.
+pub async fn dev_signin(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let (request, form) = match browser_form(&req, body).await {
+        Ok(x) => x,
+        Err(html) => return html,
+    };
+    let reply = state.auth.dev_signin(&request, &form).await;
+    browser(&state, reply).await
+}
+
+/// `GET /auth/consent?request=…` and `POST /auth/consent`.
+pub async fn consent(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let (request, form) = match browser_form(&req, body).await {
+        Ok(x) => x,
+        Err(html) => return html,
+    };
+    let session = session_of(&req);
+    let person = match &session {
+        Some(s) => state.auth.signed_in(s).await,
+        None => None,
+    };
+    let (Some(session), Some(person)) = (session, person) else {
+        // Not signed in (or the session ended): sign in first, then come back here.
+        let to = format!(
+            "{}/signin?request={}",
+            state.auth.settings().auth_base,
+            url_encode(form.get("request").unwrap_or_default())
+        );
+        return browser(&state, auth_server::BrowserReply::redirect_to(to)).await;
+    };
+    let reply = if req.method() == actix_web::http::Method::POST {
+        state.auth.consent(&request, &form, &session, &person).await
+    } else {
+        state
+            .auth
+            .consent_page(form.get("request").unwrap_or_default(), &session, &person)
+            .await
+    };
+    browser(&state, reply).await
+}
+
+/// The session cookie's name.
+const SESSION_COOKIE: &str = "invicta_session";
+
+fn session_of(req: &HttpRequest) -> Option<String> {
+    req.cookie(SESSION_COOKIE).map(|c| c.value().to_string())
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A browser request's parameters: the query of a GET, the form body of a POST.
+async fn browser_form(
+    req: &HttpRequest,
+    body: web::Payload,
+) -> Result<(EndpointRequest, Form), HttpResponse> {
+    let bad = |msg: &str| {
+        page_response(
+            400,
+            auth_server::pages::refusal("This request is not valid", msg),
+        )
+    };
+    if req.method() == actix_web::http::Method::GET {
+        let request = match read_request(req, body, false).await {
+            Ok(r) => r,
+            Err((_, e)) => return Err(bad(&e.description)),
+        };
+        let form = Form::parse(req.query_string().as_bytes()).map_err(|e| bad(&e.description))?;
+        return Ok((request, form));
+    }
+    match read_request(req, body, true).await {
+        Ok(r) => {
+            let form = Form::parse(&r.body).map_err(|e| bad(&e.description))?;
+            Ok((r, form))
+        }
+        Err((_, e)) => Err(bad(&e.description)),
+    }
+}
+
+/// Writes a browser reply: records its AuditEvents, sets the session cookie, redirects or shows
+/// the page.
+async fn browser(state: &AppState, reply: auth_server::BrowserReply) -> HttpResponse {
+    if !reply.events.is_empty() && state.security.audit.record(reply.events).await.is_err() {
+        return page_response(
+            503,
+            auth_server::pages::refusal(
+                "Sign-in is not available",
+                "The audit trail could not be written. Try again in a moment.",
+            ),
+        );
+    }
+    let mut res = match reply.answer {
+        Browser::Redirect(to) => {
+            let mut r = HttpResponse::SeeOther();
+            r.insert_header((header::LOCATION, to))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::REFERRER_POLICY, "no-referrer"));
+            r
+        }
+        Browser::Page(status, html) => {
+            return with_cookie(page_response(status, html), state, reply.set_session)
+        }
+    };
+    with_cookie(res.finish(), state, reply.set_session)
+}
+
+fn with_cookie(mut res: HttpResponse, state: &AppState, session: Option<String>) -> HttpResponse {
+    if let Some(id) = session {
+        let cookie = actix_web::cookie::Cookie::build(SESSION_COOKIE, id)
+            .path("/auth")
+            .http_only(true)
+            .same_site(actix_web::cookie::SameSite::Lax)
+            .secure(state.auth.settings().secure())
+            .max_age(actix_web::cookie::time::Duration::hours(8))
+            .finish();
+        let _ = res.add_cookie(&cookie);
+    }
+    res
+}
+
+fn page_response(status: u16, html: String) -> HttpResponse {
+    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ))
+        .body(html)
+}
+
 /// `GET /.well-known/jwks.json`: every current public key of the server's tokens.
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
@@ -67,7 +259,7 @@ async fn endpoint(
     state: web::Data<AppState>,
     call: Call,
 ) -> HttpResponse {
-    let reply = match read_request(&req, body).await {
+    let reply = match read_request(&req, body, true).await {
         Ok(request) => call(state.auth.clone(), request).await,
         Err((request, e)) => state.auth.refuse(&request, e),
     };
@@ -84,6 +276,7 @@ async fn endpoint(
 async fn read_request(
     req: &HttpRequest,
     payload: web::Payload,
+    with_body: bool,
 ) -> Result<EndpointRequest, (EndpointRequest, OAuthError)> {
     let mut request = EndpointRequest {
         body: Vec::new(),
@@ -102,6 +295,9 @@ async fn read_request(
             .map(|r| r.0.clone())
             .unwrap_or_default(),
     };
+    if !with_body {
+        return Ok(request);
+    }
     match read_form(req, payload).await {
         Ok(body) => {
             request.body = body;

@@ -19,3 +19,4 @@ mod logging;
 mod operations;
 mod provisioning;
 mod search;
+mod upstream_signin;

@@ -27,6 +27,7 @@ pub mod settings;
 mod signin;
 mod sync;
 mod token_endpoint;
+pub mod upstream;
 
 use std::sync::Arc;
 
@@ -77,6 +78,7 @@ struct Inner {
     keys: KeyRing,
     verifier: Verifier,
     policy: Arc<Policy>,
+    providers: Arc<upstream::Providers>,
 }
 
 impl AuthServer {
@@ -87,6 +89,7 @@ impl AuthServer {
         settings: AuthSettings,
         verifier: Verifier,
         policy: Arc<Policy>,
+        providers: upstream::Providers,
     ) -> Result<AuthServer, String> {
         let server = AuthServer {
             inner: Arc::new(Inner {
@@ -95,6 +98,7 @@ impl AuthServer {
                 keys: KeyRing::default(),
                 verifier,
                 policy,
+                providers: Arc::new(providers),
             }),
         };
         server.reload()?;
@@ -154,6 +158,10 @@ impl AuthServer {
 
     pub(crate) fn policy(&self) -> &Policy {
         &self.inner.policy
+    }
+
+    pub(crate) fn providers(&self) -> Arc<upstream::Providers> {
+        self.inner.providers.clone()
     }
 
     /// The answer to a request refused before its endpoint could read it (a body that is not a

@@ -43,14 +43,31 @@ impl AuthServer {
                 ),
             );
         }
+        let providers = self.providers();
+        let links: String = providers
+            .list()
+            .iter()
+            .map(|p| {
+                format!(
+                    "<p><a class=\"go\" href=\"{base}/idp/{id}/start?request={request}\">Sign in with {name}</a></p>",
+                    base = escape(&self.settings().auth_base),
+                    id = escape(&p.id),
+                    request = escape(request),
+                    name = escape(&p.name)
+                )
+            })
+            .collect();
         if !self.settings().dev_signin {
-            return BrowserReply::page(
-                503,
-                refusal(
-                    "Sign-in is not available",
-                    "No identity provider is configured for this service.",
-                ),
-            );
+            if links.is_empty() {
+                return BrowserReply::page(
+                    503,
+                    refusal(
+                        "Sign-in is not available",
+                        "No identity provider is configured for this service.",
+                    ),
+                );
+            }
+            return BrowserReply::page(200, page("Sign in", &links));
         }
         let roles: String = self
             .policy()
@@ -64,7 +81,7 @@ impl AuthServer {
             })
             .collect();
         let body = format!(
-            "<p class=\"warn\">Development sign-in: anyone can be anyone here. It is switched on by \
+            "{links}<p class=\"warn\">Development sign-in: anyone can be anyone here. It is switched on by \
              INVICTA_DEV_SIGNIN and must never be on for real records.</p>\
              <form method=\"post\" action=\"{base}/signin/dev\">\
              <input type=\"hidden\" name=\"request\" value=\"{request}\">\

@@ -45,6 +45,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
+                    web::resource("/idp/{provider}/start")
+                        .route(web::get().to(oauth::upstream_start))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/idp/{provider}/callback")
+                        .route(web::get().to(oauth::upstream_callback))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
                     web::resource("/signin/dev")
                         .route(web::post().to(oauth::dev_signin))
                         .default_service(web::to(method_not_allowed)),

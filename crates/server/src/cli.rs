@@ -296,6 +296,15 @@ pub struct Settings {
     )]
     pub dev_signin: String,
 
+    /// JSON file of the OpenID Connect providers people sign in with (NHS CIS2, NHS login, others) [default: none]
+    #[arg(
+        long,
+        env = "INVICTA_IDENTITY_PROVIDERS",
+        value_name = "FILE",
+        global = true
+    )]
+    pub identity_providers: Option<PathBuf>,
+
     /// JSON file of OAuth clients registered (or updated) at every start [default: none]
     #[arg(long, env = "INVICTA_CLIENTS", value_name = "FILE", global = true)]
     pub clients: Option<PathBuf>,

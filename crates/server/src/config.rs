@@ -50,6 +50,8 @@ pub struct Config {
     pub clients: Option<std::path::PathBuf>,
     /// The development sign-in page is offered.
     pub dev_signin: bool,
+    /// The identity providers file.
+    pub identity_providers: Option<std::path::PathBuf>,
     /// `iss` of tokens signed with the server's key.
     pub issuer: String,
     /// External OpenID Connect issuers trusted for tokens.
@@ -269,6 +271,7 @@ impl Config {
             signing_key: s.signing_key,
             clients: s.clients,
             dev_signin,
+            identity_providers: s.identity_providers,
             issuer: s.issuer.unwrap_or_else(|| base_url.clone()),
             oidc_issuers,
             policy: s.policy,

@@ -146,11 +146,21 @@ fn run(command: Command, config: Config) -> Result<(), String> {
     let mut auth_settings = auth_server::AuthSettings::new(&config.base_url, &config.issuer);
     auth_settings.role_claim = config.role_claim.clone();
     auth_settings.dev_signin = config.dev_signin;
+    let providers = match &config.identity_providers {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("identity providers file {}: {e}", path.display()))?;
+            auth_server::upstream::Providers::from_json(&text)
+                .map_err(|e| format!("identity providers file {}: {e}", path.display()))?
+        }
+        None => auth_server::upstream::Providers::default(),
+    };
     let auth = auth_server::AuthServer::new(
         store.clone(),
         auth_settings,
         verifier.clone(),
         policy.clone(),
+        providers,
     )?;
     auth.start_sync();
     let security = security::Security {

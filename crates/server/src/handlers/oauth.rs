@@ -141,6 +141,35 @@ pub async fn consent(
     browser(&state, reply).await
 }
 
+/// `GET /auth/idp/{provider}/start?request=…`: sign in through an identity provider.
+pub async fn upstream_start(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let form = Form::parse(req.query_string().as_bytes()).unwrap_or_default();
+    let provider = req.match_info().get("provider").unwrap_or_default();
+    let reply = state
+        .auth
+        .upstream_start(provider, form.get("request").unwrap_or_default())
+        .await;
+    browser(&state, reply).await
+}
+
+/// `GET /auth/idp/{provider}/callback`: back from the identity provider.
+pub async fn upstream_callback(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let (request, form) = match browser_form(&req, body).await {
+        Ok(x) => x,
+        Err(html) => return html,
+    };
+    let provider = req.match_info().get("provider").unwrap_or_default();
+    let reply = state
+        .auth
+        .upstream_callback(&request, provider, &form)
+        .await;
+    browser(&state, reply).await
+}
+
 /// The session cookie's name.
 const SESSION_COOKIE: &str = "invicta_session";
 

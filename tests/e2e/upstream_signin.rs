@@ -1,0 +1,464 @@
+//! Signing in through an upstream OpenID Connect provider: a real, independent one
+//! (`oidc-provider` from npm, in `tests/idp`) shaped as NHS CIS2 for staff and NHS login for
+//! citizens, driven through its own login and consent pages as a browser would.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+use crate::harness::{Resp, Server};
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+/// The identity provider process; killed on drop.
+struct Idp {
+    child: Child,
+    issuer: String,
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+fn start_idp(port: u16, invicta_root: &str) -> Idp {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp");
+    assert!(
+        dir.join("node_modules/oidc-provider").exists(),
+        "tests/idp/node_modules is missing: run the tests through `make test`, which installs it"
+    );
+    let clients = json!([{
+        "client_id": "invicta", "client_secret": "invicta-secret-for-tests",
+        "redirect_uris": [format!("{invicta_root}/auth/idp/cis2/callback"), format!("{invicta_root}/auth/idp/nhs-login/callback")],
+        "grant_types": ["authorization_code"], "response_types": ["code"],
+        "token_endpoint_auth_method": "client_secret_basic"
+    }]);
+    let accounts = json!({
+        "cis2-gp": {"name": "Dr Helen Marsh",
+            "nhsid_nrbac_roles": [
+                {"person_roleid": "r1", "org_code": "RWF", "role_code": "S8000:G8000:R8000"},
+                {"person_roleid": "r2", "org_code": "G82977", "role_code": "S8000:G8000:R0260"}],
+            "selected_roleid": "r2"},
+        "cis2-unknown-role": {"nhsid_nrbac_roles": [{"person_roleid": "x", "org_code": "RWF", "role_code": "S1:G1:R9999"}]},
+        "citizen-p9": {"name": "Leo Harris", "nhs_number": "9991182047", "identity_proofing_level": "P9"},
+        "citizen-p5": {"nhs_number": "9991182047", "identity_proofing_level": "P5"}
+    });
+    let mut child = Command::new("node")
+        .arg(dir.join("provider.mjs"))
+        .arg(port.to_string())
+        .env("IDP_CLIENTS", clients.to_string())
+        .env("IDP_ACCOUNTS", accounts.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node must be installed for the end-to-end tests (make test installs it)");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the identity provider did not start");
+    // The provider logs notices to its standard output; keep reading it so it never blocks or
+    // dies writing to a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    Idp {
+        child,
+        issuer: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// A browser with a cookie jar (cookies ignore ports, as browsers' do), following nothing.
+struct Browser {
+    agent: ureq::Agent,
+    jar: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            agent: ureq::AgentBuilder::new().redirects(0).build(),
+            jar: BTreeMap::new(),
+        }
+    }
+
+    fn call(&mut self, req: ureq::Request, body: Option<String>) -> Resp {
+        let cookie: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let req = if cookie.is_empty() {
+            req
+        } else {
+            req.set("Cookie", &cookie.join("; "))
+        };
+        let r = match body {
+            Some(b) => req
+                .set("Content-Type", "application/x-www-form-urlencoded")
+                .send_string(&b),
+            None => req.call(),
+        };
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        for set in resp.all("set-cookie") {
+            let pair = set.split(';').next().unwrap();
+            if let Some((k, v)) = pair.split_once('=') {
+                if v.is_empty()
+                    || set
+                        .to_ascii_lowercase()
+                        .contains("expires=thu, 01 jan 1970")
+                {
+                    self.jar.remove(k);
+                } else {
+                    self.jar.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+        let status = resp.status();
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .map(|n| {
+                (
+                    n.to_ascii_lowercase(),
+                    resp.header(&n).unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes).unwrap();
+        Resp {
+            status,
+            headers,
+            body: bytes,
+        }
+    }
+
+    fn get(&mut self, url: &str) -> Resp {
+        let req = self.agent.get(url);
+        self.call(req, None)
+    }
+
+    fn post(&mut self, url: &str, form: &[(String, String)]) -> Resp {
+        let req = self.agent.post(url);
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.call(req, Some(body))
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn absolute(base: &str, location: &str) -> String {
+    if location.starts_with("http") {
+        location.to_string()
+    } else {
+        format!("{base}{location}")
+    }
+}
+
+/// The first form of a page: its action and its inputs' names and values.
+fn form_of(html: &str) -> (String, Vec<(String, String)>) {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let key = format!("{name}=\"");
+        let start = tag.find(&key)? + key.len();
+        Some(tag[start..].split('"').next()?.replace("&amp;", "&"))
+    };
+    let form_start = html.find("<form").expect("a form");
+    let form_tag = &html[form_start..form_start + html[form_start..].find('>').unwrap()];
+    let action = attr(form_tag, "action").unwrap_or_default();
+    let mut fields = Vec::new();
+    let mut rest = &html[form_start..];
+    while let Some(i) = rest.find("<input") {
+        let tag = &rest[i..i + rest[i..].find('>').unwrap()];
+        if let Some(name) = attr(tag, "name") {
+            fields.push((name, attr(tag, "value").unwrap_or_default()));
+        }
+        rest = &rest[i + 6..];
+    }
+    (action, fields)
+}
+
+fn param(url: &str, name: &str) -> Option<String> {
+    let q = url.split_once('?')?.1;
+    q.split('&').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        (k == name).then(|| {
+            let mut out = Vec::new();
+            let b = v.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' && i + 2 < b.len() {
+                    out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
+                    i += 3;
+                } else {
+                    out.push(if b[i] == b'+' { b' ' } else { b[i] });
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).unwrap()
+        })
+    })
+}
+
+/// A server that signs people in through two providers at the test IdP, and the IdP.
+fn setup() -> (Server, Idp) {
+    let idp_port = free_port();
+    let issuer = format!("http://127.0.0.1:{idp_port}");
+    let dir =
+        std::env::temp_dir().join(format!("invicta-e2e-idp-{}-{idp_port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let providers = dir.join("providers.json");
+    std::fs::write(&providers, json!([
+        {"id": "cis2", "name": "NHS Care Identity Service 2", "issuer": issuer, "client_id": "invicta",
+         "client_secret": "invicta-secret-for-tests", "scope": "openid profile nationalrbacaccess", "kind": "cis2"},
+        {"id": "nhs-login", "name": "NHS login", "issuer": issuer, "client_id": "invicta",
+         "client_secret": "invicta-secret-for-tests", "scope": "openid profile nhs", "kind": "nhs-login"}
+    ]).to_string()).unwrap();
+    // Discovery happens on first use, so the server may start before its provider.
+    let s = Server::start_with(&[
+        ("INVICTA_AUTH", "on"),
+        ("INVICTA_IDENTITY_PROVIDERS", providers.to_str().unwrap()),
+    ]);
+    let idp = start_idp(idp_port, &s.root);
+    assert_eq!(idp.issuer, issuer);
+    let (ok, _, err) = s.cli(&[
+        "client",
+        "add",
+        "--id",
+        "viewer",
+        "--name",
+        "Care record viewer",
+        "--kind",
+        "public",
+        "--redirect-uri",
+        REDIRECT,
+        "--scope",
+        "openid fhirUser launch/patient patient/*.rs user/*.rs",
+    ]);
+    assert!(ok, "{err}");
+    let feed = format!(
+        "Bearer {}",
+        s.token("feed", "system/*.crus", Some("RWF"), None)
+    );
+    let p = json!({"resourceType": "Patient", "id": "leo", "name": [{"family": "Harris"}],
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9991182047"}]});
+    assert_eq!(
+        s.send_json("PUT", "/Patient/leo", &p, &[("Authorization", &feed)])
+            .status,
+        201
+    );
+    (s, idp)
+}
+
+/// Authorize, pick `provider` on the sign-in page, log in at the IdP as `account` and consent
+/// there; returns the browser's last answer from Invicta's callback.
+fn sign_in_upstream(
+    s: &Server,
+    idp: &Idp,
+    b: &mut Browser,
+    scope: &str,
+    verifier: &str,
+    provider: &str,
+    account: &str,
+) -> Resp {
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let url = format!(
+        "{}/auth/authorize?response_type=code&client_id=viewer&redirect_uri={}&scope={}&state=s1&aud={}&code_challenge={challenge}&code_challenge_method=S256",
+        s.root, enc(REDIRECT), enc(scope), enc(&s.base)
+    );
+    let signin = b.get(&url).header("location").unwrap().to_string();
+    let page = String::from_utf8(b.get(&signin).body).unwrap();
+    assert!(
+        page.contains("NHS Care Identity Service 2") && page.contains("NHS login"),
+        "{page}"
+    );
+    let marker = format!("/auth/idp/{provider}/start?request=");
+    let start = page.find(&marker).unwrap();
+    let href = page[..start].rfind("href=\"").unwrap() + 6;
+    let link = page[href..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let mut next = b.get(&link);
+    // At the identity provider until it sends the browser back to Invicta.
+    for _ in 0..12 {
+        if next.status == 303 || next.status == 302 {
+            let to = absolute(&idp.issuer, next.header("location").unwrap());
+            if to.starts_with(&format!("{}/auth/idp/", s.root)) {
+                return b.get(&to);
+            }
+            next = b.get(&to);
+            continue;
+        }
+        assert_eq!(next.status, 200, "{}", String::from_utf8_lossy(&next.body));
+        let html = String::from_utf8(next.body.clone()).unwrap();
+        let (action, mut fields) = form_of(&html);
+        for (k, v) in fields.iter_mut() {
+            match k.as_str() {
+                "login" => *v = account.to_string(),
+                "password" => *v = "any".to_string(),
+                _ => {}
+            }
+        }
+        next = b.post(&absolute(&idp.issuer, &action), &fields);
+    }
+    panic!("the identity provider never sent the browser back");
+}
+
+fn allow(s: &Server, b: &mut Browser, back: &Resp) -> String {
+    assert_eq!(back.status, 303, "{}", String::from_utf8_lossy(&back.body));
+    let consent_url = back.header("location").unwrap().to_string();
+    assert!(
+        consent_url.contains("/auth/consent?request="),
+        "{consent_url}"
+    );
+    let html = String::from_utf8(b.get(&consent_url).body).unwrap();
+    let (_, fields) = form_of(&html);
+    let mut form: Vec<(String, String)> = fields
+        .into_iter()
+        .filter(|(k, _)| k != "decision")
+        .collect();
+    form.push(("decision".into(), "allow".into()));
+    let r = b.post(&format!("{}/auth/consent", s.root), &form);
+    r.header("location").unwrap().to_string()
+}
+
+fn exchange(s: &Server, code: &str, verifier: &str) -> Value {
+    let body =
+        format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}&client_id=viewer&code_verifier={}",
+        enc(code), enc(REDIRECT), enc(verifier)
+    );
+    let r = s.send(
+        "POST",
+        &format!("{}/auth/token", s.root),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+fn claims(jwt: &str) -> Value {
+    serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+const VERIFIER: &str = "a-verifier-that-is-long-enough-for-pkce-0123456789abcdefghij";
+
+#[test]
+fn staff_sign_in_through_a_cis2_shaped_provider() {
+    let (s, idp) = setup();
+    let mut b = Browser::new();
+    let back = sign_in_upstream(
+        &s,
+        &idp,
+        &mut b,
+        "openid user/*.rs",
+        VERIFIER,
+        "cis2",
+        "cis2-gp",
+    );
+    let to_app = allow(&s, &mut b, &back);
+    let t = exchange(&s, &param(&to_app, "code").unwrap(), VERIFIER);
+    let a = claims(t["access_token"].as_str().unwrap());
+    assert_eq!(a["role"], "gp", "the selected RBAC role's R0260 maps to gp");
+    assert_eq!(a["org"], "G82977", "the selected role's organisation");
+    assert_eq!(a["sub"], "cis2-gp");
+    assert_eq!(a["name"], "Dr Helen Marsh");
+    assert_eq!(t["scope"], "openid user/*.rs");
+
+    // A CIS2 job role with no care-record role is refused with a page, and no session is made.
+    let mut b = Browser::new();
+    let back = sign_in_upstream(
+        &s,
+        &idp,
+        &mut b,
+        "user/*.rs",
+        VERIFIER,
+        "cis2",
+        "cis2-unknown-role",
+    );
+    assert_eq!(back.status, 403);
+    assert!(String::from_utf8_lossy(&back.body).contains("role"));
+    assert!(!b.jar.contains_key("invicta_session"));
+}
+
+#[test]
+fn citizens_sign_in_through_an_nhs_login_shaped_provider_only_at_p9() {
+    let (s, idp) = setup();
+    let mut b = Browser::new();
+    let back = sign_in_upstream(
+        &s,
+        &idp,
+        &mut b,
+        "launch/patient patient/*.rs",
+        VERIFIER,
+        "nhs-login",
+        "citizen-p9",
+    );
+    let to_app = allow(&s, &mut b, &back);
+    let t = exchange(&s, &param(&to_app, "code").unwrap(), VERIFIER);
+    assert_eq!(
+        t["patient"], "leo",
+        "the record found by the NHS number claim"
+    );
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(claims(access)["role"], "patient");
+    assert_eq!(
+        s.get(
+            "/Patient/leo",
+            &[("Authorization", &format!("Bearer {access}"))]
+        )
+        .status,
+        200
+    );
+
+    let mut b = Browser::new();
+    let back = sign_in_upstream(
+        &s,
+        &idp,
+        &mut b,
+        "launch/patient patient/*.rs",
+        VERIFIER,
+        "nhs-login",
+        "citizen-p5",
+    );
+    assert_eq!(back.status, 403);
+    assert!(String::from_utf8_lossy(&back.body).contains("P9"));
+    assert!(!b.jar.contains_key("invicta_session"));
+    // A forged callback (a state that was never issued) is refused.
+    let r = b.get(&format!(
+        "{}/auth/idp/nhs-login/callback?code=x&state=nope.nope",
+        s.root
+    ));
+    assert_eq!(r.status, 403);
+}

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 INVICTA_TEST_ADMIN_URL="$(scripts/ensure-postgres.sh)"
-# Some end-to-end tests sign people in at a real OpenID Connect provider: tests/idp runs the
+# Some end-to-end tests sign people in at a real OpenID Connect provider: tests/node runs the
 # oidc-provider package from npm on Node.js (20 or later).
 if ! command -v node >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
   echo "==> installing Node.js with apt-get" >&2
@@ -13,9 +13,10 @@ if ! command -v node >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-g
     { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm >&2; }
 fi
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
-  { echo "Node.js 20 or later is needed for the identity provider of the tests (tests/idp)" >&2; exit 1; }
-if [[ ! tests/idp/node_modules/.package-lock.json -nt tests/idp/package-lock.json ]]; then
-  npm ci --prefix tests/idp --no-audit --no-fund >&2
+  { echo "Node.js 20 or later is needed for the identity provider of the tests (tests/node)" >&2; exit 1; }
+if [[ ! tests/node/node_modules/.package-lock.json -nt tests/node/package-lock.json ]]; then
+  # Optional dependencies are React Native and Expo modules of fhirclient's crypto shim: not for Node.
+  npm ci --prefix tests/node --omit=optional --no-audit --no-fund >&2
 fi
 export INVICTA_TEST_ADMIN_URL
 echo "==> tests against ${INVICTA_TEST_ADMIN_URL}" >&2

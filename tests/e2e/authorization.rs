@@ -10,6 +10,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p384::pkcs8::EncodePrivateKey as _;
 use serde_json::{json, Value};
 
+use crate::browser::enc;
 use crate::harness::{sql_value, Resp, Server};
 
 /// A backend service's own P-384 key pair.
@@ -92,17 +93,6 @@ fn post_form(s: &Server, path: &str, form: &[(&str, &str)], headers: &[(&str, &s
         &h,
         body.join("&").as_bytes(),
     )
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Registers a backend service through `invicta client add`.

@@ -383,6 +383,51 @@ impl Server {
     }
 }
 
+/// A Node.js program of `tests/node` (a test identity provider or SMART app); killed on drop.
+pub struct NodeProcess {
+    child: Child,
+}
+
+impl NodeProcess {
+    /// Runs `tests/node/{script}` with `args` and `env`, once `package` is installed there, and
+    /// waits for it to print `ready`.
+    pub fn start(
+        script: &str,
+        package: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> NodeProcess {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/node");
+        assert!(
+            dir.join("node_modules").join(package).exists(),
+            "tests/node/node_modules is missing: run the tests through `make test`, which installs it"
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join(script))
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node must be installed for the end-to-end tests (make test installs it)");
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "{script} did not start");
+        // Such programs log to their standard output; keep reading it so that they never block
+        // on, or die writing to, a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        NodeProcess { child }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A second server process on a [`Server`]'s database; killed on drop.
 pub struct Peer {
     child: Child,
@@ -438,11 +483,15 @@ pub struct Resp {
 
 impl Resp {
     fn from(r: Result<ureq::Response, ureq::Error>) -> Resp {
-        let resp = match r {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
+        match r {
+            Ok(r) => Resp::read(r),
+            Err(ureq::Error::Status(_, r)) => Resp::read(r),
             Err(e) => panic!("transport error: {e}"),
-        };
+        }
+    }
+
+    /// Reads a response whole.
+    pub fn read(resp: ureq::Response) -> Resp {
         let status = resp.status();
         let headers = resp
             .headers_names()
@@ -493,7 +542,8 @@ impl Resp {
     }
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

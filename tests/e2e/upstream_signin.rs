@@ -1,45 +1,24 @@
 //! Signing in through an upstream OpenID Connect provider: a real, independent one
-//! (`oidc-provider` from npm, in `tests/idp`) shaped as NHS CIS2 for staff and NHS login for
+//! (`oidc-provider` from npm, in `tests/node`) shaped as NHS CIS2 for staff and NHS login for
 //! citizens, driven through its own login and consent pages as a browser would.
-
-use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
-use crate::harness::{Resp, Server};
+use crate::browser::{enc, form_of, param, Browser};
+use crate::harness::{free_port, NodeProcess, Resp, Server};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
-/// The identity provider process; killed on drop.
+/// The identity provider.
 struct Idp {
-    child: Child,
+    _process: NodeProcess,
     issuer: String,
 }
 
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
 fn start_idp(port: u16, invicta_root: &str) -> Idp {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp");
-    assert!(
-        dir.join("node_modules/oidc-provider").exists(),
-        "tests/idp/node_modules is missing: run the tests through `make test`, which installs it"
-    );
     let clients = json!([{
         "client_id": "invicta", "client_secret": "invicta-secret-for-tests",
         "redirect_uris": [format!("{invicta_root}/auth/idp/cis2/callback"), format!("{invicta_root}/auth/idp/nhs-login/callback")],
@@ -56,119 +35,19 @@ fn start_idp(port: u16, invicta_root: &str) -> Idp {
         "citizen-p9": {"name": "Leo Harris", "nhs_number": "9991182047", "identity_proofing_level": "P9"},
         "citizen-p5": {"nhs_number": "9991182047", "identity_proofing_level": "P5"}
     });
-    let mut child = Command::new("node")
-        .arg(dir.join("provider.mjs"))
-        .arg(port.to_string())
-        .env("IDP_CLIENTS", clients.to_string())
-        .env("IDP_ACCOUNTS", accounts.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node must be installed for the end-to-end tests (make test installs it)");
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "the identity provider did not start");
-    // The provider logs notices to its standard output; keep reading it so it never blocks or
-    // dies writing to a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let process = NodeProcess::start(
+        "provider.mjs",
+        "oidc-provider",
+        &[&port.to_string()],
+        &[
+            ("IDP_CLIENTS", clients.to_string()),
+            ("IDP_ACCOUNTS", accounts.to_string()),
+        ],
+    );
     Idp {
-        child,
+        _process: process,
         issuer: format!("http://127.0.0.1:{port}"),
     }
-}
-
-/// A browser with a cookie jar (cookies ignore ports, as browsers' do), following nothing.
-struct Browser {
-    agent: ureq::Agent,
-    jar: BTreeMap<String, String>,
-}
-
-impl Browser {
-    fn new() -> Browser {
-        Browser {
-            agent: ureq::AgentBuilder::new().redirects(0).build(),
-            jar: BTreeMap::new(),
-        }
-    }
-
-    fn call(&mut self, req: ureq::Request, body: Option<String>) -> Resp {
-        let cookie: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let req = if cookie.is_empty() {
-            req
-        } else {
-            req.set("Cookie", &cookie.join("; "))
-        };
-        let r = match body {
-            Some(b) => req
-                .set("Content-Type", "application/x-www-form-urlencoded")
-                .send_string(&b),
-            None => req.call(),
-        };
-        let resp = match r {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("transport error: {e}"),
-        };
-        for set in resp.all("set-cookie") {
-            let pair = set.split(';').next().unwrap();
-            if let Some((k, v)) = pair.split_once('=') {
-                if v.is_empty()
-                    || set
-                        .to_ascii_lowercase()
-                        .contains("expires=thu, 01 jan 1970")
-                {
-                    self.jar.remove(k);
-                } else {
-                    self.jar.insert(k.to_string(), v.to_string());
-                }
-            }
-        }
-        let status = resp.status();
-        let headers = resp
-            .headers_names()
-            .into_iter()
-            .map(|n| {
-                (
-                    n.to_ascii_lowercase(),
-                    resp.header(&n).unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes).unwrap();
-        Resp {
-            status,
-            headers,
-            body: bytes,
-        }
-    }
-
-    fn get(&mut self, url: &str) -> Resp {
-        let req = self.agent.get(url);
-        self.call(req, None)
-    }
-
-    fn post(&mut self, url: &str, form: &[(String, String)]) -> Resp {
-        let req = self.agent.post(url);
-        let body = form
-            .iter()
-            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        self.call(req, Some(body))
-    }
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn absolute(base: &str, location: &str) -> String {
@@ -177,50 +56,6 @@ fn absolute(base: &str, location: &str) -> String {
     } else {
         format!("{base}{location}")
     }
-}
-
-/// The first form of a page: its action and its inputs' names and values.
-fn form_of(html: &str) -> (String, Vec<(String, String)>) {
-    let attr = |tag: &str, name: &str| -> Option<String> {
-        let key = format!("{name}=\"");
-        let start = tag.find(&key)? + key.len();
-        Some(tag[start..].split('"').next()?.replace("&amp;", "&"))
-    };
-    let form_start = html.find("<form").expect("a form");
-    let form_tag = &html[form_start..form_start + html[form_start..].find('>').unwrap()];
-    let action = attr(form_tag, "action").unwrap_or_default();
-    let mut fields = Vec::new();
-    let mut rest = &html[form_start..];
-    while let Some(i) = rest.find("<input") {
-        let tag = &rest[i..i + rest[i..].find('>').unwrap()];
-        if let Some(name) = attr(tag, "name") {
-            fields.push((name, attr(tag, "value").unwrap_or_default()));
-        }
-        rest = &rest[i + 6..];
-    }
-    (action, fields)
-}
-
-fn param(url: &str, name: &str) -> Option<String> {
-    let q = url.split_once('?')?.1;
-    q.split('&').find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        (k == name).then(|| {
-            let mut out = Vec::new();
-            let b = v.as_bytes();
-            let mut i = 0;
-            while i < b.len() {
-                if b[i] == b'%' && i + 2 < b.len() {
-                    out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
-                    i += 3;
-                } else {
-                    out.push(if b[i] == b'+' { b' ' } else { b[i] });
-                    i += 1;
-                }
-            }
-            String::from_utf8(out).unwrap()
-        })
-    })
 }
 
 /// A server that signs people in through two providers at the test IdP, and the IdP.
@@ -324,7 +159,7 @@ fn sign_in_upstream(
                 _ => {}
             }
         }
-        next = b.post(&absolute(&idp.issuer, &action), &fields);
+        next = b.post_fields(&absolute(&idp.issuer, &action), &fields);
     }
     panic!("the identity provider never sent the browser back");
 }
@@ -343,7 +178,7 @@ fn allow(s: &Server, b: &mut Browser, back: &Resp) -> String {
         .filter(|(k, _)| k != "decision")
         .collect();
     form.push(("decision".into(), "allow".into()));
-    let r = b.post(&format!("{}/auth/consent", s.root), &form);
+    let r = b.post_fields(&format!("{}/auth/consent", s.root), &form);
     r.header("location").unwrap().to_string()
 }
 

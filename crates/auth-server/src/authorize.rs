@@ -108,7 +108,7 @@ pub(crate) struct LaunchContext {
 }
 
 /// Appends query parameters to a URL.
-pub(crate) fn with_query(url: &str, params: &[(&str, &str)]) -> String {
+pub fn with_query(url: &str, params: &[(&str, &str)]) -> String {
     let mut u = match url::Url::parse(url) {
         Ok(u) => u,
         Err(_) => return url.to_string(),
@@ -540,7 +540,7 @@ impl AuthServer {
     }
 }
 
-fn expired() -> String {
+pub(crate) fn expired() -> String {
     refusal(
         "This sign-in has expired",
         "The request from the app is no longer open. Go back to the app and start again.",

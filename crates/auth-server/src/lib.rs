@@ -37,7 +37,7 @@ use authz::Policy;
 use serde_json::Value;
 use store::{Store, StoreError};
 
-pub use authorize::{Browser, BrowserReply};
+pub use authorize::{with_query, Browser, BrowserReply};
 pub use clients::{Client, ClientKind, ClientSpec};
 pub use error::{ErrorCode, OAuthError};
 pub use keys::KeyRing;

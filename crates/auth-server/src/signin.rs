@@ -35,13 +35,7 @@ impl AuthServer {
     /// `GET /auth/signin`: the ways to sign in for the request in progress.
     pub async fn signin_page(&self, request: &str) -> BrowserReply {
         if self.pending(request).await.is_none() {
-            return BrowserReply::page(
-                400,
-                refusal(
-                    "This sign-in has expired",
-                    "Go back to the app and start again.",
-                ),
-            );
+            return BrowserReply::page(400, crate::authorize::expired());
         }
         let providers = self.providers();
         let links: String = providers
@@ -118,13 +112,7 @@ impl AuthServer {
             );
         };
         if self.pending(request).await.is_none() {
-            return BrowserReply::page(
-                400,
-                refusal(
-                    "This sign-in has expired",
-                    "Go back to the app and start again.",
-                ),
-            );
+            return BrowserReply::page(400, crate::authorize::expired());
         }
         let role = form.get("role").unwrap_or_default().to_string();
         if self.policy().role(&role).is_none() {

@@ -185,13 +185,7 @@ impl AuthServer {
             );
         };
         if self.pending(request).await.is_none() {
-            return BrowserReply::page(
-                400,
-                refusal(
-                    "This sign-in has expired",
-                    "Go back to the app and start again.",
-                ),
-            );
+            return BrowserReply::page(400, crate::authorize::expired());
         }
         let metadata = match providers.metadata(spec).await {
             Ok(m) => m,
@@ -246,13 +240,7 @@ impl AuthServer {
         let (key, text) = (request.to_string(), json!(upstream).to_string());
         match crate::blocking(move || store.set_auth_request_upstream(&key, &text)).await {
             Ok(true) => BrowserReply::redirect(url.to_string()),
-            _ => BrowserReply::page(
-                400,
-                refusal(
-                    "This sign-in has expired",
-                    "Go back to the app and start again.",
-                ),
-            ),
+            _ => BrowserReply::page(400, crate::authorize::expired()),
         }
     }
 

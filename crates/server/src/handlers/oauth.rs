@@ -123,10 +123,9 @@ pub async fn consent(
     };
     let (Some(session), Some(person)) = (session, person) else {
         // Not signed in (or the session ended): sign in first, then come back here.
-        let to = format!(
-            "{}/signin?request={}",
-            state.auth.settings().auth_base,
-            url_encode(form.get("request").unwrap_or_default())
+        let to = auth_server::with_query(
+            &format!("{}/signin", state.auth.settings().auth_base),
+            &[("request", form.get("request").unwrap_or_default())],
         );
         return browser(&state, auth_server::BrowserReply::redirect_to(to)).await;
     };
@@ -175,17 +174,6 @@ const SESSION_COOKIE: &str = "invicta_session";
 
 fn session_of(req: &HttpRequest) -> Option<String> {
     req.cookie(SESSION_COOKIE).map(|c| c.value().to_string())
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A browser request's parameters: the query of a GET, the form body of a POST.

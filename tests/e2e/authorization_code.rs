@@ -52,20 +52,8 @@ fn setup() -> Server {
         "http://127.0.0.1:9/launch",
     ]);
     assert!(ok, "{err}");
-    let feed = format!(
-        "Bearer {}",
-        s.token("feed", "system/*.crus", Some("RWF"), None)
-    );
     for (id, nhs) in [("citizen-1", CITIZEN_NHS), ("other-1", "9992364904")] {
-        let p = json!({"resourceType": "Patient", "id": id, "name": [{"family": id}],
-            "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs}]});
-        let r = s.send_json(
-            "PUT",
-            &format!("/Patient/{id}"),
-            &p,
-            &[("Authorization", &feed)],
-        );
-        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        s.put_patient(id, id, nhs);
     }
     s
 }
@@ -451,6 +439,21 @@ fn protocol_negatives_are_refused_and_leave_nothing_usable() {
         "no session for a refused sign-in"
     );
 
+    // Scopes beyond the person's role are not granted: a receptionist asking for everything
+    // gets Patient only.
+    let receptionist: &[(&str, &str)] = &[
+        ("sub", "front-desk"),
+        ("role", "receptionist"),
+        ("org", "G82977"),
+    ];
+    let back = sign_in_and_allow(
+        &s,
+        &mut Browser::new(),
+        &authorize_url(&s, "user/*.rs", &p, &[]),
+        receptionist,
+    );
+    let t = exchange(&s, &param(&back, "code").unwrap(), &p).json();
+    assert_eq!(t["scope"], "user/Patient.rs", "{t}");
     // Scopes beyond the client's registration are not granted.
     let back = sign_in_and_allow(
         &s,
@@ -577,6 +580,22 @@ fn an_ehr_launch_carries_its_patient_into_the_token_and_is_single_use() {
         Some("invalid_request"),
         "{to}"
     );
+    // An expired launch is refused at the authorization endpoint.
+    let value = launch("other-1").json()["launch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sql_value(
+        &s.db_url,
+        "UPDATE auth_launch SET expires_at = now() - interval '1 second' WHERE used_at IS NULL",
+    );
+    let url = authorize_url(&s, "launch patient/*.rs", &p, &[("launch", &value)]);
+    let to = location(&Browser::new().get(&url));
+    assert_eq!(
+        param(&to, "error").as_deref(),
+        Some("invalid_request"),
+        "{to}"
+    );
     // A launch made for one user cannot be taken up by another.
     let value = launch("other-1").json()["launch"]
         .as_str()
@@ -597,4 +616,101 @@ fn an_ehr_launch_carries_its_patient_into_the_token_and_is_single_use() {
         ],
     ));
     assert_eq!(b.get(&to_consent).status, 403);
+}
+
+#[test]
+fn a_clinician_picks_the_patient_of_a_standalone_launch_among_those_they_may_see() {
+    let s = setup();
+    let p = pkce();
+    let url = authorize_url(&s, "launch/patient patient/*.rs openid", &p, &[]);
+    // Signs in on the development page; returns the browser and the picker's URL.
+    let start = |signin: &[(&str, &str)]| {
+        let mut b = Browser::new();
+        let to_signin = location(&b.get(&url));
+        let html = String::from_utf8(b.get(&to_signin).body).unwrap();
+        let request = hidden(&html, "request");
+        let mut form = vec![("request", request.as_str())];
+        form.extend_from_slice(signin);
+        let to_consent = location(&b.post(&format!("{}/auth/signin/dev", s.root), &form));
+        let to_pick = location(&b.get(&to_consent));
+        assert!(to_pick.contains("/auth/pick?request="), "{to_pick}");
+        (b, to_pick, request)
+    };
+    // A hospital clinician of the trust that sent the record (a source relationship) finds the
+    // patient by NHS number and picks them.
+    let (mut b, to_pick, request) = start(&[
+        ("sub", "dr-ward"),
+        ("role", "hospital-clinician"),
+        ("org", "RWF"),
+    ]);
+    let page =
+        String::from_utf8(b.get(&format!("{to_pick}&nhs_number={CITIZEN_NHS}")).body).unwrap();
+    assert!(
+        page.contains("citizen-1") && page.contains(CITIZEN_NHS),
+        "{page}"
+    );
+    let csrf = hidden(&page, "csrf");
+    let to_consent = location(&b.post(
+        &format!("{}/auth/pick", s.root),
+        &[
+            ("request", request.as_str()),
+            ("csrf", &csrf),
+            ("patient", "citizen-1"),
+        ],
+    ));
+    let consent = String::from_utf8(b.get(&to_consent).body).unwrap();
+    assert!(consent.contains("citizen-1"), "{consent}");
+    let csrf = hidden(&consent, "csrf");
+    let back = location(&b.post(
+        &format!("{}/auth/consent", s.root),
+        &[
+            ("request", request.as_str()),
+            ("csrf", &csrf),
+            ("decision", "allow"),
+        ],
+    ));
+    let t = exchange(&s, &param(&back, "code").unwrap(), &p).json();
+    assert_eq!(t["patient"], "citizen-1", "{t}");
+    assert_eq!(t["scope"], "launch/patient patient/*.rs openid");
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(
+        s.get("/Patient/citizen-1", &[("Authorization", &bearer(access))])
+            .status,
+        200
+    );
+
+    // A GP with no relationship to these patients is offered none, and cannot pick one by
+    // posting its id anyway.
+    let (mut b, to_pick, request) = start(&[("sub", "dr-far"), ("role", "gp"), ("org", "G99999")]);
+    let page = String::from_utf8(
+        b.get(&format!("{to_pick}&family=citizen-1&birthdate=1970-01-01"))
+            .body,
+    )
+    .unwrap();
+    assert!(!page.contains("name=\"patient\""), "{page}");
+    let page =
+        String::from_utf8(b.get(&format!("{to_pick}&nhs_number={CITIZEN_NHS}")).body).unwrap();
+    assert!(page.contains("No patient you may see matches"), "{page}");
+    let forged = b.post(
+        &format!("{}/auth/pick", s.root),
+        &[
+            ("request", request.as_str()),
+            ("csrf", "x"),
+            ("patient", "citizen-1"),
+        ],
+    );
+    assert_eq!(forged.status, 403);
+    // Nor skip the picker by posting consent straight away.
+    let to_consent = format!("{}/auth/consent?request={request}", s.root);
+    assert!(location(&b.get(&to_consent)).contains("/auth/pick"));
+
+    // The picker's searches are audited as the clinicians'.
+    s.settle_audit();
+    let po = bearer(&s.token("privacy-officer", "user/AuditEvent.rs", Some("X26"), None));
+    // Two searches and the refused read, each in the name of the GP's organisation.
+    let r = s.get(
+        "/AuditEvent?altid=G99999&type=rest&_summary=count",
+        &[("Authorization", &po)],
+    );
+    assert_eq!(r.json()["total"], 3, "{}", String::from_utf8_lossy(&r.body));
 }

@@ -4,6 +4,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
+use crate::browser::{hidden, location, param, Browser};
 use crate::harness::Server;
 
 fn flows() -> std::path::PathBuf {
@@ -133,4 +134,95 @@ fn the_ehr_launch_example_creates_a_launch_for_the_app() {
         "{url}"
     );
     assert!(url.contains(&format!("launch={}", out["launch"].as_str().unwrap())));
+}
+
+#[test]
+fn the_standalone_launch_example_starts_and_finishes_a_citizen_launch() {
+    let s = Server::start_with(&[("INVICTA_AUTH", "on"), ("INVICTA_DEV_SIGNIN", "on")]);
+    let redirect = "https://myapp.example/callback";
+    let (ok, _, err) = s.cli(&[
+        "client",
+        "add",
+        "--id",
+        "myapp",
+        "--name",
+        "My app",
+        "--kind",
+        "public",
+        "--redirect-uri",
+        redirect,
+        "--scope",
+        "launch/patient patient/*.rs",
+    ]);
+    assert!(ok, "{err}");
+    s.put_patient("leo", "Harris", "9991182047");
+    let script = flows().join("standalone-launch.sh");
+    let start = Command::new("bash")
+        .arg(&script)
+        .args([
+            "start",
+            &s.base,
+            "myapp",
+            redirect,
+            "launch/patient patient/*.rs",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        start.status.success(),
+        "{}",
+        String::from_utf8_lossy(&start.stderr)
+    );
+    let out = String::from_utf8(start.stdout).unwrap();
+    let verifier = out
+        .lines()
+        .find_map(|l| l.strip_prefix("verifier: "))
+        .unwrap()
+        .to_string();
+    let url = out
+        .lines()
+        .find_map(|l| l.strip_prefix("open: "))
+        .unwrap()
+        .to_string();
+    // The person in the browser.
+    let mut b = Browser::new();
+    let to_signin = location(&b.get(&url));
+    let request = hidden(
+        &String::from_utf8(b.get(&to_signin).body).unwrap(),
+        "request",
+    );
+    let to_consent = location(&b.post(
+        &format!("{}/auth/signin/dev", s.root),
+        &[
+            ("request", request.as_str()),
+            ("sub", "leo"),
+            ("role", "patient"),
+            ("nhs_number", "9991182047"),
+            ("proofing", "P9"),
+        ],
+    ));
+    let csrf = hidden(&String::from_utf8(b.get(&to_consent).body).unwrap(), "csrf");
+    let back = location(&b.post(
+        &format!("{}/auth/consent", s.root),
+        &[
+            ("request", request.as_str()),
+            ("csrf", &csrf),
+            ("decision", "allow"),
+        ],
+    ));
+    let code = param(&back, "code").unwrap();
+    let token = Command::new("bash")
+        .arg(&script)
+        .args(["token", &s.base, "myapp", redirect, &code, &verifier])
+        .output()
+        .unwrap();
+    assert!(
+        token.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&token.stdout),
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let t: Value = serde_json::from_slice(&token.stdout).unwrap();
+    assert_eq!(t["patient"], "leo");
+    assert_eq!(t["scope"], "launch/patient patient/*.rs");
 }

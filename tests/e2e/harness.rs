@@ -350,6 +350,23 @@ impl Server {
         )
     }
 
+    /// Writes `Patient/{id}` with `family` and an NHS number as the feed of organisation RWF.
+    pub fn put_patient(&self, id: &str, family: &str, nhs_number: &str) {
+        let feed = format!(
+            "Bearer {}",
+            self.token("feed", "system/*.crus", Some("RWF"), None)
+        );
+        let p = serde_json::json!({"resourceType": "Patient", "id": id, "name": [{"family": family}],
+            "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs_number}]});
+        let r = self.send_json(
+            "PUT",
+            &format!("/Patient/{id}"),
+            &p,
+            &[("Authorization", &feed)],
+        );
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    }
+
     /// A second server process on the same database and base URL, as two processes behind one
     /// load balancer would be.
     pub fn peer(&self) -> Peer {

@@ -3,7 +3,7 @@
 //! discovers the endpoints, sends the authorization request with PKCE, exchanges the code and
 //! reads the patient in context; the test only plays the person in the browser.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::browser::{enc, hidden, location, Browser};
 use crate::harness::{free_port, NodeProcess, Server};
@@ -30,17 +30,7 @@ fn start_app(client_id: &str) -> App {
 #[test]
 fn the_smart_javascript_client_completes_a_standalone_citizen_launch() {
     let s = Server::start_with(&[("INVICTA_AUTH", "on"), ("INVICTA_DEV_SIGNIN", "on")]);
-    let feed = format!(
-        "Bearer {}",
-        s.token("feed", "system/*.crus", Some("RWF"), None)
-    );
-    let p = json!({"resourceType": "Patient", "id": "leo", "name": [{"family": "Harris"}],
-        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9991182047"}]});
-    assert_eq!(
-        s.send_json("PUT", "/Patient/leo", &p, &[("Authorization", &feed)])
-            .status,
-        201
-    );
+    s.put_patient("leo", "Harris", "9991182047");
     let app = start_app("js-app");
     let (ok, _, err) = s.cli(&[
         "client",
@@ -86,16 +76,7 @@ fn the_smart_javascript_client_completes_a_standalone_citizen_launch() {
 #[test]
 fn the_smart_javascript_client_completes_an_ehr_launch() {
     let s = Server::start_with(&[("INVICTA_AUTH", "on"), ("INVICTA_DEV_SIGNIN", "on")]);
-    let feed = format!(
-        "Bearer {}",
-        s.token("feed", "system/*.crus", Some("RWF"), None)
-    );
-    let p = json!({"resourceType": "Patient", "id": "leo", "name": [{"family": "Harris"}]});
-    assert_eq!(
-        s.send_json("PUT", "/Patient/leo", &p, &[("Authorization", &feed)])
-            .status,
-        201
-    );
+    s.put_patient("leo", "Harris", "9991182047");
     let app = start_app("js-app");
     let (ok, _, err) = s.cli(&[
         "client",

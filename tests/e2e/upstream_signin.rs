@@ -94,17 +94,7 @@ fn setup() -> (Server, Idp) {
         "openid fhirUser launch/patient patient/*.rs user/*.rs",
     ]);
     assert!(ok, "{err}");
-    let feed = format!(
-        "Bearer {}",
-        s.token("feed", "system/*.crus", Some("RWF"), None)
-    );
-    let p = json!({"resourceType": "Patient", "id": "leo", "name": [{"family": "Harris"}],
-        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9991182047"}]});
-    assert_eq!(
-        s.send_json("PUT", "/Patient/leo", &p, &[("Authorization", &feed)])
-            .status,
-        201
-    );
+    s.put_patient("leo", "Harris", "9991182047");
     (s, idp)
 }
 

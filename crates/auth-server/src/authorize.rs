@@ -53,6 +53,11 @@ impl BrowserReply {
         }
     }
 
+    /// A page.
+    pub fn page_of(status: u16, html: String) -> BrowserReply {
+        Self::page(status, html)
+    }
+
     /// A redirect.
     pub fn redirect_to(to: String) -> BrowserReply {
         Self::redirect(to)
@@ -78,6 +83,19 @@ pub(crate) struct Pending {
     /// SHA-256 of the EHR launch value, when there is one.
     pub launch: Option<String>,
     pub nonce: Option<String>,
+    /// The patient a clinician picked for a standalone launch (checked visible to them).
+    #[serde(default)]
+    pub picked: Option<String>,
+}
+
+impl Pending {
+    /// A clinician's standalone launch asking for a patient context, with none picked yet.
+    pub(crate) fn needs_picker(&self, person: &Person) -> bool {
+        person.role != "patient"
+            && self.launch.is_none()
+            && self.picked.is_none()
+            && self.scope.split_whitespace().any(|s| s == "launch/patient")
+    }
 }
 
 /// What a code (and a refresh-token family) grants, as kept in the database.
@@ -259,6 +277,7 @@ impl AuthServer {
             code_challenge: challenge,
             launch,
             nonce: query.get("nonce").map(|n| n.chars().take(256).collect()),
+            picked: None,
         };
         let id = secrets::random();
         let store = self.store().clone();
@@ -293,6 +312,12 @@ impl AuthServer {
         let Some(pending) = self.pending(request).await else {
             return BrowserReply::page(400, expired());
         };
+        if pending.needs_picker(person) {
+            return BrowserReply::redirect(with_query(
+                &format!("{}/pick", self.settings().auth_base),
+                &[("request", request)],
+            ));
+        }
         let Ok(client) = self.known_client(&pending.client_id).await else {
             return BrowserReply::page(400, expired());
         };
@@ -387,6 +412,12 @@ impl AuthServer {
         let Some(pending) = self.pending(request).await else {
             return BrowserReply::page(400, expired());
         };
+        if pending.needs_picker(person) {
+            return BrowserReply::redirect(with_query(
+                &format!("{}/pick", self.settings().auth_base),
+                &[("request", request)],
+            ));
+        }
         let store = self.store().clone();
         let key = request.to_string();
         let _ = crate::blocking(move || store.delete_auth_request(&key)).await;
@@ -501,7 +532,7 @@ impl AuthServer {
         let patient = match (launch, &person.patient) {
             (Some(l), _) => Some(l.patient.clone()),
             (None, Some(own)) => Some(own.clone()),
-            (None, None) => None,
+            (None, None) => pending.picked.clone(),
         };
         if person.role == "patient" && patient != person.patient {
             return Err(refusal(
@@ -509,9 +540,8 @@ impl AuthServer {
                 "A citizen can open only their own record.",
             ));
         }
-        // patient/ scopes need a patient; fhirUser needs a FHIR resource for the person; the
-        // patient picker for clinicians' standalone launches is not here yet, so launch/patient
-        // without a patient is left out rather than granted empty.
+        // patient/ scopes need a patient; fhirUser needs a FHIR resource for the person;
+        // launch/patient without a patient (none picked) is left out rather than granted empty.
         let kept: Vec<&str> = granted
             .split_whitespace()
             .filter(|s| match authz::parse_scope(s) {

@@ -22,6 +22,7 @@ pub mod keys;
 mod launch;
 pub mod pages;
 pub mod person;
+pub mod picker;
 pub mod secrets;
 pub mod settings;
 mod signin;

@@ -11,7 +11,7 @@ use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
 
 use crate::error::ApiError;
-use crate::handlers::{bundle, discovery, history, oauth, resources, searches};
+use crate::handlers::{bundle, discovery, history, oauth, picker, resources, searches};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 use interactions::ErrorKind;
@@ -63,6 +63,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/consent")
                         .route(web::get().to(oauth::consent))
                         .route(web::post().to(oauth::consent))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/pick")
+                        .route(web::get().to(picker::pick))
+                        .route(web::post().to(picker::pick))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

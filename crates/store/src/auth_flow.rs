@@ -135,6 +135,17 @@ impl Store {
         Ok(rows.into_iter().next())
     }
 
+    /// Replaces the parameters of a live authorization request.
+    pub fn set_auth_request_params(&self, id: &str, params: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let n = query(
+            "UPDATE auth_request SET params = $2::jsonb WHERE id = $1 AND expires_at > now()",
+            &[Bind::Text(id.into()), Bind::Text(params.into())],
+        )
+        .execute(&mut conn)?;
+        Ok(n > 0)
+    }
+
     /// Records what an upstream sign-in for the request needs to finish.
     pub fn set_auth_request_upstream(&self, id: &str, upstream: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;

@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod discovery;
 pub mod history;
 pub mod oauth;
+pub mod picker;
 pub mod resources;
 pub mod searches;
 

@@ -116,19 +116,11 @@ pub async fn consent(
         Ok(x) => x,
         Err(html) => return html,
     };
-    let session = session_of(&req);
-    let person = match &session {
-        Some(s) => state.auth.signed_in(s).await,
-        None => None,
-    };
-    let (Some(session), Some(person)) = (session, person) else {
-        // Not signed in (or the session ended): sign in first, then come back here.
-        let to = auth_server::with_query(
-            &format!("{}/signin", state.auth.settings().auth_base),
-            &[("request", form.get("request").unwrap_or_default())],
-        );
-        return browser(&state, auth_server::BrowserReply::redirect_to(to)).await;
-    };
+    let (session, person) =
+        match signed_in(&req, &state, form.get("request").unwrap_or_default()).await {
+            Ok(x) => x,
+            Err(to_signin) => return to_signin,
+        };
     let reply = if req.method() == actix_web::http::Method::POST {
         state.auth.consent(&request, &form, &session, &person).await
     } else {
@@ -169,6 +161,30 @@ pub async fn upstream_callback(
     browser(&state, reply).await
 }
 
+/// The signed-in person of the request's session with the session id; else the answer that
+/// sends the browser to sign in for `request` first (and come back).
+pub(crate) async fn signed_in(
+    req: &HttpRequest,
+    state: &AppState,
+    request: &str,
+) -> Result<(String, auth_server::Person), HttpResponse> {
+    let session = session_of(req);
+    let person = match &session {
+        Some(s) => state.auth.signed_in(s).await,
+        None => None,
+    };
+    match (session, person) {
+        (Some(session), Some(person)) => Ok((session, person)),
+        _ => {
+            let to = auth_server::with_query(
+                &format!("{}/signin", state.auth.settings().auth_base),
+                &[("request", request)],
+            );
+            Err(browser(state, auth_server::BrowserReply::redirect_to(to)).await)
+        }
+    }
+}
+
 /// The session cookie's name.
 const SESSION_COOKIE: &str = "invicta_session";
 
@@ -177,7 +193,7 @@ fn session_of(req: &HttpRequest) -> Option<String> {
 }
 
 /// A browser request's parameters: the query of a GET, the form body of a POST.
-async fn browser_form(
+pub(crate) async fn browser_form(
     req: &HttpRequest,
     body: web::Payload,
 ) -> Result<(EndpointRequest, Form), HttpResponse> {
@@ -206,7 +222,7 @@ async fn browser_form(
 
 /// Writes a browser reply: records its AuditEvents, sets the session cookie, redirects or shows
 /// the page.
-async fn browser(state: &AppState, reply: auth_server::BrowserReply) -> HttpResponse {
+pub(crate) async fn browser(state: &AppState, reply: auth_server::BrowserReply) -> HttpResponse {
     if !reply.events.is_empty() && state.security.audit.record(reply.events).await.is_err() {
         return page_response(
             503,

@@ -18,9 +18,27 @@ else
   db="$(DATABASE_URL="${DATABASE_URL:-}" scripts/db-url.sh invicta)"
 fi
 export DATABASE_URL="$db" INVICTA_LISTEN="$listen" INVICTA_BASE_URL="$base"
-# The sample clients (examples/clients.json) and the development sign-in page, so that an app or
-# Postman can sign in at once; never turn the development sign-in on for real records.
-export INVICTA_CLIENTS="${INVICTA_CLIENTS:-examples/clients.json}" INVICTA_DEV_SIGNIN="${INVICTA_DEV_SIGNIN:-on}"
+# The sample clients and the development sign-in page, so that an app or Postman can sign in at
+# once; never turn the development sign-in on for real records. The clients are those of
+# examples/clients.json plus a sample backend service, whose key pair is made once in
+# .data/sample-backend (with Node.js, by examples/flows/backend-service.mjs).
+if [[ -z "${INVICTA_CLIENTS:-}" ]]; then
+  INVICTA_CLIENTS=examples/clients.json
+  if command -v node >/dev/null 2>&1; then
+    [[ -f .data/sample-backend/jwks.json ]] ||
+      node examples/flows/backend-service.mjs setup sample-backend .data/sample-backend >/dev/null
+    python3 - .data/sample-backend/jwks.json examples/clients.json .data/clients.json <<'PY'
+import json, sys
+jwks, sample, out = sys.argv[1:]
+clients = json.load(open(sample))
+clients.append({"id": "sample-backend", "name": "Sample backend service", "kind": "confidential-asymmetric",
+                "jwks": json.load(open(jwks)), "scope": "system/*.rs", "role": "feed", "org": "R0X"})
+json.dump(clients, open(out, "w"), indent=2)
+PY
+    INVICTA_CLIENTS=.data/clients.json
+  fi
+fi
+export INVICTA_CLIENTS INVICTA_DEV_SIGNIN="${INVICTA_DEV_SIGNIN:-on}"
 
 "$bin" migrate
 # Access control is on (INVICTA_AUTH defaults to on). The signing keys live in the database; on
@@ -54,6 +72,7 @@ Invicta is running.
   Get a token:   (in another shell, same directory and environment)
                  TOKEN=\$(DATABASE_URL='${DATABASE_URL}' INVICTA_BASE_URL='${base}' \\
                    ${bin} token --role gp --org G82977)
+  Backend:       node examples/flows/backend-service.mjs run sample-backend .data/sample-backend ${base}
   Sign in:       Postman's OAuth 2.0 helper: authorization code with PKCE (SHA-256), client id
                  postman, auth URL ${base%/fhir}/auth/authorize, token URL ${base%/fhir}/auth/token,
                  scope "launch/patient patient/*.rs", audience ${base} (README "Connecting an app")

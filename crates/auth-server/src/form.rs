@@ -36,6 +36,13 @@ impl Form {
         }
         let mut fields = BTreeMap::new();
         for (name, value) in pairs {
+            // No OAuth parameter holds control characters, and the database refuses NUL in text.
+            if name.chars().chain(value.chars()).any(char::is_control) {
+                return Err(OAuthError::invalid_request(format!(
+                    "the parameter '{}' holds a control character",
+                    printable(&name)
+                )));
+            }
             if value.is_empty() {
                 continue;
             }
@@ -104,5 +111,7 @@ mod tests {
         assert!(Form::parse(many.join("&").as_bytes()).is_err());
         // Bytes that are not UTF-8 decode lossily, as any other unknown field would be ignored.
         assert!(Form::parse(b"%FF=%FE").is_ok());
+        assert!(Form::parse(b"client_id=app%00evil").is_err());
+        assert!(Form::parse(b"state=a%0Ab").is_err());
     }
 }

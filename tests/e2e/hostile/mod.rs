@@ -20,6 +20,7 @@ mod encodings;
 mod headers;
 mod nesting;
 mod numbers;
+mod oauth;
 mod query;
 mod sizes;
 mod strings;

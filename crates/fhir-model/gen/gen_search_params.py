@@ -20,16 +20,8 @@ import os
 import re
 import sys
 
-SEARCHABLE = [
-    "Patient",
-    "MedicationStatement",
-    "AllergyIntolerance",
-    "Flag",
-    "CarePlan",
-    "Observation",
-    # The audit trail: searched by privacy officers and by patients for their own record.
-    "AuditEvent",
-]
+# Every R4 resource type is searchable: the list is read from the R4 JSON schema's resource
+# discriminator (see main), so the table covers a type as soon as the standard defines it.
 
 # Common parameters that the index can back. _content, _text, _query, _filter, _list, _has and
 # _type are evaluated differently (full text, named queries, joins) and are left out on purpose.
@@ -73,6 +65,10 @@ def reduce_expression(expr, rtype):
         body = part.lstrip("(")
         if body == rtype or body.startswith(rtype + ".") or body.startswith(rtype + " "):
             keep.append(part)
+        elif body[:1].islower():
+            # R4 writes a few expressions without their type (InsurancePlan.name is
+            # "name | alias"): such a path is relative to the resource itself.
+            keep.append(part.replace(body, rtype + "." + body, 1))
     return " | ".join(keep)
 
 
@@ -138,6 +134,9 @@ def main():
     with open(os.path.join(spec_dir, "compartmentdefinition-patient.json"), encoding="utf-8") as f:
         compartment = json.load(f)
 
+    with open(os.path.join(spec_dir, "fhir.schema.json"), encoding="utf-8") as f:
+        searchable = sorted(json.load(f)["discriminator"]["mapping"])
+
     sps = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "SearchParameter"]
     sps += EXTRA
 
@@ -157,7 +156,7 @@ def main():
     for sp in sps:
         if sp["base"] == ["Resource"] and sp["code"] in COMMON:
             add(sp, "Resource")
-    for rtype in SEARCHABLE:
+    for rtype in searchable:
         for sp in sps:
             if rtype in sp["base"]:
                 add(sp, rtype)
@@ -165,7 +164,7 @@ def main():
     if missing:
         raise SystemExit("common parameters not found: %s" % missing)
 
-    order = {t: i for i, t in enumerate(["Resource"] + SEARCHABLE)}
+    order = {t: i for i, t in enumerate(["Resource"] + searchable)}
     params.sort(key=lambda e: (order[e["resource"]], e["code"]))
 
     members = {}
@@ -187,6 +186,7 @@ def main():
 
     data = {
         "fhirVersion": "4.0.1",
+        "types": searchable,
         "params": params,
         "compartment": {"code": compartment["code"], "resources": members},
     }
@@ -197,7 +197,7 @@ def main():
     per_type = {}
     for e in params:
         per_type[e["resource"]] = per_type.get(e["resource"], 0) + 1
-    print("wrote %s: %d params %s, %d compartment types" % (out_file, len(params), per_type, len(members)))
+    print("wrote %s: %d params over %d types, %d compartment types" % (out_file, len(params), len(per_type), len(members)))
 
 
 if __name__ == "__main__":

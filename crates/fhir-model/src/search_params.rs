@@ -1,4 +1,4 @@
-//! The R4 search-parameter table for the searchable resource types, held as data.
+//! The R4 search-parameter table for every R4 resource type, held as data.
 //!
 //! The table is generated from the specification by `gen/gen_search_params.py` and embedded
 //! with `include_str!`, so adding a type or parameter is a data change, not a code change.
@@ -12,17 +12,6 @@ const DATA: &str = include_str!("../data/search-parameters.json");
 
 /// Pseudo resource type under which the parameters common to all resources are stored.
 pub const COMMON_RESOURCE: &str = "Resource";
-
-/// The resource types this server can search: the six of the care record and the audit trail.
-const SEARCHABLE: &[&str] = &[
-    "Patient",
-    "MedicationStatement",
-    "AllergyIntolerance",
-    "Flag",
-    "CarePlan",
-    "Observation",
-    "AuditEvent",
-];
 
 /// The FHIR search parameter type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -121,11 +110,13 @@ struct CompartmentSection {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawTable {
+    types: Vec<String>,
     params: Vec<SearchParamDef>,
     compartment: CompartmentSection,
 }
 
 struct Table {
+    types: Vec<&'static str>,
     params: Vec<SearchParamDef>,
     by_type: HashMap<String, Vec<usize>>,
     compartment: HashMap<String, Vec<CompartmentParam>>,
@@ -142,7 +133,14 @@ fn table() -> &'static Table {
         for (i, p) in raw.params.iter().enumerate() {
             by_type.entry(p.resource.clone()).or_default().push(i);
         }
+        // Leaked once: the table lives for the process, and borrowed names keep lookups cheap.
+        let types = raw
+            .types
+            .into_iter()
+            .map(|t| &*Box::leak(t.into_boxed_str()))
+            .collect();
         Table {
+            types,
             params: raw.params,
             by_type,
             compartment: raw.compartment.resources,
@@ -150,14 +148,14 @@ fn table() -> &'static Table {
     })
 }
 
-/// Resource types that have search parameters (the six).
+/// Every searchable resource type: all of R4's, sorted by name.
 pub fn searchable_types() -> &'static [&'static str] {
-    SEARCHABLE
+    &table().types
 }
 
-/// Whether `resource_type` is one of the searchable types.
+/// Whether `resource_type` is a searchable (R4 resource) type.
 pub fn is_searchable(resource_type: &str) -> bool {
-    SEARCHABLE.contains(&resource_type)
+    table().types.binary_search(&resource_type).is_ok()
 }
 
 /// All parameters for a type, including the common Resource ones (_id, _lastUpdated, _tag, _profile, _security, _source).
@@ -212,7 +210,7 @@ pub(crate) fn compartment_table() -> &'static HashMap<String, Vec<CompartmentPar
 }
 
 /// Bump when index extraction changes in a way that alters stored index rows.
-const INDEX_FORMAT_VERSION: u32 = 4;
+const INDEX_FORMAT_VERSION: u32 = 5;
 
 /// A fingerprint of the parameter definitions and the extraction format: when it changes, the
 /// store rebuilds existing index rows so new definitions apply to old resources too.
@@ -231,10 +229,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_parses_and_covers_the_six_types() {
+    fn table_parses_and_covers_every_type() {
+        assert!(searchable_types().len() > 140);
+        assert!(searchable_types().windows(2).all(|w| w[0] < w[1]));
         for t in searchable_types() {
+            assert!(crate::elements::is_resource_type(t), "{t}");
             let ps = params_for(t);
-            assert!(ps.len() > 6, "{t} has only common params");
             assert!(ps.iter().any(|p| p.code == "_id"), "{t} lacks _id");
         }
         assert_eq!(params_for(COMMON_RESOURCE).len(), 6);
@@ -293,9 +293,12 @@ mod tests {
             assert_eq!(p.expression, *expr, "{rt}.{code}");
             assert!(!p.description.contains("Multiple Resources"), "{rt}.{code}");
         }
-        assert!(lookup("Encounter", "patient").is_none());
+        assert!(lookup("Encounter", "patient").is_some());
+        assert!(lookup("InsurancePlan", "name")
+            .is_some_and(|p| p.expression == "InsurancePlan.name | InsurancePlan.alias"));
         assert!(lookup("Patient", "_content").is_none());
-        assert!(params_for("Encounter").is_empty());
+        assert!(lookup("NoSuchType", "_id").is_none());
+        assert_eq!(params_for("Parameters").len(), 6, "common parameters only");
     }
 
     #[test]

@@ -16,14 +16,24 @@ const SG: &str = "https://invicta.example.org/fhir/CodeSystem/flag-category";
 const PRACTICE: &str = "G82984";
 /// The feed that sent everything.
 const FEED_ORG: &str = "RWF";
-const TYPES: [&str; 6] = [
+const TYPES: [&str; 14] = [
     "Patient",
     "Observation",
     "MedicationStatement",
     "AllergyIntolerance",
     "Flag",
     "CarePlan",
+    "Encounter",
+    "Condition",
+    "EpisodeOfCare",
+    "MedicationRequest",
+    "MedicationDispense",
+    "ServiceRequest",
+    "DiagnosticReport",
+    "Immunization",
 ];
+/// The kind of social care episode the record's EpisodeOfCare is (adults' social workers see it).
+const EPISODE_TYPES: &str = "https://invicta.example.org/fhir/CodeSystem/episode-type";
 
 /// A test resource and what the rules read from it.
 #[derive(Clone)]
@@ -37,10 +47,9 @@ struct Item {
 }
 
 fn subject_field(t: &str) -> &'static str {
-    if t == "AllergyIntolerance" {
-        "patient"
-    } else {
-        "subject"
+    match t {
+        "AllergyIntolerance" | "EpisodeOfCare" | "Immunization" => "patient",
+        _ => "subject",
     }
 }
 
@@ -60,6 +69,22 @@ fn body(t: &str, id: &str, patient: &str) -> Value {
         "AllergyIntolerance" => json!({"resourceType": "AllergyIntolerance", "code": code}),
         "Flag" => json!({"resourceType": "Flag", "status": "active", "code": code}),
         "CarePlan" => json!({"resourceType": "CarePlan", "status": "active", "intent": "plan"}),
+        "Encounter" => json!({"resourceType": "Encounter", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}}),
+        "Condition" => json!({"resourceType": "Condition", "code": code}),
+        "EpisodeOfCare" => json!({"resourceType": "EpisodeOfCare", "status": "active",
+            "type": [{"coding": [{"system": EPISODE_TYPES, "code": "social-care-adults"}]}]}),
+        "MedicationRequest" => json!({"resourceType": "MedicationRequest", "status": "active",
+            "intent": "order", "medicationCodeableConcept": code}),
+        "MedicationDispense" => json!({"resourceType": "MedicationDispense",
+            "status": "completed", "medicationCodeableConcept": code}),
+        "ServiceRequest" => json!({"resourceType": "ServiceRequest", "status": "active",
+            "intent": "order", "code": code}),
+        "DiagnosticReport" => {
+            json!({"resourceType": "DiagnosticReport", "status": "final", "code": code})
+        }
+        "Immunization" => json!({"resourceType": "Immunization", "status": "completed",
+            "vaccineCode": code, "occurrenceDateTime": "2026-01-05"}),
         _ => unreachable!(),
     };
     v["id"] = json!(id);
@@ -188,9 +213,32 @@ struct Role {
     labels: &'static [&'static str],
     safeguarding: bool,
     lab_only: bool,
+    /// Reads the Organizations a record refers to (every role but the privacy officer's and
+    /// the patient's, whose scope is their own compartment).
+    reads_organizations: bool,
+    /// The only kind of EpisodeOfCare the role sees, when its ceiling restricts the type.
+    episode: Option<&'static str>,
 }
 
 const ALL: &[&str] = &TYPES;
+/// What social workers read (the social care record, without clinical detail).
+const SOCIAL: &[&str] = &[
+    "Patient",
+    "Flag",
+    "CarePlan",
+    "Encounter",
+    "EpisodeOfCare",
+    "ServiceRequest",
+];
+const PHARMACY: &[&str] = &[
+    "Patient",
+    "MedicationStatement",
+    "MedicationRequest",
+    "MedicationDispense",
+    "AllergyIntolerance",
+    "Observation",
+    "Immunization",
+];
 
 fn roles() -> Vec<Role> {
     let r = |id, read, create, update, delete, labels, safeguarding| Role {
@@ -202,6 +250,8 @@ fn roles() -> Vec<Role> {
         labels,
         safeguarding,
         lab_only: false,
+        reads_organizations: !matches!(id, "patient" | "privacy-officer"),
+        episode: None,
     };
     let mut out = vec![
         r("gp", ALL, ALL, ALL, ALL, &["R", "PSY"], true),
@@ -225,24 +275,32 @@ fn roles() -> Vec<Role> {
             &["R", "PSY"],
             true,
         ),
-        r(
-            "social-worker-adults",
-            &["Patient", "Flag", "CarePlan"],
-            &["Flag", "CarePlan"],
-            &["Flag", "CarePlan"],
-            &[],
-            &[],
-            true,
-        ),
-        r(
-            "social-worker-children",
-            &["Patient", "Flag", "CarePlan"],
-            &["Flag", "CarePlan"],
-            &["Flag", "CarePlan"],
-            &[],
-            &[],
-            true,
-        ),
+        Role {
+            episode: Some("social-care-adults"),
+            ..r(
+                "social-worker-adults",
+                SOCIAL,
+                &["Flag", "CarePlan", "EpisodeOfCare", "ServiceRequest"],
+                &["Flag", "CarePlan", "EpisodeOfCare"],
+                &[],
+                &[],
+                true,
+            )
+        },
+        // The record's episode is adults' social care: the children's team neither sees nor
+        // writes it (its ceiling names only children's and child protection episodes).
+        Role {
+            episode: Some("social-care-children"),
+            ..r(
+                "social-worker-children",
+                SOCIAL,
+                &["Flag", "CarePlan", "ServiceRequest"],
+                &["Flag", "CarePlan"],
+                &[],
+                &[],
+                true,
+            )
+        },
         r(
             "safeguarding-lead",
             ALL,
@@ -266,20 +324,7 @@ fn roles() -> Vec<Role> {
     ];
     out.push(Role {
         lab_only: true,
-        ..r(
-            "pharmacist",
-            &[
-                "Patient",
-                "MedicationStatement",
-                "AllergyIntolerance",
-                "Observation",
-            ],
-            &[],
-            &[],
-            &[],
-            &[],
-            false,
-        )
+        ..r("pharmacist", PHARMACY, &[], &[], &[], &[], false)
     });
     out
 }
@@ -311,11 +356,18 @@ fn token_for(s: &Server, role: &str) -> String {
 /// Whether `role` sees `item`: type readable, label visible, alert visible, and p1 only (the
 /// practice is related to p1; a patient token is confined to p1).
 fn sees(role: &Role, item: &Item) -> bool {
+    item.patient == "p1" && sees_if_related(role, item)
+}
+
+/// Whether `role` would see `item` with a relationship to its patient (what a claim or
+/// break-glass can lift is only the relationship rule here: the p2 items carry no label).
+fn sees_if_related(role: &Role, item: &Item) -> bool {
     role.read.contains(&item.res_type)
-        && item.patient == "p1"
         && item.label.is_none_or(|l| role.labels.contains(&l))
         && (!item.safeguarding || role.safeguarding)
         && !(role.lab_only && item.vital_signs)
+        && (item.res_type != "EpisodeOfCare"
+            || role.episode.is_none_or(|e| e == "social-care-adults"))
 }
 
 struct Client<'a> {
@@ -417,8 +469,7 @@ fn permission_matrix_over_roles_types_and_interactions() {
                     assert_eq!(total(&h), 1, "{ctx}");
                 } else if item.patient == "p2"
                     && role.id != "patient"
-                    && item.label.is_none()
-                    && !item.safeguarding
+                    && sees_if_related(&role, item)
                 {
                     // No relationship with p2: withheld, with the way to claim one.
                     let o = r.outcome(403);
@@ -473,9 +524,12 @@ fn permission_matrix_over_roles_types_and_interactions() {
                 e.iter()
                     .any(|x| x["resource"]["issue"].to_string().contains("suppressed"))
             });
+            let withheld = items
+                .iter()
+                .any(|i| i.res_type == t && i.patient == "p2" && sees_if_related(&role, i));
             assert_eq!(
                 suppressed,
-                role.id != "patient",
+                role.id != "patient" && withheld,
                 "{ctx}: p2's resources are withheld for a reason break-glass lifts"
             );
             // chain and _has: a hidden resource cannot be found by pointing at it
@@ -553,12 +607,18 @@ fn permission_matrix_over_roles_types_and_interactions() {
         }
         // $everything: p1's record as far as the role sees it, and nothing of p2.
         let ctx = format!("{} $everything", role.id);
-        let mut want: Vec<String> = items
+        let mut record: Vec<String> = items
             .iter()
             .filter(|i| sees(&role, i))
             .map(|i| format!("{}/{}", i.res_type, i.id))
             .collect();
-        want.sort();
+        record.sort();
+        // One patient's record brings the resources it refers to: p1's practice.
+        let mut want = record.clone();
+        if role.reads_organizations {
+            want.push("Organization/practice-1".into());
+            want.sort();
+        }
         let own = c.call(
             "GET",
             "/Patient/p1/$everything?_count=100&_total=accurate",
@@ -584,8 +644,42 @@ fn permission_matrix_over_roles_types_and_interactions() {
                 // No relationship with p2: withheld, with the way to claim one.
                 let o = other.outcome(403);
                 assert!(o.to_string().contains("X-Relationship-Claim"), "{ctx}: {o}");
-                untargeted.outcome(400);
+                // Without an id: every compartment the role may see, which is p1's.
+                let mut got = entries(&untargeted, "match");
+                got.sort();
+                assert_eq!(got, record, "{ctx} without an id");
             }
+            // $timeline: the same events as the record, newest first, none of p2's.
+            let ctx = format!("{} $timeline", role.id);
+            let line = c.call("GET", "/Patient/p1/$timeline?_count=100", None, 1);
+            let mut got = entries(&line, "match");
+            got.sort();
+            let events: Vec<String> = record
+                .iter()
+                .filter(|r| !r.starts_with("Patient/"))
+                .cloned()
+                .collect();
+            assert_eq!(got, events, "{ctx}");
+            let dates: Vec<String> = line.json()["entry"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter(|e| e["search"]["mode"] == "match")
+                .map(|e| {
+                    e["extension"][0]["extension"][0]["valueDateTime"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            assert!(dates.windows(2).all(|w| w[0] >= w[1]), "{ctx}: {dates:?}");
+            let other = c.call("GET", "/Patient/p2/$timeline", None, 1);
+            assert_eq!(
+                other.status,
+                if role.id == "patient" { 404 } else { 403 },
+                "{ctx} p2"
+            );
         }
         audit_expected.extend(c.expected);
     }

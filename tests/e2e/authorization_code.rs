@@ -439,8 +439,8 @@ fn protocol_negatives_are_refused_and_leave_nothing_usable() {
         "no session for a refused sign-in"
     );
 
-    // Scopes beyond the person's role are not granted: a receptionist asking for everything
-    // gets Patient only.
+    // Scopes beyond the person's role are not granted: a receptionist asking to read
+    // everything gets the demographic types of the role's ceiling, no clinical type.
     let receptionist: &[(&str, &str)] = &[
         ("sub", "front-desk"),
         ("role", "receptionist"),
@@ -453,7 +453,12 @@ fn protocol_negatives_are_refused_and_leave_nothing_usable() {
         receptionist,
     );
     let t = exchange(&s, &param(&back, "code").unwrap(), &p).json();
-    assert_eq!(t["scope"], "user/Patient.rs", "{t}");
+    assert_eq!(
+        t["scope"],
+        "user/Patient.rs user/RelatedPerson.rs user/Appointment.rs user/Practitioner.rs \
+         user/PractitionerRole.rs user/Organization.rs user/Location.rs",
+        "{t}"
+    );
     // Scopes beyond the client's registration are not granted.
     let back = sign_in_and_allow(
         &s,

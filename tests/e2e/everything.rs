@@ -140,24 +140,13 @@ fn everything_returns_the_compartment_pages_and_filters() {
     );
     assert_eq!(ids(&later), vec![changed]);
 
-    // start/end are reported as ignored, or refused under strict handling.
-    let lenient = s.get("/Patient/ev-1/$everything?start=2020-01-01", &[]);
-    assert!(
-        lenient.json().to_string().contains("start"),
-        "a warning names start"
-    );
-    s.get(
-        "/Patient/ev-1/$everything?start=2020-01-01",
-        &[("Prefer", "handling=strict")],
-    )
-    .outcome(400);
-
-    // Errors: unknown patient, other types, a _type outside the compartment, a patient-less call.
+    // Errors: unknown patient, other types, a type it never returns.
     s.get("/Patient/nobody/$everything", &[]).outcome(404);
     s.get("/Observation/ev-obs-0/$everything", &[]).outcome(404);
-    s.get("/Patient/ev-1/$everything?_type=Organization", &[])
+    s.get("/Patient/ev-1/$everything?_type=AuditEvent", &[])
         .outcome(400);
-    s.get("/Patient/$everything", &[]).outcome(400);
+    s.get("/Patient/ev-1/$everything?start=yesterday", &[])
+        .outcome(400);
     // The CapabilityStatement declares the operation.
     let cs = s.get("/metadata", &[]).json();
     let patient_cap = cs["rest"][0]["resource"]
@@ -168,4 +157,167 @@ fn everything_returns_the_compartment_pages_and_filters() {
         .cloned()
         .unwrap();
     assert_eq!(patient_cap["operation"][0]["name"], "everything");
+}
+
+/// A person's record with dated events, undated resources and what they refer to.
+fn dated_record(s: &Server) {
+    for (id, family) in [("dr-1", "Dated"), ("dr-2", "Elsewhere")] {
+        let mut p = patient(family);
+        p["id"] = json!(id);
+        p["generalPractitioner"] = json!([{"reference": "Organization/dr-practice"}]);
+        if id == "dr-1" {
+            put(
+                s,
+                json!({"resourceType": "Organization", "id": "dr-practice", "name": "Practice"}),
+            );
+            put(
+                s,
+                json!({"resourceType": "Organization", "id": "dr-trust", "name": "Trust"}),
+            );
+            put(
+                s,
+                json!({"resourceType": "Practitioner", "id": "dr-gp", "name": [{"family": "Gp"}]}),
+            );
+            put(
+                s,
+                json!({"resourceType": "Practitioner", "id": "dr-other", "name": [{"family": "Other"}]}),
+            );
+            put(
+                s,
+                json!({"resourceType": "Location", "id": "dr-ward", "name": "Ward 1",
+                       "managingOrganization": {"reference": "Organization/dr-trust"}}),
+            );
+        }
+        put(s, p);
+    }
+    let code = json!({"coding": [{"system": "http://snomed.info/sct", "code": "1234567"}]});
+    let subject = json!({"reference": "Patient/dr-1"});
+    put(
+        s,
+        json!({"resourceType": "Encounter", "id": "dr-admission", "status": "finished",
+               "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+               "subject": subject, "period": {"start": "2024-05-01T09:00:00Z", "end": "2024-05-09"},
+               "serviceProvider": {"reference": "Organization/dr-trust"},
+               "location": [{"location": {"reference": "Location/dr-ward"}}]}),
+    );
+    put(
+        s,
+        json!({"resourceType": "Condition", "id": "dr-old", "code": code, "subject": subject,
+               "onsetDateTime": "2019-02-03", "recorder": {"reference": "Practitioner/dr-gp"}}),
+    );
+    put(
+        s,
+        json!({"resourceType": "Observation", "id": "dr-recent", "status": "final", "code": code,
+               "subject": subject, "effectiveDateTime": "2026-03-01",
+               "performer": [{"reference": "Practitioner/dr-gp"}, {"reference": "Organization/dr-trust"}]}),
+    );
+    put(
+        s,
+        json!({"resourceType": "RelatedPerson", "id": "dr-carer", "patient": subject,
+               "name": [{"family": "Carer"}]}),
+    );
+    // Another person's record refers to the other practitioner.
+    put(
+        s,
+        json!({"resourceType": "Observation", "id": "dr-theirs", "status": "final", "code": code,
+               "subject": {"reference": "Patient/dr-2"}, "effectiveDateTime": "2026-03-02",
+               "performer": [{"reference": "Practitioner/dr-other"}]}),
+    );
+}
+
+#[test]
+fn everything_brings_what_the_record_refers_to_once_and_bounds_care_dates() {
+    let s = Server::start();
+    dated_record(&s);
+    let record = [
+        "Condition/dr-old",
+        "Encounter/dr-admission",
+        "Observation/dr-recent",
+        "Patient/dr-1",
+        "RelatedPerson/dr-carer",
+    ];
+    let referenced = [
+        "Location/dr-ward",
+        "Organization/dr-practice",
+        "Organization/dr-trust",
+        "Practitioner/dr-gp",
+    ];
+    let mut all: Vec<String> = record
+        .iter()
+        .chain(&referenced)
+        .map(|s| s.to_string())
+        .collect();
+    all.sort();
+    let r = s.get("/Patient/dr-1/$everything?_total=accurate", &[]);
+    assert_eq!(
+        ids(&r),
+        all,
+        "each referenced resource once, none of dr-2's"
+    );
+    assert_eq!(r.json()["total"], all.len());
+    // Paged in ones, still each once.
+    let mut seen = Vec::new();
+    let mut next = Some("/Patient/dr-1/$everything?_count=1".to_string());
+    while let Some(path) = next.take() {
+        let page = s.get(&path, &[]);
+        seen.extend(ids(&page));
+        next = page.json()["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| {
+                let url = l["url"].as_str().unwrap();
+                url[url.find("/Patient/").unwrap()..].to_string()
+            });
+    }
+    seen.sort();
+    assert_eq!(seen, all);
+    // _type may name a referenced type.
+    let orgs = s.get("/Patient/dr-1/$everything?_type=Organization", &[]);
+    assert_eq!(
+        ids(&orgs),
+        ["Organization/dr-practice", "Organization/dr-trust"]
+    );
+
+    // start/end bound clinical dates; undated resources (and what is referenced) stay.
+    let undated: Vec<&str> = ["Patient/dr-1", "RelatedPerson/dr-carer"]
+        .into_iter()
+        .chain(referenced)
+        .collect();
+    let with = |events: &[&str]| {
+        let mut v: Vec<String> = undated
+            .iter()
+            .chain(events)
+            .map(|s| s.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let r = s.get("/Patient/dr-1/$everything?start=2025-01-01", &[]);
+    assert_eq!(ids(&r), with(&["Observation/dr-recent"]));
+    let r = s.get("/Patient/dr-1/$everything?end=2024-05", &[]);
+    assert_eq!(
+        ids(&r),
+        with(&["Condition/dr-old", "Encounter/dr-admission"])
+    );
+    let r = s.get(
+        "/Patient/dr-1/$everything?start=2024-05-01&end=2024-05-01",
+        &[],
+    );
+    assert_eq!(ids(&r), with(&["Encounter/dr-admission"]));
+
+    // Type-level: every patient's compartment, nothing outside one.
+    let r = s.get("/Patient/$everything?_count=100", &[]);
+    let got = ids(&r);
+    for want in record
+        .iter()
+        .chain(&["Patient/dr-2", "Observation/dr-theirs"])
+    {
+        assert!(got.contains(&want.to_string()), "{want} in {got:?}");
+    }
+    assert!(
+        !got.iter().any(|g| g.starts_with("Practitioner/")),
+        "{got:?}"
+    );
 }

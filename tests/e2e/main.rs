@@ -22,4 +22,5 @@ mod operations;
 mod provisioning;
 mod search;
 mod smart_client_library;
+mod timeline;
 mod upstream_signin;

@@ -285,7 +285,8 @@ mod tests {
         let receptionist = policy.role("receptionist").unwrap();
         assert_eq!(
             narrow_to_role("user/*.cruds", receptionist, &policy).unwrap(),
-            "user/Patient.crus"
+            "user/Patient.crus user/RelatedPerson.rs user/Appointment.crus user/Practitioner.rs \
+             user/PractitionerRole.rs user/Organization.rs user/Location.rs"
         );
         // A wildcard and a named type in the ceiling give the wildcard once.
         let patient = policy.role("patient").unwrap();

@@ -26,6 +26,7 @@ const KNOWN_LABELS: &[&str] = &[
     "GDIS",
     "third-party",
     "audit-sensitive",
+    "safeguarding",
 ];
 
 #[derive(Deserialize)]

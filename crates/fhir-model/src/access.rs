@@ -14,9 +14,14 @@ pub const ACCESS_LABEL_SYSTEM: &str = "https://invicta.example.org/fhir/CodeSyst
 
 /// The access-relevant security labels of a resource, as bare codes: confidentiality `R` and
 /// `V` (the lower levels `U`, `L`, `M`, `N` restrict nothing and are left out), every v3 ActCode
-/// code and every project access label. Sorted, without duplicates.
+/// code, every project access label, and the labels its content calls for
+/// (`labelling`, so a resource stored before a rule existed is judged by it too). Sorted,
+/// without duplicates.
 pub fn security_labels(resource: &Value) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = crate::labelling::content_labels(resource)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     if let Some(labels) = resource["meta"]["security"].as_array() {
         for coding in labels {
             let (Some(system), Some(code)) = (coding["system"].as_str(), coding["code"].as_str())

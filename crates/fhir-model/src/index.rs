@@ -107,6 +107,14 @@ pub enum IndexValue {
         /// The URI.
         value: String,
     },
+    /// A place on a person's timeline: the patient whose compartment holds the resource and
+    /// the resource's clinical date (the entry's `param` names the element that gave it).
+    Event {
+        /// The patient's id.
+        patient: String,
+        /// The clinical date.
+        at: DateTime<Utc>,
+    },
 }
 
 /// A parsed reference string.
@@ -208,9 +216,22 @@ fn compiled(p: &'static SearchParamDef) -> Option<&'static Expression> {
         .get(&(p.resource.as_str(), p.code.as_str()))
 }
 
-/// Every index entry of a resource (for the six searchable types, using their params incl. the common Resource ones; for any other type only the common Resource params).
+/// Every index entry of a resource: its search parameters' values (the common Resource ones
+/// included) and, for an event in patients' compartments, its place on each one's timeline.
 pub fn extract(resource: &Value) -> Vec<IndexEntry> {
-    extract_where(resource, |_| true)
+    let mut out = extract_where(resource, |_| true);
+    if let Some(event) = crate::timeline::event_date(resource) {
+        for patient in crate::compartment::patient_compartments(resource) {
+            out.push(IndexEntry {
+                param: event.element.to_string(),
+                value: IndexValue::Event {
+                    patient,
+                    at: event.at,
+                },
+            });
+        }
+    }
+    out
 }
 
 /// The index entries of a resource for the parameters named `codes` only (what judging one
@@ -327,7 +348,7 @@ fn composite_values(
 }
 
 /// The index values of one selected element under a parameter type.
-fn values_of(kind: ParamType, node: &Node<'_>) -> Vec<IndexValue> {
+pub(crate) fn values_of(kind: ParamType, node: &Node<'_>) -> Vec<IndexValue> {
     let mut out = Vec::new();
     match kind {
         ParamType::String => strings(node, &mut out),

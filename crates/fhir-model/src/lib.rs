@@ -14,6 +14,7 @@ pub mod format;
 pub mod index;
 pub mod issue;
 mod json_equal;
+pub mod labelling;
 mod narrative;
 pub mod nesting;
 pub mod nhs_number;
@@ -21,6 +22,7 @@ pub mod nhs_number;
 pub mod patch;
 pub mod search_params;
 pub mod summary;
+pub mod timeline;
 pub mod validate;
 mod xml_input;
 

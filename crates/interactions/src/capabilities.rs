@@ -3,6 +3,8 @@
 
 use fhir_model::{search_params, RestInteraction};
 use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use crate::outcome::Outcome;
 use crate::render::Output;
@@ -11,9 +13,33 @@ use crate::services::Services;
 /// `GET [base]/metadata`: the CapabilityStatement, subset as asked.
 pub fn metadata(services: &Services, output: &Output) -> Outcome {
     let settings = &services.settings;
-    let mut statement = capability_statement(&settings.base_url, settings.delete_multiple);
+    let mut statement = cached_statement(&settings.base_url, settings.delete_multiple);
     statement["rest"][0]["security"] = security(&settings.auth_base);
     Outcome::Json(output.subset(&statement))
+}
+
+/// The definition of `Patient/$timeline`.
+pub fn timeline_definition(output: &Output) -> Outcome {
+    let definition: Value = serde_json::from_str(include_str!(
+        "../../../profiles/OperationDefinition-Patient-timeline.json"
+    ))
+    .unwrap_or(Value::Null);
+    Outcome::Json(output.subset(&definition))
+}
+
+/// The CapabilityStatement, built once per base URL: with every R4 type searchable it lists
+/// thousands of parameters, too many to gather on every request.
+fn cached_statement(base_url: &str, delete_multiple: bool) -> Value {
+    type Built = HashMap<(String, bool), Value>;
+    static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    built
+        .entry((base_url.to_string(), delete_multiple))
+        .or_insert_with(|| capability_statement(base_url, delete_multiple))
+        .clone()
 }
 
 /// The authorization server's endpoints.
@@ -194,6 +220,10 @@ pub fn capability_statement(base_url: &str, delete_multiple: bool) -> Value {
                     "name": "everything",
                     "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
                     "documentation": "The patient and every resource of their compartment the caller may see (access rules apply as for searches). Supports _since, _type, _count and paging; start and end are not supported and are reported as ignored. Patient/$everything without an id serves a token confined to one patient."
+                }, {
+                    "name": "timeline",
+                    "definition": crate::timeline::DEFINITION,
+                    "documentation": "Every event in the patient's record the caller may see, across all sources, in order of clinical date (newest first; _sort=date for oldest first), with start, end, _type, _count and paging. Each entry is labelled with its event date and source organisation."
                 }]);
             }
             let revincludes: Vec<Value> = searchable

@@ -1,8 +1,14 @@
 //! `Patient/$everything` (http://hl7.org/fhir/R4/patient-operation-everything.html): the
-//! patient and every resource in their compartment the caller may see, as a searchset Bundle
-//! paged like any search. It is a compartment search over every compartment type, so the access
-//! rules apply inside the SQL exactly as they do for searches: nothing hidden shows, not even
-//! in `total`.
+//! patient, every resource in their compartment the caller may see, and the resources those
+//! refer to (Practitioners, Organizations, Locations, Medications …: each once), as a searchset
+//! Bundle paged like any search. It is one search over every type, so the access rules apply
+//! inside the SQL exactly as they do for searches: nothing hidden shows, not even in `total`,
+//! and nothing only a hidden resource refers to. `start` and `end` bound clinical dates
+//! (`fhir_model::timeline`): events dated in range stay, undated resources always do.
+//!
+//! Without an id (`GET [base]/Patient/$everything`) it serves the compartments of every patient
+//! the caller may see: a token confined to one patient gets that patient's record with what it
+//! refers to; a user or system token gets every compartment resource its rules admit.
 
 use search::text::encode;
 
@@ -15,8 +21,11 @@ use crate::render::Output;
 use crate::search::{authorize_types, search, SearchRequest};
 use crate::services::Services;
 
-/// Parameters passed on to the search as they are (paging, totals and output shaping).
+/// Parameters passed on to the search as they are (paging, totals, care dates and output
+/// shaping).
 const PASSED_ON: &[&str] = &[
+    "start",
+    "end",
     "_count",
     "_cursor",
     "_lastUpdated",
@@ -26,6 +35,12 @@ const PASSED_ON: &[&str] = &[
     "_summary",
     "_elements",
 ];
+
+/// The patient `id` names, or for a token confined to one patient (a `patient/` scope, such as
+/// a citizen's) with no id, that patient; `None` for a type-level request by anyone else.
+pub fn patient_of(auth: &Authorized, id: Option<String>) -> Option<String> {
+    id.or_else(|| auth.compartment())
+}
 
 /// The patient `id` names, or for a token confined to one patient (a `patient/` scope, such as
 /// a citizen's) with no id, that patient.
@@ -47,7 +62,7 @@ pub async fn everything(
     services: &Services,
     auth: &Authorized,
     caller: &Caller,
-    id: String,
+    id: Option<String>,
     params: Vec<(String, String)>,
     strict: bool,
     audit_query: String,
@@ -59,14 +74,29 @@ pub async fn everything(
     );
     // An unknown or hidden patient is a 404, one withheld by limits a claim or break-glass lifts
     // a 403 that says how, exactly as a read of the Patient.
-    read::load(services, auth, "Patient", &id, None).await?;
+    if let Some(id) = &id {
+        read::load(services, auth, "Patient", id, None).await?;
+    }
     // The audit trail is about the record, not part of it.
-    let mut types: Vec<String> = fhir_model::compartment::patient_compartment_types()
+    let members: Vec<String> = fhir_model::compartment::patient_compartment_types()
         .iter()
         .filter(|t| *t != "AuditEvent")
         .cloned()
         .collect();
-    let mut self_base = format!("{}/Patient/{id}/$everything", services.settings.base_url);
+    // One patient's record brings what it refers to, of any type; the type-level request
+    // reads compartments only.
+    let mut types: Vec<String> = match &id {
+        Some(_) => fhir_model::search_params::searchable_types()
+            .iter()
+            .filter(|t| **t != "AuditEvent")
+            .map(|t| t.to_string())
+            .collect(),
+        None => members.clone(),
+    };
+    let mut self_base = match &id {
+        Some(id) => format!("{}/Patient/{id}/$everything", services.settings.base_url),
+        None => format!("{}/Patient/$everything", services.settings.base_url),
+    };
     let mut passed = Vec::new();
     let mut ignored = Vec::new();
     for (name, value) in params {
@@ -77,7 +107,9 @@ pub async fn everything(
                 for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
                     if !types.iter().any(|k| k == t) {
                         return Err(Error::invalid(format!(
-                            "_type names '{t}', which is not a type of the Patient compartment"
+                            "_type names '{t}', which $everything does not return (the audit \
+                             trail, an unknown type, or a type outside the compartment when no \
+                             patient is named)"
                         )));
                     }
                     wanted.push(t.to_string());
@@ -87,9 +119,6 @@ pub async fn everything(
                 }
                 self_base = format!("{self_base}?_type={}", encode(&value));
             }
-            "start" | "end" => ignored.push(format!(
-                "{name} (care-date ranges are not supported; _since filters by last update)"
-            )),
             n if PASSED_ON.contains(&n) => passed.push((name, value)),
             _ => ignored.push(name),
         }
@@ -100,14 +129,17 @@ pub async fn everything(
             ignored.join(", ")
         )));
     }
+    let referenced_from = id.is_some().then_some(members);
     let req = SearchRequest {
         types,
-        compartment: Some(id),
+        compartment: id,
         params: passed,
         self_base,
         ignored,
         strict,
         audit_query,
+        care: search::Care::Everything,
+        referenced_from,
     };
     let all = authorize_types(services, caller, &req.types)?;
     search(services, &all, req, output).await

@@ -47,6 +47,7 @@ pub mod render;
 pub mod search;
 pub mod searchset;
 pub mod services;
+pub mod timeline;
 pub mod transaction;
 pub mod write;
 

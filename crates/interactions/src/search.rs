@@ -5,7 +5,7 @@
 //! (which splices stored bodies in without parsing them when nothing asks to change them).
 
 use search::text::encode;
-use search::{PlanOptions, SearchPlan, TotalMode};
+use search::{Care, PlanOptions, SearchPlan, TotalMode};
 use serde_json::json;
 use store::{Access, ResourceQuery};
 
@@ -37,6 +37,10 @@ pub struct SearchRequest {
     pub strict: bool,
     /// The request as the audit record names it.
     pub audit_query: String,
+    /// Which compartment operation it serves (`$timeline`, `$everything`).
+    pub care: Care,
+    /// With `compartment`: also what the members of these types refer to (`$everything`).
+    pub referenced_from: Option<Vec<String>>,
 }
 
 /// `GET [base]/Type`, `GET [base]/Patient/id/Type`, `POST …/_search`, `GET [base]?_type=`.
@@ -69,9 +73,11 @@ pub async fn search(
         &params,
         req.strict,
         req.compartment.clone(),
+        req.care,
     )?;
     plan.ignored.extend(req.ignored);
-    let query = query(&plan, req.compartment, access, output);
+    let mut query = query(&plan, req.compartment, access, output);
+    query.referenced_from = req.referenced_from;
     if explain {
         let store = services.store.clone();
         let (sql, plan_text) = blocking(move || store.explain_query(&query)).await?;
@@ -156,6 +162,8 @@ pub async fn system(
         ignored: Vec::new(),
         strict,
         audit_query,
+        care: Care::Plain,
+        referenced_from: None,
     };
     let auth = authorize_types(services, caller, &req.types)?;
     search(services, &auth, req, output).await
@@ -183,6 +191,7 @@ pub(crate) fn plan(
     params: &[(String, String)],
     strict: bool,
     compartment: Option<String>,
+    care: Care,
 ) -> Result<SearchPlan> {
     let options = PlanOptions {
         default_count: settings.search_default_count,
@@ -191,7 +200,12 @@ pub(crate) fn plan(
         base_url: settings.base_url.clone(),
         access: access.cloned(),
         cursor_key: settings.cursor_key.clone(),
-        scope: compartment.unwrap_or_default(),
+        // A timeline's cursors serve no compartment search of the same patient, and back.
+        scope: match (compartment, care) {
+            (Some(c), Care::Timeline) => format!("timeline:{c}"),
+            (c, _) => c.unwrap_or_default(),
+        },
+        care,
     };
     Ok(search::plan(types, params, &options)?)
 }
@@ -207,6 +221,7 @@ pub(crate) fn query(
     ResourceQuery {
         types: plan.types.clone(),
         compartment,
+        referenced_from: None,
         filter: plan.filter.clone(),
         sort: plan.sort.clone(),
         after: plan.cursor.clone(),

@@ -97,6 +97,25 @@ pub(crate) fn searchset(
     }
 }
 
+/// The extension that labels a timeline entry with its event.
+pub const TIMELINE_EVENT: &str =
+    "https://invicta.example.org/fhir/StructureDefinition/timeline-event";
+
+/// A timeline entry's label: its clinical date, the element that gave it and the organisation
+/// whose system sent it (when known); `None` off a timeline.
+fn event_label(row: &FoundResource) -> Option<Value> {
+    let (at, element) = row.event.as_ref()?;
+    let mut parts = vec![
+        json!({"url": "date", "valueDateTime": at.to_rfc3339_opts(SecondsFormat::Millis, true)}),
+        json!({"url": "element", "valueString": element}),
+    ];
+    if let Some(org) = &row.org {
+        parts.push(json!({"url": "source", "valueIdentifier": {
+            "system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": org}}));
+    }
+    Some(json!([{"url": TIMELINE_EVENT, "extension": parts}]))
+}
+
 impl SearchSet {
     /// The patients whose data the entries hold.
     pub fn touched(&self) -> impl Iterator<Item = &String> {
@@ -109,11 +128,15 @@ impl SearchSet {
         let mut values = Vec::with_capacity(self.rows.len() + 1);
         for (row, mode) in &self.rows {
             let resource: Value = serde_json::from_slice(&row.body).map_err(internal)?;
-            values.push(json!({
+            let mut entry = json!({
                 "fullUrl": format!("{}/{}/{}", self.base_url, row.res_type, row.id),
                 "resource": output.subset(&resource),
                 "search": {"mode": mode.as_str()},
-            }));
+            });
+            if let Some(label) = event_label(row) {
+                entry["extension"] = label;
+            }
+            values.push(entry);
         }
         values.extend(self.outcome.clone());
         if !values.is_empty() {
@@ -140,7 +163,13 @@ impl SearchSet {
             let full_url =
                 serde_json::to_string(&format!("{}/{}/{}", self.base_url, row.res_type, row.id))
                     .map_err(internal)?;
-            out.extend_from_slice(b"{\"fullUrl\":");
+            out.push(b'{');
+            if let Some(label) = event_label(row) {
+                out.extend_from_slice(b"\"extension\":");
+                out.extend(serde_json::to_vec(&label).map_err(internal)?);
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"fullUrl\":");
             out.extend_from_slice(full_url.as_bytes());
             out.extend_from_slice(b",\"resource\":");
             out.extend_from_slice(&row.body);

@@ -170,7 +170,9 @@ pub(crate) fn fits(cursor: &Cursor, sort: &[SortKey]) -> Result<(), SearchError>
     for (key, value) in sort.iter().zip(&cursor.values) {
         let Some(v) = value else { continue };
         let ok = match key.column {
-            SortColumn::LastUpdated | SortColumn::Date(_) => is_timestamp(v),
+            SortColumn::LastUpdated | SortColumn::Date(_) | SortColumn::EventDate => {
+                is_timestamp(v)
+            }
             SortColumn::Number(_) | SortColumn::Quantity(_) => is_numeric(v),
             SortColumn::Id | SortColumn::String(_) | SortColumn::Token(_) => !v.contains('\0'),
         };

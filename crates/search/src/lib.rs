@@ -11,7 +11,7 @@ mod plan;
 pub mod text;
 
 pub use cursor::{CursorKey, MAX_CURSOR_CHARS};
-pub use plan::{compile_condition, plan, PlanOptions, SearchPlan, TotalMode};
+pub use plan::{compile_condition, plan, Care, PlanOptions, SearchPlan, TotalMode};
 
 /// Why a search could not be planned.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -39,6 +39,22 @@ pub struct PlanOptions {
     /// What else the search is bound to beyond its parameters (a compartment search's
     /// patient), so its cursors serve no other search.
     pub scope: String,
+    /// How the search reads clinical dates (`$timeline`, `$everything`'s `start`/`end`).
+    pub care: Care,
+}
+
+/// Which compartment operation a search serves, for the clinical-date parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Care {
+    /// A plain search: `start` and `end` are not parameters.
+    #[default]
+    Plain,
+    /// A patient's timeline (`$timeline`): only events, ordered by clinical date, newest first
+    /// unless `_sort=date`, with `start` and `end` bounding that date.
+    Timeline,
+    /// `$everything`: `start` and `end` keep the events dated in range and every resource
+    /// that is not an event (the patient, their carers …).
+    Everything,
 }
 
 /// A checked, compiled search.
@@ -104,10 +120,32 @@ pub fn plan(
         seal: (options.cursor_key.clone(), Vec::new()),
     };
     let mut cursor_token = None;
+    let mut bounds = Vec::new();
+    if options.care == Care::Timeline {
+        plan.sort = vec![SortKey {
+            column: SortColumn::EventDate,
+            descending: true,
+        }];
+    }
     for (name, value) in params {
         let base = name.split([':', '.']).next().unwrap_or(name);
         if OUTPUT_PARAMS.contains(&base) || base == "_type" {
             continue;
+        }
+        if options.care != Care::Plain {
+            match base {
+                "_sort" if options.care == Care::Timeline => {
+                    plan.sort = vec![timeline_sort(value)?];
+                    plan.applied.push((name.clone(), value.clone()));
+                    continue;
+                }
+                "start" | "end" => {
+                    bounds.push(care_bound(name, value)?);
+                    plan.applied.push((name.clone(), value.clone()));
+                    continue;
+                }
+                _ => {}
+            }
         }
         let mut compiler = Compiler {
             binds: &mut binds,
@@ -182,6 +220,13 @@ pub fn plan(
             }
             Err(e) => return Err(e),
         }
+    }
+    if !bounds.is_empty() {
+        conds.push(care_condition(options, &bounds, &mut binds));
+    }
+    if options.care == Care::Everything && options.scope.is_empty() {
+        // Type-level `$everything`: every patient's compartment, so nothing outside one.
+        conds.push("r.compartments <> '{}'".into());
     }
     plan.seal.1 = cursor::context(&plan.types, &plan.applied, &options.scope);
     if let Some(token) = cursor_token {
@@ -288,6 +333,78 @@ fn parse_sort(types: &[String], value: &str) -> Result<Vec<SortKey>, SearchError
         .collect()
 }
 
+/// A timeline's `_sort`: `date` (oldest first) or `-date` (newest first, the default).
+fn timeline_sort(value: &str) -> Result<SortKey, SearchError> {
+    let descending = match value {
+        "date" => false,
+        "-date" => true,
+        _ => {
+            return Err(bad(
+                "_sort",
+                value,
+                "date (oldest first) or -date (newest first)",
+            ))
+        }
+    };
+    Ok(SortKey {
+        column: SortColumn::EventDate,
+        descending,
+    })
+}
+
+/// A bound on the clinical date: `start` (on or after the start of that date) or `end`
+/// (before the end of that date, so `end=2026-03` includes all of March).
+fn care_bound(
+    name: &str,
+    value: &str,
+) -> Result<(&'static str, chrono::DateTime<chrono::Utc>), SearchError> {
+    let (lo, hi) = fhir_model::index::date_range(value)
+        .ok_or_else(|| bad(name, value, "a date, e.g. 2026-03 or 2026-03-14"))?;
+    Ok(if name == "start" {
+        (">=", lo)
+    } else {
+        ("<", hi)
+    })
+}
+
+/// The condition of the clinical-date bounds: on the timeline row itself for `$timeline`; for
+/// `$everything`, events dated in range on the patient's timeline, and everything undated.
+fn care_condition(
+    options: &PlanOptions,
+    bounds: &[(&str, chrono::DateTime<chrono::Utc>)],
+    binds: &mut Vec<Bind>,
+) -> String {
+    let alias = if options.care == Care::Timeline {
+        "t"
+    } else {
+        "e"
+    };
+    let mut parts = Vec::new();
+    for (op, at) in bounds {
+        binds.push(Bind::OptTime(Some(*at)));
+        parts.push(format!("{alias}.at {op} ${}", binds.len()));
+    }
+    if options.care == Care::Timeline {
+        return parts.join(" AND ");
+    }
+    binds.push(Bind::TextArray(
+        fhir_model::timeline::event_types()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+    ));
+    let events = binds.len();
+    if !options.scope.is_empty() {
+        binds.push(Bind::Text(options.scope.clone()));
+        parts.push(format!("e.patient = ${}", binds.len()));
+    }
+    format!(
+        "(r.res_type <> ALL(${events}) OR EXISTS (SELECT 1 FROM idx_timeline e \
+         WHERE e.rid = r.rid AND {}))",
+        parts.join(" AND ")
+    )
+}
+
 /// `_count`: a whole number; one too large for any page is the largest page.
 fn parse_count(value: &str) -> Result<i64, SearchError> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
@@ -321,6 +438,7 @@ pub fn compile_condition(resource_type: &str, query: &str) -> Result<Filter, Sea
         // Conditions have no pages: any `_cursor` in one fails to open and is refused.
         cursor_key: CursorKey::from_secret(b"conditions have no cursor"),
         scope: String::new(),
+        care: Care::Plain,
     };
     let plan = plan(&[resource_type.to_string()], &params, &options)?;
     plan.filter
@@ -340,6 +458,7 @@ mod tests {
             access: None,
             cursor_key: CursorKey::from_secret(b"k"),
             scope: String::new(),
+            care: Care::Plain,
         }
     }
 

@@ -147,6 +147,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
+                    web::resource("/OperationDefinition/Patient-timeline")
+                        .route(web::get().to(discovery::timeline_definition))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/$timeline")
+                        .route(web::get().to(searches::timeline))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}/$timeline")
+                        .route(web::get().to(searches::timeline))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
                     web::resource("/{type}/$everything")
                         .route(web::get().to(searches::everything))
                         .default_service(web::to(method_not_allowed)),

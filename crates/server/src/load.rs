@@ -22,9 +22,14 @@ use interactions::authorize::{audit_hook, SOURCE_CLIENT_PREFIX};
 use interactions::transaction::{self, Entry, EntryOutcome, Work};
 use interactions::{Error, Settings};
 
+/// A file to load and, when its folder's `load-order.txt` names one, the organisation (ODS
+/// code) that sends it in place of `--org`.
+type DataFile = (PathBuf, Option<String>);
+
 /// The files under `paths`: a folder gives its `.json` and `.ndjson` files, in the order of its
-/// `load-order.txt` when it has one, else by name.
-fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+/// `load-order.txt` when it has one, else by name. In `load-order.txt` a line `[source ODS]`
+/// makes the files after it load as sent by that organisation (a sample record fed by several).
+fn files(paths: &[PathBuf]) -> Result<Vec<DataFile>, String> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -32,12 +37,23 @@ fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             if order.is_file() {
                 let text = std::fs::read_to_string(&order)
                     .map_err(|e| format!("{}: {e}", order.display()))?;
-                out.extend(
-                    text.lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                        .map(|l| p.join(l)),
-                );
+                let mut source = None;
+                for (n, line) in text.lines().map(str::trim).enumerate() {
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    if let Some(rest) = line.strip_prefix('[') {
+                        source = Some(source_directive(rest).ok_or_else(|| {
+                            format!(
+                                "{}:{}: expected [source ODS-CODE], found {line}",
+                                order.display(),
+                                n + 1
+                            )
+                        })?);
+                        continue;
+                    }
+                    out.push((p.join(line), source.clone()));
+                }
                 continue;
             }
             let mut found: Vec<PathBuf> = std::fs::read_dir(p)
@@ -46,14 +62,21 @@ fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
                 .filter(|f| is_data_file(f))
                 .collect();
             found.sort();
-            out.extend(found);
+            out.extend(found.into_iter().map(|f| (f, None)));
         } else if p.is_file() {
-            out.push(p.clone());
+            out.push((p.clone(), None));
         } else {
             return Err(format!("{}: no such file or folder", p.display()));
         }
     }
     Ok(out)
+}
+
+/// The ODS code of a `[source ODS]` line (after its `[`).
+fn source_directive(rest: &str) -> Option<String> {
+    let code = rest.strip_suffix(']')?.strip_prefix("source")?.trim();
+    (!code.is_empty() && code.len() <= 16 && code.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| code.to_string())
 }
 
 fn is_data_file(p: &Path) -> bool {
@@ -124,7 +147,7 @@ pub fn run(
     let files = files(&o.paths)?;
     let total_bytes: u64 = files
         .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
+        .filter_map(|(f, _)| std::fs::metadata(f).ok())
         .map(|m| m.len())
         .sum();
     let read_bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -279,7 +302,7 @@ enum Read {
 
 /// Reads and checks every file, sending units of work, failures, and the end of each file.
 fn read_all(
-    files: &[PathBuf],
+    files: &[DataFile],
     base_url: &str,
     chunk: usize,
     ctx: &WriteContext,
@@ -287,8 +310,16 @@ fn read_all(
     read_bytes: &std::sync::atomic::AtomicU64,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
-    let work = |e: Entry| Work::with_context(e, ctx.clone());
-    for file in files {
+    for (file, source) in files {
+        let ctx = match source {
+            Some(org) => WriteContext {
+                org: Some(org.clone()),
+                record_source: true,
+                ..ctx.clone()
+            },
+            None => ctx.clone(),
+        };
+        let work = |e: Entry| Work::with_context(e, ctx.clone());
         let name = file.display().to_string();
         if is_ndjson(file) {
             let reader = match std::fs::File::open(file) {
@@ -524,6 +555,23 @@ impl Progress {
     fn finish(&self) {
         if self.tty {
             eprintln!();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_directive;
+
+    #[test]
+    fn source_lines() {
+        assert_eq!(
+            source_directive("source G82977]").as_deref(),
+            Some("G82977")
+        );
+        assert_eq!(source_directive("source  R0X ]").as_deref(), Some("R0X"));
+        for bad in ["source]", "sauce R0X]", "source R0X", "source R0-X]"] {
+            assert_eq!(source_directive(bad), None, "{bad}");
         }
     }
 }

@@ -76,7 +76,7 @@ fn run_spec(
         // $5 is the seen set; the sources are $6 and $7.
         let visible = visible(access, "s", &mut binds);
         format!(
-            "SELECT DISTINCT s.rid, s.res_type, s.id, s.version, s.last_updated, s.body, s.compartments \
+            "SELECT DISTINCT s.rid, s.res_type, s.id, s.version, s.last_updated, s.body, s.compartments, s.org \
              FROM idx_reference x JOIN resource s ON s.rid = x.rid AND NOT s.deleted \
              WHERE x.res_type = $1 AND ($2::text IS NULL OR x.param = $2) \
              AND ($3::text IS NULL OR x.target_type = $3) \
@@ -93,7 +93,7 @@ fn run_spec(
         ));
         let visible = visible(access, "t", &mut binds);
         format!(
-            "SELECT DISTINCT t.rid, t.res_type, t.id, t.version, t.last_updated, t.body, t.compartments \
+            "SELECT DISTINCT t.rid, t.res_type, t.id, t.version, t.last_updated, t.body, t.compartments, t.org \
              FROM idx_reference x JOIN resource t ON t.res_type = x.target_type \
              AND t.id = x.target_id AND NOT t.deleted \
              WHERE x.rid = ANY($6) AND x.res_type = $1 \

@@ -9,7 +9,7 @@ use crate::error::StoreError;
 use crate::index_key::{equality_key, prefix_key};
 use crate::sql::{query, Bind};
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "idx_string",
     "idx_token",
     "idx_date",
@@ -18,10 +18,11 @@ const TABLES: [&str; 8] = [
     "idx_number",
     "idx_uri",
     "idx_composite",
+    "idx_timeline",
 ];
 
 /// Column lists and per-column SQL wrappers of each table (`{}` is the placeholder).
-const COLUMNS: [(&str, &[&str]); 8] = [
+const COLUMNS: [(&str, &[&str]); 9] = [
     ("value, norm", &["{}", "{}"]),
     (
         "system, code, text, type_system, type_code",
@@ -69,6 +70,7 @@ const COLUMNS: [(&str, &[&str]); 8] = [
             "{}",
         ],
     ),
+    ("patient, at", &["{}", "{}"]),
 ];
 
 /// Removes every index row of these resources (before re-indexing, or on delete), in one round
@@ -147,7 +149,7 @@ fn selects(
     resources: &[(i64, &str, &[IndexEntry])],
     binds: &mut Vec<Bind>,
 ) -> Vec<(usize, String)> {
-    let mut by_table: [Vec<Row>; 8] = Default::default();
+    let mut by_table: [Vec<Row>; 9] = Default::default();
     for (rid, res_type, entries) in resources {
         for e in entries.iter() {
             let (slot, values) = row_values(&e.value);
@@ -312,6 +314,10 @@ fn row_values(value: &IndexValue) -> (usize, Vec<Bind>) {
             ],
         ),
         IndexValue::Uri { value } => (6, vec![Bind::Text(equality_key(value).into_owned())]),
+        IndexValue::Event { patient, at } => (
+            8,
+            vec![Bind::Text(patient.clone()), Bind::OptTime(Some(*at))],
+        ),
         IndexValue::Composite {
             system,
             code,

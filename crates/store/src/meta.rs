@@ -36,8 +36,11 @@ pub const ODS_TAG_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 
 /// Stamps who sent a version: `meta.source` is the writing system and a `meta.tag` in the ODS
 /// system names its organisation. Both replace whatever the body claimed, so provenance comes
-/// from the authenticated client and never from the body alone.
-pub(crate) fn provenance(body: Value, source: Option<&str>, org: Option<&str>) -> Value {
+/// from the authenticated client and never from the body alone. Adds the security labels its
+/// content calls for (`fhir_model::labelling`) too, before any comparison with the stored
+/// version, so an unchanged resource stays unchanged.
+pub(crate) fn provenance(mut body: Value, source: Option<&str>, org: Option<&str>) -> Value {
+    fhir_model::labelling::apply(&mut body);
     if source.is_none() && org.is_none() {
         return body;
     }

@@ -27,6 +27,9 @@ pub enum SortColumn {
     Number(String),
     /// A quantity parameter.
     Quantity(String),
+    /// The clinical date on the compartment's patient's timeline (`fhir_model::timeline`);
+    /// only for a compartment search, and only resources that are events match it.
+    EventDate,
 }
 
 /// One ordering key.
@@ -55,6 +58,9 @@ pub struct ResourceQuery {
     pub types: Vec<String>,
     /// Only resources in this patient's compartment.
     pub compartment: Option<String>,
+    /// With `compartment`: also the resources that these compartment types' members the
+    /// request may see refer to (`$everything`'s Practitioners, Organizations, Locations …).
+    pub referenced_from: Option<Vec<String>>,
     /// Conditions over `resource r`.
     pub filter: Option<Filter>,
     /// Ordering; `rid` is always the last tie-breaker.
@@ -92,6 +98,10 @@ pub struct FoundResource {
     pub sort_values: Vec<Option<String>>,
     /// The patients whose compartment holds the resource.
     pub compartments: Vec<String>,
+    /// ODS code of the organisation whose client wrote this version, when known.
+    pub org: Option<String>,
+    /// On a timeline: the event's clinical date and the element that gave it.
+    pub event: Option<(DateTime<Utc>, String)>,
 }
 
 /// A resource row as loaded.
@@ -111,6 +121,8 @@ pub(crate) struct FoundRow {
     body: Vec<u8>,
     #[diesel(sql_type = diesel::sql_types::Array<Text>)]
     compartments: Vec<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    org: Option<String>,
 }
 
 impl From<FoundRow> for FoundResource {
@@ -124,6 +136,8 @@ impl From<FoundRow> for FoundResource {
             body: r.body,
             sort_values: Vec::new(),
             compartments: r.compartments,
+            org: r.org,
+            event: None,
         }
     }
 }
@@ -203,6 +217,11 @@ struct PageStatement {
 /// before the access rules. Statements are built from it only when they run: building SQL
 /// text shows in a search's profile.
 struct Base {
+    /// The relations the statements read: the resource table, or the patient's timeline
+    /// joined to it.
+    from: &'static str,
+    /// The row id column the order and cursors end on.
+    rid: &'static str,
     conds: Vec<String>,
     binds: Vec<Bind>,
     /// The request's rules narrowed to the searched types.
@@ -235,16 +254,63 @@ impl Base {
             "NOT r.deleted".to_string(),
             "r.rid <= $2".to_string(),
         ];
-        if let Some(patient) = &q.compartment {
-            binds.push(Bind::TextArray(vec![patient.clone()]));
-            conds.push(format!("r.compartments @> ${}", binds.len()));
-        }
+        let timeline = q.sort.iter().any(|k| k.column == SortColumn::EventDate);
+        let (from, rid) = match (&q.compartment, timeline) {
+            (Some(patient), true) => {
+                if q.sort.len() != 1 {
+                    return Err(StoreError::Invalid(
+                        "a timeline is ordered by its date alone".into(),
+                    ));
+                }
+                // Walks the (patient, at, rid) index in order: a page reads about its own
+                // length of rows however long the record is.
+                binds.push(Bind::Text(patient.clone()));
+                conds.push(format!("t.patient = ${}", binds.len()));
+                conds.push("t.res_type = ANY($1)".into());
+                ("idx_timeline t JOIN resource r ON r.rid = t.rid", "t.rid")
+            }
+            (None, true) => {
+                return Err(StoreError::Invalid(
+                    "only a patient's compartment has a timeline".into(),
+                ))
+            }
+            (Some(patient), false) => {
+                binds.push(Bind::TextArray(vec![patient.clone()]));
+                let member = binds.len();
+                match &q.referenced_from {
+                    None => conds.push(format!("r.compartments @> ${member}")),
+                    Some(sources) => {
+                        // A union of row ids, so each set is read by its own index: the
+                        // compartment's by GIN, the referenced ones by (type, id).
+                        binds.push(Bind::TextArray(sources.clone()));
+                        let source_types = binds.len();
+                        let visible = match &q.access {
+                            Some(a) => a.narrowed_to(sources).predicate("s", &mut binds),
+                            None => "TRUE".into(),
+                        };
+                        conds.push(format!(
+                            "r.rid IN (SELECT c.rid FROM resource c WHERE c.compartments @> ${member} \
+                             UNION SELECT t.rid FROM resource s \
+                             JOIN idx_reference x ON x.rid = s.rid \
+                             JOIN resource t ON t.res_type = x.target_type AND t.id = x.target_id \
+                             WHERE s.compartments @> ${member} AND NOT s.deleted AND s.rid <= $2 \
+                             AND s.res_type = ANY(${source_types}) AND t.compartments = '{{}}' \
+                             AND {visible})"
+                        ));
+                    }
+                }
+                ("resource r", "r.rid")
+            }
+            (None, false) => ("resource r", "r.rid"),
+        };
         if let Some(filter) = &q.filter {
             conds.push(format!("({})", filter.renumbered(binds.len())));
             binds.extend(filter.binds.iter().cloned());
         }
         let access = q.access.as_ref().map(|a| a.narrowed_to(&q.types));
         Ok(Base {
+            from,
+            rid,
             conds,
             binds,
             access,
@@ -269,7 +335,7 @@ impl Base {
     /// The page of the rows the request may see.
     fn visible_page(&self, q: &ResourceQuery, snapshot: Option<i64>) -> PageStatement {
         let (conds, binds) = self.visible();
-        page_statement(q, snapshot, conds, binds, "TRUE")
+        page_statement(self, q, snapshot, conds, binds, "TRUE")
     }
 
     /// The page of the rows break-glass would show (`access` lifted), each flagged visible
@@ -283,7 +349,7 @@ impl Base {
         let (mut conds, mut binds) = (self.conds.clone(), self.binds.clone());
         conds.push(access.lifted().predicate("r", &mut binds));
         let flag = access.predicate("r", &mut binds);
-        page_statement(q, snapshot, conds, binds, &flag)
+        page_statement(self, q, snapshot, conds, binds, &flag)
     }
 
     /// All visible matches counted.
@@ -291,7 +357,8 @@ impl Base {
         let (conds, binds) = self.visible();
         PageStatement {
             sql: format!(
-                "SELECT COUNT(*) AS n FROM resource r WHERE {}",
+                "SELECT COUNT(*) AS n FROM {} WHERE {}",
+                self.from,
                 conds.join(" AND ")
             ),
             binds,
@@ -305,17 +372,18 @@ impl Base {
         let lifted = access.lifted().predicate("r", &mut binds);
         let visible = access.predicate("r", &mut binds);
         let base = self.conds.join(" AND ");
+        let from = self.from;
         let sql = if total {
             // The visible condition appears once, so PostgreSQL plans its relationship
             // lookup once (planning, not execution, dominates these searches).
             format!(
                 "SELECT COUNT(*) FILTER (WHERE s.v) AS n, \
                  COALESCE(bool_or(NOT s.v), FALSE) AS withheld \
-                 FROM (SELECT ({visible}) AS v FROM resource r WHERE {base} AND {lifted}) s"
+                 FROM (SELECT ({visible}) AS v FROM {from} WHERE {base} AND {lifted}) s"
             )
         } else {
             format!(
-                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM resource r WHERE {base} AND {lifted} \
+                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM {from} WHERE {base} AND {lifted} \
                  AND NOT ({visible}) LIMIT 1) w"
             )
         };
@@ -326,6 +394,7 @@ impl Base {
 /// The page statement over `conds`: each row with its sort values (`s0`..`s2`), `flag` as `v`
 /// and the snapshot as `snap` (read in the same statement when not known yet).
 fn page_statement(
+    base: &Base,
     q: &ResourceQuery,
     snapshot: Option<i64>,
     mut conds: Vec<String>,
@@ -335,7 +404,7 @@ fn page_statement(
     let exprs: Vec<String> = q.sort.iter().map(|k| sort_expr(k, &mut binds)).collect();
     if let Some(after) = &q.after {
         conds.push(keyset_condition(
-            &q.sort, &exprs, after, q.backward, &mut binds,
+            &q.sort, &exprs, after, q.backward, base.rid, &mut binds,
         ));
     }
     let mut order: Vec<String> = q
@@ -353,14 +422,11 @@ fn page_statement(
             }
         })
         .collect();
-    order.push(
-        if q.backward {
-            "r.rid DESC"
-        } else {
-            "r.rid ASC"
-        }
-        .into(),
-    );
+    order.push(format!(
+        "{} {}",
+        base.rid,
+        if q.backward { "DESC" } else { "ASC" }
+    ));
     // Each row's sort values (s0..s2) for the next cursor.
     let values: String = (0..MAX_SORT_KEYS)
         .map(|i| match exprs.get(i) {
@@ -374,9 +440,15 @@ fn page_statement(
         None => "(SELECT COALESCE(MAX(x.rid), 0) FROM resource x)",
     };
     binds.push(Bind::BigInt(q.limit.max(0) + 1));
+    let event = if base.rid == "t.rid" {
+        "t.at AS ev_at, t.param AS ev"
+    } else {
+        "NULL::timestamptz AS ev_at, NULL::text AS ev"
+    };
     let sql = format!(
-        "SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.body, r.compartments{values}, \
-         ({flag}) AS v, {snap} AS snap FROM resource r WHERE {} ORDER BY {} LIMIT ${}",
+        "SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.body, r.compartments, \
+         r.org{values}, {event}, ({flag}) AS v, {snap} AS snap FROM {} WHERE {} ORDER BY {} LIMIT ${}",
+        base.from,
         conds.join(" AND "),
         order.join(", "),
         binds.len()
@@ -404,6 +476,7 @@ fn sort_expr(key: &SortKey, binds: &mut Vec<Bind>) -> String {
     };
     match &key.column {
         SortColumn::LastUpdated => "r.last_updated".into(),
+        SortColumn::EventDate => "t.at".into(),
         SortColumn::Id => "r.id".into(),
         SortColumn::String(_) => sub("idx_string", "norm"),
         SortColumn::Token(_) => sub("idx_token", "code"),
@@ -417,7 +490,7 @@ fn sort_expr(key: &SortKey, binds: &mut Vec<Bind>) -> String {
 /// The SQL type a cursor value is cast to for comparison with the key's expression.
 fn cast(column: &SortColumn) -> &'static str {
     match column {
-        SortColumn::LastUpdated | SortColumn::Date(_) => "::timestamptz",
+        SortColumn::LastUpdated | SortColumn::Date(_) | SortColumn::EventDate => "::timestamptz",
         SortColumn::Number(_) | SortColumn::Quantity(_) => "::numeric",
         _ => "",
     }
@@ -431,8 +504,22 @@ fn keyset_condition(
     exprs: &[String],
     after: &Cursor,
     backward: bool,
+    rid_column: &str,
     binds: &mut Vec<Bind>,
 ) -> String {
+    if let ([key], [Some(v)]) = (sort, after.values.as_slice()) {
+        if key.column == SortColumn::EventDate {
+            // Never null, so one row comparison, which the timeline index can start from.
+            binds.push(Bind::Text(v.clone()));
+            binds.push(Bind::BigInt(after.rid));
+            let op = if key.descending != backward { "<" } else { ">" };
+            return format!(
+                "(t.at, t.rid) {op} (${}::timestamptz, ${})",
+                binds.len() - 1,
+                binds.len()
+            );
+        }
+    }
     let mut equal = Vec::new();
     let mut beyond = Vec::new();
     for ((key, expr), value) in sort.iter().zip(exprs).zip(&after.values) {
@@ -467,7 +554,7 @@ fn keyset_condition(
         parts.push(if i < sort.len() {
             beyond[i].clone()
         } else {
-            format!("r.rid {} {rid}", if backward { "<" } else { ">" })
+            format!("{rid_column} {} {rid}", if backward { "<" } else { ">" })
         });
         alternatives.push(format!("({})", parts.join(" AND ")));
     }
@@ -485,6 +572,10 @@ struct PageRow {
     s1: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     s2: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamptz>)]
+    ev_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    ev: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     v: bool,
     #[diesel(sql_type = BigInt)]
@@ -510,6 +601,7 @@ fn load_page(
         .map(|r| {
             let mut found = FoundResource::from(r.found);
             found.sort_values = [r.s0, r.s1, r.s2].into_iter().take(keys).collect();
+            found.event = r.ev_at.zip(r.ev);
             Loaded {
                 found,
                 visible: r.v,

@@ -506,6 +506,7 @@ impl Run<'_, '_> {
                     &params,
                     false,
                     None,
+                    search::Care::Plain,
                 )?;
                 let output = Output::default();
                 let q = crate::search::query(&plan, None, Some(&access), &output);

@@ -18,6 +18,17 @@ pub async fn metadata(
     respond(&req, outcome, &output, &state.config.base_url)
 }
 
+/// `GET [base]/OperationDefinition/Patient-timeline`: the definition of Invicta's own
+/// `$timeline`, which the CapabilityStatement names.
+pub async fn timeline_definition(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let output = output_of(&req)?;
+    let outcome = interactions::capabilities::timeline_definition(&output);
+    respond(&req, outcome, &output, &state.config.base_url)
+}
+
 /// `GET [base]/.well-known/smart-configuration`.
 pub async fn smart_configuration(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(interactions::capabilities::smart_configuration(

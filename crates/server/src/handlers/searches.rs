@@ -1,10 +1,10 @@
 //! Searches: by type (GET and POST `_search`), in a Patient's compartment, across types, and
-//! `Patient/$everything`.
+//! `Patient/$everything` and `Patient/$timeline`.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use interactions::search::SearchRequest;
-use interactions::{everything, ErrorKind, Params};
+use interactions::{everything, timeline, ErrorKind, Params};
 use search::text::pairs;
 
 use super::logical_id;
@@ -78,6 +78,8 @@ async fn run(
         ignored: Vec::new(),
         strict: prefer(req).strict,
         audit_query: req.uri().to_string(),
+        care: search::Care::Plain,
+        referenced_from: None,
     };
     let outcome = interactions::search::search(&state.services, auth, request, &output).await?;
     respond(req, outcome, &output, &state.config.base_url)
@@ -170,6 +172,40 @@ pub async fn everything(
     everything_of(&auth, &all, &req, &state, id).await
 }
 
+/// `GET [base]/Patient/id/$timeline`, and `GET [base]/Patient/$timeline` for a token confined
+/// to one patient, as for `$everything`.
+pub async fn timeline(
+    auth: Guarded<perm::Read>,
+    all: SelfDeciding,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if auth.res_type() != "Patient" {
+        return Err(ApiError::not_found(format!(
+            "$timeline is defined on Patient, not on {}",
+            auth.res_type()
+        )));
+    }
+    let id = match req.match_info().get("id") {
+        Some(_) => Some(logical_id(&req)?),
+        None => None,
+    };
+    let id = everything::which_patient(&auth, id)?;
+    let output = output_of(&req)?;
+    let outcome = timeline::timeline(
+        &state.services,
+        &auth,
+        &all.0,
+        id,
+        pairs(req.query_string())?,
+        prefer(&req).strict,
+        req.uri().to_string(),
+        &output,
+    )
+    .await?;
+    respond(&req, outcome, &output, &state.config.base_url)
+}
+
 fn only_patient(auth: &Guarded<perm::Read>) -> Result<(), ApiError> {
     match auth.res_type() {
         "Patient" => Ok(()),
@@ -186,7 +222,7 @@ async fn everything_of(
     state: &AppState,
     id: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = everything::which_patient(auth, id)?;
+    let id = everything::patient_of(auth, id);
     let output = output_of(req)?;
     let outcome = everything::everything(
         &state.services,

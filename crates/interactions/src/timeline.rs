@@ -1,0 +1,106 @@
+//! `Patient/$timeline` (Invicta's own operation, `OperationDefinition/Patient-timeline`): every
+//! event in the person's record the caller may see, across all sources, ordered by clinical
+//! date (`fhir_model::timeline` holds the rule per type), newest first unless `_sort=date`.
+//! It is a compartment search over the event types walked along the timeline index, so the
+//! access rules apply inside the SQL as for any search, and a page costs the same however long
+//! the record is. Each entry carries its event date, the element that gave it and its source
+//! organisation (see `searchset`).
+
+use search::text::encode;
+
+use crate::authorize::Authorized;
+use crate::caller::Caller;
+use crate::error::{Error, Result};
+use crate::outcome::Outcome;
+use crate::read;
+use crate::render::Output;
+use crate::search::{authorize_types, search, SearchRequest};
+use crate::services::Services;
+
+/// The operation's canonical URL.
+pub const DEFINITION: &str =
+    "https://invicta.example.org/fhir/OperationDefinition/Patient-timeline";
+
+/// Parameters passed on to the search as they are.
+const PASSED_ON: &[&str] = &[
+    "start",
+    "end",
+    "_sort",
+    "_count",
+    "_cursor",
+    "_total",
+    "_format",
+    "_pretty",
+    "_summary",
+    "_elements",
+];
+
+/// `GET [base]/Patient/{id}/$timeline`: `auth` is the caller's decision to read the Patient;
+/// the search across the event types is decided for them.
+#[allow(clippy::too_many_arguments)]
+pub async fn timeline(
+    services: &Services,
+    auth: &Authorized,
+    caller: &Caller,
+    id: String,
+    params: Vec<(String, String)>,
+    strict: bool,
+    audit_query: String,
+    output: &Output,
+) -> Result<Outcome> {
+    auth.interaction(
+        fhir_model::RestInteraction::Operation,
+        fhir_model::AuditAction::Execute,
+    );
+    read::load(services, auth, "Patient", &id, None).await?;
+    let mut types: Vec<String> = fhir_model::timeline::event_types()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let mut self_base = format!("{}/Patient/{id}/$timeline", services.settings.base_url);
+    let mut passed = Vec::new();
+    let mut ignored = Vec::new();
+    for (name, value) in params {
+        match name.as_str() {
+            "_type" => {
+                let mut wanted = Vec::new();
+                for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    if !fhir_model::timeline::is_event_type(t) {
+                        return Err(Error::invalid(format!(
+                            "_type names '{t}', which is not a type on the timeline (see the \
+                             OperationDefinition Patient-timeline)"
+                        )));
+                    }
+                    if !wanted.iter().any(|w| w == t) {
+                        wanted.push(t.to_string());
+                    }
+                }
+                if !wanted.is_empty() {
+                    types = wanted;
+                }
+                self_base = format!("{self_base}?_type={}", encode(&value));
+            }
+            n if PASSED_ON.contains(&n) => passed.push((name, value)),
+            _ => ignored.push(name),
+        }
+    }
+    if !ignored.is_empty() && strict {
+        return Err(Error::invalid(format!(
+            "$timeline does not support: {}",
+            ignored.join(", ")
+        )));
+    }
+    let req = SearchRequest {
+        types,
+        compartment: Some(id),
+        params: passed,
+        self_base,
+        ignored,
+        strict,
+        audit_query,
+        care: search::Care::Timeline,
+        referenced_from: None,
+    };
+    let all = authorize_types(services, caller, &req.types)?;
+    search(services, &all, req, output).await
+}

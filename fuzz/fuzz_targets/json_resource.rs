@@ -1,7 +1,8 @@
 #![no_main]
 //! Fuzz target json_resource: any bytes as a JSON resource body. Parsing must answer (never
 //! panic, overflow the stack or run away), and whatever it accepts must be servable: written as
-//! XML and read back to the same value, subsetted into a still-valid resource, and indexed.
+//! XML and read back to the same value, subsetted into a still-valid resource, indexed, and
+//! validated against its type's profile.
 
 use fhir_model::format::{check_resource, parse_json, parse_xml, to_xml};
 use fhir_model::summary::{apply_summary, SummaryMode};
@@ -23,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
         .expect("_summary=text of an accepted resource must be valid");
     let _ = fhir_model::index::extract(&resource);
     let _ = fhir_model::compartment::patient_compartments(&resource);
+    let _ = fhir_model::profile::ProfileSet::shipped().validate(&resource, None);
 });
 
 /// The value with every narrative blanked: fhirbolt's XML writer trims the text around inline

@@ -58,7 +58,7 @@ impl TypeDef {
 }
 
 /// `valueQuantity` is a form of the choice `value`.
-fn is_choice_form(key: &str, choice: &str) -> bool {
+pub(crate) fn is_choice_form(key: &str, choice: &str) -> bool {
     key.strip_prefix(choice)
         .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
 }

@@ -13,6 +13,8 @@ pub enum IssueCode {
     Required,
     /// A primitive value is not valid for its type.
     Value,
+    /// A code is not one the element's required binding allows.
+    CodeInvalid,
     /// A rule beyond structure failed (e.g. the NHS number check digit).
     BusinessRule,
     /// The content uses something the server does not support.
@@ -55,6 +57,7 @@ impl IssueCode {
             IssueCode::Structure => "structure",
             IssueCode::Required => "required",
             IssueCode::Value => "value",
+            IssueCode::CodeInvalid => "code-invalid",
             IssueCode::BusinessRule => "business-rule",
             IssueCode::NotSupported => "not-supported",
             IssueCode::TooCostly => "too-costly",
@@ -103,6 +106,48 @@ impl Issue {
             diagnostics: diagnostics.into(),
             expression: None,
         }
+    }
+}
+
+/// How serious a finding is (`OperationOutcome.issue.severity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The content does not conform.
+    Error,
+    /// The content conforms but something is likely wrong or missing.
+    Warning,
+    /// Information only.
+    Information,
+}
+
+impl Severity {
+    /// The FHIR code (`http://hl7.org/fhir/issue-severity`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Information => "information",
+        }
+    }
+}
+
+/// An issue with its severity, as validation against a profile reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// How serious it is.
+    pub severity: Severity,
+    /// What and where.
+    pub issue: Issue,
+}
+
+/// `text` cut to at most `max` characters (the last three `...` when cut): values from the
+/// content are echoed in diagnostics, and a hostile body must not make them huge.
+pub(crate) fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() > max {
+        let cut: String = text.chars().take(max.saturating_sub(3)).collect();
+        format!("{cut}...")
+    } else {
+        text.to_string()
     }
 }
 

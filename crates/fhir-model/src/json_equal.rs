@@ -1,4 +1,5 @@
-//! JSON equality by value, as FHIRPath `=` and JSON Patch `test` both need it.
+//! JSON equality by value, as FHIRPath `=` and JSON Patch `test` both need it, and containment,
+//! as a profile's `pattern[x]` needs it.
 
 use std::str::FromStr;
 
@@ -31,6 +32,29 @@ fn equal_at(a: &Value, b: &Value, depth: usize) -> bool {
                     .all(|(k, v)| y.get(k).is_some_and(|w| equal_at(v, w, depth + 1)))
         }
         _ => a == b,
+    }
+}
+
+/// True when `value` has everything `pattern` has: primitives equal as [`json_equal`] has them,
+/// every member of a pattern object is in the value object and contains the pattern's, and
+/// every item of a pattern array is contained by some item of the value array (FHIR
+/// `pattern[x]`: extra content in the instance is allowed).
+pub(crate) fn json_contains(value: &Value, pattern: &Value) -> bool {
+    contains_at(value, pattern, 0)
+}
+
+fn contains_at(value: &Value, pattern: &Value, depth: usize) -> bool {
+    if depth > MAX_COMPARE_DEPTH {
+        return false;
+    }
+    match (value, pattern) {
+        (Value::Object(v), Value::Object(p)) => p
+            .iter()
+            .all(|(k, pv)| v.get(k).is_some_and(|vv| contains_at(vv, pv, depth + 1))),
+        (Value::Array(v), Value::Array(p)) => p
+            .iter()
+            .all(|pv| v.iter().any(|vv| contains_at(vv, pv, depth + 1))),
+        _ => equal_at(value, pattern, depth),
     }
 }
 
@@ -82,5 +106,26 @@ mod tests {
         ));
         assert!(!json_equal(&json!([1, 2]), &json!([2, 1])));
         assert!(!json_equal(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+    }
+
+    #[test]
+    fn containment_allows_extra_content() {
+        let coding = json!({"coding": [{"system": "s", "code": "a", "display": "A"}, {"code": "b"}], "text": "t"});
+        assert!(json_contains(
+            &coding,
+            &json!({"coding": [{"system": "s", "code": "a"}]})
+        ));
+        assert!(json_contains(
+            &coding,
+            &json!({"coding": [{"code": "b"}, {"code": "a"}]})
+        ));
+        assert!(!json_contains(
+            &coding,
+            &json!({"coding": [{"system": "s", "code": "b"}]})
+        ));
+        assert!(!json_contains(&coding, &json!({"id": "x"})));
+        assert!(!json_contains(&json!("a"), &json!({"code": "a"})));
+        let ten: Value = serde_json::from_str("10.0").unwrap();
+        assert!(json_contains(&json!({"value": ten}), &json!({"value": 10})));
     }
 }

@@ -3,6 +3,11 @@
 /// The identifier system of a verified NHS number.
 pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 
+/// The UK Core extension on an NHS number identifier that says whether the number was traced
+/// and verified.
+pub const VERIFICATION_STATUS_EXTENSION: &str =
+    "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus";
+
 /// True when `value` is ten digits with a correct Modulus 11 check digit and not all one digit
 /// (`0000000000` passes the arithmetic but is not issued).
 pub fn is_valid(value: &str) -> bool {

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::elements::{table, ElementDef, TypeDef};
-use crate::issue::{Issue, IssueCode};
+use crate::issue::{shorten, Issue, IssueCode};
 
 /// Stop collecting after this many issues: a hostile body must not produce a huge response.
 const MAX_ISSUES: usize = 50;
@@ -249,7 +249,7 @@ fn check_primitive(
             issues.push(Issue::at(
                 IssueCode::Value,
                 path,
-                format!("'{}' is not a valid {name}", shorten(&text)),
+                format!("'{}' is not a valid {name}", shorten(&text, 64)),
             ));
             return;
         }
@@ -271,7 +271,7 @@ fn check_primitive(
             format!(
                 "'{}' is outside the decimals this server holds (a magnitude below 7.9e28, \
                  at most 28 significant digits and {} digits after the point)",
-                shorten(&text),
+                shorten(&text, 64),
                 crate::index::MAX_DECIMAL_FRACTION_DIGITS
             ),
         ));
@@ -288,7 +288,7 @@ fn check_primitive(
         issues.push(Issue::at(
             IssueCode::Value,
             path,
-            format!("'{}' is not a valid {name}", shorten(&text)),
+            format!("'{}' is not a valid {name}", shorten(&text, 64)),
         ));
     }
 }
@@ -354,15 +354,6 @@ fn json_kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-fn shorten(text: &str) -> String {
-    if text.chars().count() > 64 {
-        let cut: String = text.chars().take(61).collect();
-        format!("{cut}...")
-    } else {
-        text.to_string()
     }
 }
 

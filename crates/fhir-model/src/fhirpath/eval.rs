@@ -279,7 +279,7 @@ fn type_matches(actual: Option<&str>, wanted: &str) -> bool {
 
 /// The resource type a Reference (or canonical string) points at, when it can be told from the
 /// text, else its declared `type`.
-pub(super) fn reference_type(v: &Value) -> Option<String> {
+pub(crate) fn reference_type(v: &Value) -> Option<String> {
     let (text, declared) = match v {
         Value::String(s) => (Some(s.as_str()), None),
         Value::Object(o) => (

@@ -29,6 +29,7 @@ pub(crate) mod typed;
 mod tests;
 
 pub(crate) use ast::{Dialect, Expression};
+pub(crate) use eval::reference_type;
 pub(crate) use located::{select, Seg, Selected};
 pub(crate) use node::{evaluate, Node};
 pub(crate) use parse::parse;

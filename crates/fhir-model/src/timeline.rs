@@ -118,7 +118,6 @@ pub const RULES: &[(&str, &[&str])] = &[
         "Specimen",
         &["Specimen.collection.collected", "Specimen.receivedTime"],
     ),
-    ("Task", &["Task.executionPeriod", "Task.authoredOn"]),
     ("VisionPrescription", &["VisionPrescription.dateWritten"]),
 ];
 

@@ -562,24 +562,52 @@ fn medication_statement_and_allergy() {
 }
 
 #[test]
-fn other_types_get_common_params_only() {
+fn every_type_gets_its_own_params_and_events_a_timeline_entry_per_patient() {
     let enc = json!({"resourceType": "Encounter", "id": "e1", "status": "finished",
                      "subject": {"reference": "Patient/p1"},
                      "meta": {"source": "http://src#1"}});
+    let p1 = IndexValue::Reference {
+        target_type: Some("Patient".into()),
+        target_id: Some("p1".into()),
+        url: None,
+        identifier_system: None,
+        identifier_value: None,
+    };
+    let entry = |param: &str, value: IndexValue| IndexEntry {
+        param: param.into(),
+        value,
+    };
     assert_eq!(
         extract(&enc),
         vec![
-            IndexEntry {
-                param: "_id".into(),
-                value: tok(None, Some("e1"), None)
-            },
-            IndexEntry {
-                param: "_source".into(),
-                value: IndexValue::Uri {
+            entry("_id", tok(None, Some("e1"), None)),
+            entry(
+                "_source",
+                IndexValue::Uri {
                     value: "http://src#1".into()
                 }
-            },
+            ),
+            entry("patient", p1.clone()),
+            entry("status", tok(None, Some("finished"), None)),
+            entry("subject", p1),
         ]
+    );
+    // Dated, it is an event on the patient's timeline.
+    let mut dated = enc.clone();
+    dated["period"] = json!({"start": "2026-02-10T22:15:00Z"});
+    let events: Vec<IndexEntry> = extract(&dated)
+        .into_iter()
+        .filter(|e| matches!(e.value, IndexValue::Event { .. }))
+        .collect();
+    assert_eq!(
+        events,
+        vec![entry(
+            "Encounter.period",
+            IndexValue::Event {
+                patient: "p1".into(),
+                at: "2026-02-10T22:15:00Z".parse().unwrap()
+            }
+        )]
     );
     assert!(extract(&json!({"id": "x"})).is_empty());
 }

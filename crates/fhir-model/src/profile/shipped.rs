@@ -68,7 +68,12 @@ mod tests {
         let mut on_disk: Vec<String> = std::fs::read_dir(folder)
             .expect("profiles folder")
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".json") && n != "role-policy.json")
+            .filter(|n| {
+                ["StructureDefinition-", "ValueSet-", "CodeSystem-"]
+                    .iter()
+                    .any(|k| n.starts_with(k))
+                    && n.ends_with(".json")
+            })
             .collect();
         on_disk.sort();
         let mut embedded: Vec<String> = FILES.iter().map(|(n, _)| n.to_string()).collect();

@@ -174,6 +174,12 @@ fn the_timeline_orders_a_record_from_several_sources_and_labels_each_event() {
     assert_eq!(find("Condition/tl-diabetes").1, "2018-06-01T00:00:00.000Z");
     assert_eq!(find("Condition/tl-diabetes").2.as_deref(), Some(PRACTICE));
     assert_eq!(r.json()["total"], NEWEST_FIRST.len());
+    // The diagnosis was labelled by its code at the write, visibly.
+    let dx = s.get("/Condition/tl-bipolar", &h).json();
+    assert_eq!(
+        dx["meta"]["security"],
+        json!([{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}])
+    );
 
     // Oldest first, a window, a type filter.
     let mut oldest = NEWEST_FIRST.to_vec();

@@ -156,7 +156,17 @@ fn everything_returns_the_compartment_pages_and_filters() {
         .find(|r| r["type"] == "Patient")
         .cloned()
         .unwrap();
-    assert_eq!(patient_cap["operation"][0]["name"], "everything");
+    let ops: Vec<&str> = patient_cap["operation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["validate", "everything", "timeline"]);
+    assert_eq!(
+        patient_cap["supportedProfile"][0],
+        "https://invicta.example.org/fhir/StructureDefinition/Invicta-Patient"
+    );
 }
 
 /// A person's record with dated events, undated resources and what they refer to.

@@ -24,3 +24,4 @@ mod search;
 mod smart_client_library;
 mod timeline;
 mod upstream_signin;
+mod validation;

@@ -215,8 +215,17 @@ pub fn capability_statement(base_url: &str, delete_multiple: bool) -> Value {
                     .extend(reference_params(t).map(|p| Value::from(format!("{t}:{}", p.code))));
                 r["searchInclude"] = Value::Array(includes);
             }
+            let validate = json!({
+                "name": "validate",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+                "documentation": "POST [base]/{type}/$validate (or /{type}/{id}/$validate): an OperationOutcome of the findings against R4 and the type's profile (or the one named by 'profile'); nothing is stored"
+            });
+            r["operation"] = json!([validate.clone()]);
+            if let Some(p) = fhir_model::profile::ProfileSet::shipped().profile_for_type(t) {
+                r["supportedProfile"] = json!([p.url()]);
+            }
             if t == "Patient" {
-                r["operation"] = json!([{
+                r["operation"] = json!([validate, {
                     "name": "everything",
                     "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
                     "documentation": "The patient and every resource of their compartment the caller may see (access rules apply as for searches). Supports _since, _type, _count and paging; start and end are not supported and are reported as ignored. Patient/$everything without an id serves a token confined to one patient."

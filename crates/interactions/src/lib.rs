@@ -34,6 +34,7 @@ pub mod authorize;
 pub mod caller;
 pub mod capabilities;
 mod checks;
+pub mod conformance;
 mod decisions;
 pub mod error;
 pub mod everything;

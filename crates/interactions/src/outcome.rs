@@ -38,6 +38,9 @@ pub enum Outcome {
         body: Vec<u8>,
         /// The result of a write: `Location` is sent and `Prefer: return` applies.
         written: bool,
+        /// Profile findings of a write under `warn` enforcement (OperationOutcome issues),
+        /// returned with `Prefer: return=OperationOutcome`.
+        issues: Vec<serde_json::Value>,
     },
     /// The client's copy is current (`If-None-Match`, `If-Modified-Since`).
     NotModified(VersionMeta),

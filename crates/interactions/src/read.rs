@@ -126,6 +126,7 @@ pub(crate) fn answer(
         meta,
         body: stored.body.unwrap_or_default(),
         written: false,
+        issues: Vec::new(),
     })
 }
 

@@ -31,6 +31,8 @@ pub struct Settings {
     pub cursor_key: search::CursorKey,
     /// Every access is audited.
     pub audit: bool,
+    /// What a write does with a resource that breaks its type's profile.
+    pub profiles: crate::conformance::Enforcement,
 }
 
 /// The services shared by every interaction; cheap to clone.

@@ -24,6 +24,7 @@ pub async fn create(
 ) -> Result<Outcome> {
     check_type(&body, res_type)?;
     fhir_model::format::check_business_rules(&body)?;
+    let issues = crate::conformance::on_write(services, &body)?;
     if let Some(q) = if_none_exist {
         let q = q
             .trim_start_matches(&format!("{res_type}?"))
@@ -34,14 +35,15 @@ pub async fn create(
             resource: body,
             if_none_exist: Some(q.to_string()),
         };
-        return transaction::single(services, auth, res_type, action).await;
+        let outcome = transaction::single(services, auth, res_type, action).await?;
+        return Ok(with_issues(outcome, issues));
     }
     let store = services.store.clone();
     let t = res_type.to_string();
     let ctx = auth.write_context(services);
     let written = blocking(move || store.create(&t, body, None, &ctx)).await?;
     auth.recorded();
-    Ok(written_outcome(res_type, written))
+    Ok(with_issues(written_outcome(res_type, written), issues))
 }
 
 /// `PUT [base]/Type/id`: update, or create with the client's id.
@@ -74,12 +76,13 @@ pub async fn update(
         }
     }
     fhir_model::format::check_business_rules(&body)?;
+    let issues = crate::conformance::on_write(services, &body)?;
     let store = services.store.clone();
     let (t, i) = (res_type.to_string(), id.to_string());
     let ctx = auth.write_context(services);
     let written = blocking(move || store.update(&t, &i, body, if_match, &ctx)).await?;
     auth.recorded();
-    Ok(written_outcome(res_type, written))
+    Ok(with_issues(written_outcome(res_type, written), issues))
 }
 
 /// `PUT [base]/Type?search`: updates the one match, creates when there is none, 412 when
@@ -94,12 +97,14 @@ pub async fn conditional_update(
 ) -> Result<Outcome> {
     check_type(&body, res_type)?;
     fhir_model::format::check_business_rules(&body)?;
+    let issues = crate::conformance::on_write(services, &body)?;
     let action = Action::Update {
         target: Target::Query(query.to_string()),
         resource: body,
         if_match,
     };
-    transaction::single(services, auth, res_type, action).await
+    let outcome = transaction::single(services, auth, res_type, action).await?;
+    Ok(with_issues(outcome, issues))
 }
 
 /// `PATCH [base]/Type/id` or `PATCH [base]/Type?search`.
@@ -148,6 +153,26 @@ pub async fn conditional_delete(
     transaction::single(services, auth, res_type, action).await
 }
 
+/// A written version's outcome carrying the profile findings of its resource.
+fn with_issues(outcome: Outcome, found: Vec<Value>) -> Outcome {
+    match outcome {
+        Outcome::Resource {
+            status,
+            meta,
+            body,
+            written,
+            ..
+        } => Outcome::Resource {
+            status,
+            meta,
+            body,
+            written,
+            issues: found,
+        },
+        other => other,
+    }
+}
+
 /// The outcome of a stored version.
 pub(crate) fn written_outcome(res_type: &str, w: Written) -> Outcome {
     Outcome::Resource {
@@ -160,5 +185,6 @@ pub(crate) fn written_outcome(res_type: &str, w: Written) -> Outcome {
         },
         body: w.body,
         written: true,
+        issues: Vec::new(),
     }
 }

@@ -90,6 +90,7 @@ fn services() -> Db {
         search_explain: false,
         cursor_key: search::CursorKey::from_secret(b"in-process tests"),
         audit: true,
+        profiles: interactions::conformance::Enforcement::Warn,
     };
     let policy = Policy::from_json(authz::policy::DEFAULT_POLICY).expect("the shipped policy");
     Db {

@@ -152,6 +152,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
+                    web::resource("/{type}/$validate")
+                        .route(web::post().to(resources::validate))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}/$validate")
+                        .route(web::post().to(resources::validate))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
                     web::resource("/{type}/$timeline")
                         .route(web::get().to(searches::timeline))
                         .default_service(web::to(method_not_allowed)),

@@ -276,6 +276,16 @@ pub struct Settings {
     )]
     pub audit: String,
 
+    /// What a write does with a resource that breaks its type's profile (profiles/): `off`, `warn` (the findings travel with the 2xx) or `reject` (422)
+    #[arg(
+        long,
+        env = "INVICTA_PROFILES",
+        value_name = "off|warn|reject",
+        default_value = "warn",
+        global = true
+    )]
+    pub profiles: String,
+
     /// ES256 key (PKCS#8 PEM) that becomes the first signing key of a database that has none; created when missing
     #[arg(
         long,

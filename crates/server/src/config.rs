@@ -44,6 +44,8 @@ pub struct Config {
     pub auth: bool,
     /// Every access is audited (the default); off only to measure what auditing costs.
     pub audit: bool,
+    /// What a write does with a resource that breaks its type's profile.
+    pub profiles: interactions::conformance::Enforcement,
     /// PKCS#8 PEM file imported as the first signing key of an empty key table.
     pub signing_key: std::path::PathBuf,
     /// Clients registered at start.
@@ -195,6 +197,13 @@ impl Config {
         };
         let auth = on_off(&s.auth, "INVICTA_AUTH (--auth)")?;
         let audit = on_off(&s.audit, "INVICTA_AUDIT (--audit)")?;
+        let profiles =
+            interactions::conformance::Enforcement::parse(&s.profiles).ok_or_else(|| {
+                format!(
+                    "INVICTA_PROFILES (--profiles) must be off, warn or reject, got '{}'",
+                    s.profiles
+                )
+            })?;
         let dev_signin = match s.dev_signin.as_str() {
             "off" | "false" | "0" | "" => false,
             "on" | "true" | "1" => true,
@@ -268,6 +277,7 @@ impl Config {
             cursor_key,
             auth,
             audit,
+            profiles,
             signing_key: s.signing_key,
             clients: s.clients,
             dev_signin,

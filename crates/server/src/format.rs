@@ -81,6 +81,20 @@ pub async fn read_resource(
     Ok(parsed?)
 }
 
+/// Reads the body of `$validate`: JSON is only parsed (judging it is the operation's work); XML,
+/// whose reader validates as it reads, gives its findings as the error value.
+pub async fn read_for_validation(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Result<Value, fhir_model::ModelError>, ApiError> {
+    let (format, body) = read_body(req, payload, limit).await?;
+    Ok(match format {
+        Format::Json => Ok(fhir_model::format::parse_json_value(&body)?),
+        Format::Xml => fhir_model::format::parse_xml(&body),
+    })
+}
+
 /// Reads a Bundle body: JSON is only parsed, within the nesting limit of a Bundle (its entries
 /// are validated one by one, so one bad entry of a batch fails alone); XML is read and validated
 /// whole.

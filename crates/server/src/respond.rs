@@ -38,6 +38,7 @@ pub fn respond(
             meta,
             body,
             written,
+            issues,
         } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let mut res = HttpResponse::build(status);
@@ -53,9 +54,11 @@ pub fn respond(
             match prefer(req).return_pref {
                 ReturnPref::Minimal => Ok(res.finish()),
                 ReturnPref::OperationOutcome => {
-                    let oo = json!({"resourceType": "OperationOutcome", "issue": [{
-                        "severity": "information", "code": "informational",
-                        "diagnostics": format!("{}/{} is at version {}", meta.res_type, meta.id, meta.version)}]});
+                    // The profile findings of a `warn` write, then what was written.
+                    let mut all = issues;
+                    all.push(json!({"severity": "information", "code": "informational",
+                        "diagnostics": format!("{}/{} is at version {}", meta.res_type, meta.id, meta.version)}));
+                    let oo = json!({"resourceType": "OperationOutcome", "issue": all});
                     res.insert_header((header::CONTENT_TYPE, FHIR_JSON));
                     Ok(res.body(serde_json::to_vec(&oo).map_err(interactions::internal)?))
                 }

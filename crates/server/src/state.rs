@@ -50,5 +50,6 @@ pub fn settings(config: &Config) -> Settings {
         search_explain: config.search_explain,
         cursor_key: config.cursor_key.clone(),
         audit: config.audit,
+        profiles: config.profiles,
     }
 }

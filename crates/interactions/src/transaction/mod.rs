@@ -75,12 +75,20 @@ pub async fn process(
     caller.name_interaction(interaction, AuditAction::Execute);
 
     let mut works: Vec<std::result::Result<Work, Error>> = Vec::with_capacity(raw.len());
+    // Per entry, the profile findings a write carries back under `warn` enforcement.
+    let mut warnings: Vec<Vec<Value>> = Vec::with_capacity(raw.len());
     let mut hook = None;
     for (i, e) in raw.iter().enumerate() {
+        let mut found = Vec::new();
         let checked = entry::parse(i, e, &settings.base_url)
             .map_err(Error::from)
             .and_then(|entry| {
                 let auth = authorize(services, caller, Some(&entry.res_type), entry.interaction())?;
+                if let Action::Create { resource, .. } | Action::Update { resource, .. } =
+                    &entry.action
+                {
+                    found = crate::conformance::on_write(services, resource)?;
+                }
                 let mut work = Work::new(entry, &auth, services);
                 // One audit hook for the request, so its changes share their AuditEvents.
                 match &hook {
@@ -89,6 +97,7 @@ pub async fn process(
                 }
                 Ok(work)
             });
+        warnings.push(found);
         match checked {
             Err(e) if transaction => return Err(at_entry(i, raw.get(i), e)),
             other => works.push(other),
@@ -139,6 +148,7 @@ pub async fn process(
     Ok(Outcome::Json(response::bundle(
         kind,
         &results,
+        &warnings,
         prefer.return_pref,
         output,
         &settings.base_url,
@@ -195,6 +205,7 @@ pub async fn single(
         },
         body,
         written: true,
+        issues: Vec::new(),
     })
 }
 

@@ -39,19 +39,28 @@ pub(crate) fn status_text(status: u16) -> String {
 pub(super) fn bundle(
     kind: &str,
     results: &[std::result::Result<EntryOutcome, Error>],
+    warnings: &[Vec<Value>],
     pref: ReturnPref,
     output: &Output,
     base: &str,
 ) -> Result<Value> {
     let mut entries = Vec::with_capacity(results.len());
-    for result in results {
-        let entry = match result {
+    for (i, result) in results.iter().enumerate() {
+        let mut entry = match result {
             Err(e) => json!({"response": {
                 "status": status_text(e.status()),
                 "outcome": e.outcome(),
             }}),
             Ok(o) => entry(o, pref, output, base)?,
         };
+        match warnings.get(i) {
+            // A written entry's profile findings (`warn` enforcement) are its outcome.
+            Some(issues) if !issues.is_empty() && result.is_ok() => {
+                entry["response"]["outcome"] =
+                    json!({"resourceType": "OperationOutcome", "issue": issues});
+            }
+            _ => {}
+        }
         entries.push(entry);
     }
     Ok(json!({

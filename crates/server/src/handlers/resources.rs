@@ -9,10 +9,11 @@ use interactions::{write, ErrorKind};
 
 use super::{header, if_match, logical_id};
 use crate::error::ApiError;
-use crate::format::{check_charset, output_of, read_limited, read_resource};
+use crate::format::{check_charset, output_of, read_for_validation, read_limited, read_resource};
 use crate::guard::{perm, Guarded};
 use crate::respond::respond;
 use crate::state::AppState;
+use search::text::pairs;
 
 /// `GET [base]/Type/id`.
 pub async fn read(
@@ -163,4 +164,31 @@ pub async fn delete(
         Target::Query(q) => write::conditional_delete(services, &auth, t, &q).await?,
     };
     respond(&req, outcome, &Default::default(), &state.config.base_url)
+}
+
+/// `POST [base]/Type/$validate` and `POST [base]/Type/id/$validate`: an OperationOutcome of the
+/// resource's findings against R4 and its profile; nothing is stored.
+pub async fn validate(
+    auth: Guarded<perm::Create>,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = match req.match_info().get("id") {
+        Some(_) => Some(logical_id(&req)?),
+        None => None,
+    };
+    let output = output_of(&req)?;
+    let query = pairs(req.query_string())?;
+    let outcome = match read_for_validation(&req, payload, state.config.max_body).await? {
+        Ok(body) => interactions::conformance::validate(
+            &auth,
+            auth.res_type(),
+            id.as_deref(),
+            body,
+            &query,
+        )?,
+        Err(unreadable) => interactions::conformance::unreadable(&auth, unreadable),
+    };
+    respond(&req, outcome, &output, &state.config.base_url)
 }

@@ -25,3 +25,4 @@ mod smart_client_library;
 mod timeline;
 mod upstream_signin;
 mod validation;
+mod whole_record;

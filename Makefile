@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt bench bench-http bench-search bench-auth bench-ingest plan-check fuzz clean-data
+.PHONY: help run test lint fmt bench bench-http bench-search bench-auth bench-ingest bench-record plan-check fuzz clean-data
 
 help:
 	@echo "make run    build, start PostgreSQL if needed, load sample data, serve on http://127.0.0.1:8080/fhir"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench-http    create/read throughput over HTTP beside the raw pgbench ceiling (~3 min)"
 	@echo "make bench-search  search req/s and p50/p95/p99 over a generated care record, 100k and 500k resources (~25 min)"
 	@echo "make bench-auth    what token checks and policy, the relationship lookup and the audit trail cost, side by side (~7 min)"
+	@echo "make bench-record  a person's whole record: \$$timeline, \$$everything and a per-type search at 100k and 1M resources (~20 min)"
 	@echo "make bench-ingest  ingest resources/s: single creates, 100-entry transaction Bundles, invicta load; 500k resources (~10 min)"
 	@echo "make fuzz   every cargo-fuzz target for FUZZ_SECONDS each (default 60; FUZZ_TARGETS picks some)"
 	@echo "make plan-check    SQL and plans of the common searches into crates/search/PLANS.md; fails on a sequential scan"
@@ -31,7 +32,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench: bench-http bench-search bench-auth bench-ingest
+bench: bench-http bench-search bench-auth bench-ingest bench-record
 
 bench-http:
 	@scripts/bench.sh
@@ -41,6 +42,9 @@ bench-search:
 
 bench-auth:
 	@scripts/bench-auth.sh
+
+bench-record:
+	@scripts/bench-record.sh
 
 bench-ingest:
 	@scripts/bench-ingest.sh

@@ -34,6 +34,8 @@ const PASSED_ON: &[&str] = &[
     "_pretty",
     "_summary",
     "_elements",
+    // Honoured only when the server is started with INVICTA_SEARCH_EXPLAIN (operators).
+    "_explain",
 ];
 
 /// The patient `id` names, or for a token confined to one patient (a `patient/` scope, such as

@@ -33,6 +33,8 @@ const PASSED_ON: &[&str] = &[
     "_pretty",
     "_summary",
     "_elements",
+    // Honoured only when the server is started with INVICTA_SEARCH_EXPLAIN (operators).
+    "_explain",
 ];
 
 /// `GET [base]/Patient/{id}/$timeline`: `auth` is the caller's decision to read the Patient;

@@ -288,14 +288,19 @@ impl Base {
                             Some(a) => a.narrowed_to(sources).predicate("s", &mut binds),
                             None => "TRUE".into(),
                         };
+                        // The visible members are read once, by the GIN index, then their
+                        // references by row id: never from the referenced side, where one
+                        // practice is referred to by every patient it has.
                         conds.push(format!(
-                            "r.rid IN (SELECT c.rid FROM resource c WHERE c.compartments @> ${member} \
-                             UNION SELECT t.rid FROM resource s \
-                             JOIN idx_reference x ON x.rid = s.rid \
-                             JOIN resource t ON t.res_type = x.target_type AND t.id = x.target_id \
-                             WHERE s.compartments @> ${member} AND NOT s.deleted AND s.rid <= $2 \
-                             AND s.res_type = ANY(${source_types}) AND t.compartments = '{{}}' \
-                             AND {visible})"
+                            "r.rid IN (WITH m AS MATERIALIZED (SELECT s.rid, s.res_type \
+                             FROM resource s WHERE s.compartments @> ${member} AND NOT s.deleted \
+                             AND s.rid <= $2 AND s.res_type = ANY(${source_types}) AND {visible}), \
+                             refs AS MATERIALIZED (SELECT DISTINCT x.target_type, x.target_id \
+                             FROM m JOIN idx_reference x ON x.rid = m.rid AND x.res_type = m.res_type \
+                             WHERE x.target_id IS NOT NULL) \
+                             SELECT m.rid FROM m UNION SELECT t.rid FROM refs \
+                             JOIN resource t ON t.res_type = refs.target_type AND t.id = refs.target_id \
+                             WHERE cardinality(t.compartments) = 0)"
                         ));
                     }
                 }

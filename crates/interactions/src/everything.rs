@@ -10,11 +10,10 @@
 //! the caller may see: a token confined to one patient gets that patient's record with what it
 //! refers to; a user or system token gets every compartment resource its rules admit.
 
-use search::text::encode;
-
 use crate::authorize::Authorized;
 use crate::caller::Caller;
 use crate::error::{Error, Result};
+use crate::operation_params::sort_out;
 use crate::outcome::Outcome;
 use crate::read;
 use crate::render::Output;
@@ -87,7 +86,7 @@ pub async fn everything(
         .collect();
     // One patient's record brings what it refers to, of any type; the type-level request
     // reads compartments only.
-    let mut types: Vec<String> = match &id {
+    let types: Vec<String> = match &id {
         Some(_) => fhir_model::search_params::searchable_types()
             .iter()
             .filter(|t| **t != "AuditEvent")
@@ -95,49 +94,25 @@ pub async fn everything(
             .collect(),
         None => members.clone(),
     };
-    let mut self_base = match &id {
+    let self_base = match &id {
         Some(id) => format!("{}/Patient/{id}/$everything", services.settings.base_url),
         None => format!("{}/Patient/$everything", services.settings.base_url),
     };
-    let mut passed = Vec::new();
-    let mut ignored = Vec::new();
-    for (name, value) in params {
-        match name.as_str() {
-            "_since" => passed.push(("_lastUpdated".to_string(), format!("ge{value}"))),
-            "_type" => {
-                let mut wanted = Vec::new();
-                for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                    if !types.iter().any(|k| k == t) {
-                        return Err(Error::invalid(format!(
-                            "_type names '{t}', which $everything does not return (the audit \
-                             trail, an unknown type, or a type outside the compartment when no \
-                             patient is named)"
-                        )));
-                    }
-                    wanted.push(t.to_string());
-                }
-                if !wanted.is_empty() {
-                    types = wanted;
-                }
-                self_base = format!("{self_base}?_type={}", encode(&value));
-            }
-            n if PASSED_ON.contains(&n) => passed.push((name, value)),
-            _ => ignored.push(name),
-        }
-    }
-    if !ignored.is_empty() && strict {
-        return Err(Error::invalid(format!(
-            "$everything does not support: {}",
-            ignored.join(", ")
-        )));
-    }
+    let params = params
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "_since" => ("_lastUpdated".to_string(), format!("ge{v}")),
+            _ => (k, v),
+        })
+        .collect();
+    let p = sort_out("$everything", params, types, PASSED_ON, strict, self_base)?;
     let referenced_from = id.is_some().then_some(members);
     let req = SearchRequest {
-        types,
+        types: p.types,
         compartment: id,
-        params: passed,
-        self_base,
-        ignored,
+        params: p.passed,
+        self_base: p.self_base,
+        ignored: p.ignored,
         strict,
         audit_query,
         care: search::Care::Everything,

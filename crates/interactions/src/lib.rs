@@ -39,6 +39,7 @@ mod decisions;
 pub mod error;
 pub mod everything;
 pub mod history;
+mod operation_params;
 pub mod outcome;
 pub mod params;
 pub mod patch;

@@ -6,11 +6,10 @@
 //! the record is. Each entry carries its event date, the element that gave it and its source
 //! organisation (see `searchset`).
 
-use search::text::encode;
-
 use crate::authorize::Authorized;
 use crate::caller::Caller;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::operation_params::sort_out;
 use crate::outcome::Outcome;
 use crate::read;
 use crate::render::Output;
@@ -55,49 +54,18 @@ pub async fn timeline(
         fhir_model::AuditAction::Execute,
     );
     read::load(services, auth, "Patient", &id, None).await?;
-    let mut types: Vec<String> = fhir_model::timeline::event_types()
+    let types: Vec<String> = fhir_model::timeline::event_types()
         .into_iter()
         .map(str::to_string)
         .collect();
-    let mut self_base = format!("{}/Patient/{id}/$timeline", services.settings.base_url);
-    let mut passed = Vec::new();
-    let mut ignored = Vec::new();
-    for (name, value) in params {
-        match name.as_str() {
-            "_type" => {
-                let mut wanted = Vec::new();
-                for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                    if !fhir_model::timeline::is_event_type(t) {
-                        return Err(Error::invalid(format!(
-                            "_type names '{t}', which is not a type on the timeline (see the \
-                             OperationDefinition Patient-timeline)"
-                        )));
-                    }
-                    if !wanted.iter().any(|w| w == t) {
-                        wanted.push(t.to_string());
-                    }
-                }
-                if !wanted.is_empty() {
-                    types = wanted;
-                }
-                self_base = format!("{self_base}?_type={}", encode(&value));
-            }
-            n if PASSED_ON.contains(&n) => passed.push((name, value)),
-            _ => ignored.push(name),
-        }
-    }
-    if !ignored.is_empty() && strict {
-        return Err(Error::invalid(format!(
-            "$timeline does not support: {}",
-            ignored.join(", ")
-        )));
-    }
+    let self_base = format!("{}/Patient/{id}/$timeline", services.settings.base_url);
+    let p = sort_out("$timeline", params, types, PASSED_ON, strict, self_base)?;
     let req = SearchRequest {
-        types,
+        types: p.types,
         compartment: Some(id),
-        params: passed,
-        self_base,
-        ignored,
+        params: p.passed,
+        self_base: p.self_base,
+        ignored: p.ignored,
         strict,
         audit_query,
         care: search::Care::Timeline,

@@ -32,8 +32,10 @@ START = datetime(2016, 1, 1, tzinfo=timezone.utc)
 
 
 def nhs_number(n):
-    """A valid Modulus 11 NHS number in the 999 test range, unique per n."""
-    base = 999_100_000 + n
+    """A valid Modulus 11 NHS number in the 999 test range, unique per n: person n owns the ten
+    numbers 99920nnnn0–9 (at most one of ten has a check digit of 10), above those
+    bench/ingest/gen.py gives its people."""
+    base = 999_200_000 + 10 * n
     while True:
         digits = [int(c) for c in f"{base:09d}"]
         total = sum(d * (10 - i) for i, d in enumerate(digits))

@@ -5,19 +5,25 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 INVICTA_TEST_ADMIN_URL="$(scripts/ensure-postgres.sh)"
-# Some end-to-end tests sign people in at a real OpenID Connect provider: tests/node runs the
-# oidc-provider package from npm on Node.js (20 or later).
-if ! command -v node >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-  echo "==> installing Node.js with apt-get" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm >&2 ||
-    { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm >&2; }
+# Some end-to-end tests sign people in at a real OpenID Connect provider and drive the viewer in
+# a real browser: tests/node runs oidc-provider and playwright-core on Node.js (20 or later), and
+# playwright-core drives Debian's Chromium (no browser is downloaded).
+scripts/ensure-node.sh
+if [[ -z "${CHROMIUM:-}" && ! -x /usr/bin/chromium ]]; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing Chromium with apt-get" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-liberation >&2 ||
+      { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-liberation >&2; }
+  else
+    echo "Chromium is needed for the viewer's browser tests: install Debian's chromium package, or set CHROMIUM" >&2
+    exit 1
+  fi
 fi
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
-  { echo "Node.js 20 or later is needed for the identity provider of the tests (tests/node)" >&2; exit 1; }
 if [[ ! tests/node/node_modules/.package-lock.json -nt tests/node/package-lock.json ]]; then
   # Optional dependencies are React Native and Expo modules of fhirclient's crypto shim: not for Node.
   npm ci --prefix tests/node --omit=optional --no-audit --no-fund >&2
 fi
+scripts/build-viewer.sh
 export INVICTA_TEST_ADMIN_URL
 echo "==> tests against ${INVICTA_TEST_ADMIN_URL}" >&2
 log="$(mktemp)"

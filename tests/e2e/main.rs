@@ -25,4 +25,5 @@ mod smart_client_library;
 mod timeline;
 mod upstream_signin;
 mod validation;
+mod viewer;
 mod whole_record;

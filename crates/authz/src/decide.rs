@@ -42,6 +42,8 @@ pub struct Rules {
     pub only_org: Option<String>,
     /// Labels break-glass would reveal to this user (so a withheld read can say so).
     pub liftable_labels: Vec<String>,
+    /// The role may break glass and has not (so a withheld answer can offer it).
+    pub may_break_glass: bool,
 }
 
 /// Emergency access asked for with the request (headers) or in the token.
@@ -287,6 +289,7 @@ pub fn decide(
             relationship,
             only_org,
             liftable_labels,
+            may_break_glass: role.break_glass && break_glass.is_none(),
         },
         break_glass,
         relationship_claim: claim,

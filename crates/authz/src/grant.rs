@@ -58,6 +58,15 @@ pub fn narrow(requested: &str, limit: &[Scope], reach: Reach) -> Result<String, 
                 let mut mine: Vec<ResourceScope> = limit
                     .iter()
                     .filter_map(|l| match l {
+                        // A wildcard asked for never reaches the types kept from wildcards.
+                        Scope::Resource(l)
+                            if r.resource_type.is_none()
+                                && l.resource_type
+                                    .as_deref()
+                                    .is_some_and(|t| NOT_UNDER_WILDCARD.contains(&t)) =>
+                        {
+                            None
+                        }
                         Scope::Resource(l) => intersect(r, l, reach),
                         Scope::Other(_) => None,
                     })
@@ -115,10 +124,19 @@ fn is_v1(scope: &str) -> bool {
 }
 
 /// True when `a` grants everything `b` does.
+/// Types a wildcard scope never covers (the role policy's `wildcard_excludes`): a scope naming
+/// one is kept beside a wildcard, not folded into it, or the grant would lose it.
+const NOT_UNDER_WILDCARD: &[&str] = &["AuditEvent"];
+
 fn implies(a: &ResourceScope, b: &ResourceScope) -> bool {
     let (p, q) = (a.permissions, b.permissions);
+    let wildcard_covers = a.resource_type.is_none()
+        && !b
+            .resource_type
+            .as_deref()
+            .is_some_and(|t| NOT_UNDER_WILDCARD.contains(&t));
     a.context == b.context
-        && (a.resource_type.is_none() || a.resource_type == b.resource_type)
+        && (wildcard_covers || a.resource_type == b.resource_type)
         && (!q.create || p.create)
         && (!q.read || p.read)
         && (!q.update || p.update)
@@ -267,6 +285,12 @@ mod tests {
             ""
         );
         assert!(narrow("user/Nonsense.rs", &role, Reach::Exact).is_err());
+        // The audit trail is never under a wildcard, so asking for both keeps both.
+        let citizen = parse_scopes("patient/*.rs patient/AuditEvent.rs").unwrap();
+        assert_eq!(
+            narrow("patient/*.rs patient/AuditEvent.rs", &citizen, Reach::Exact).unwrap(),
+            "patient/*.rs patient/AuditEvent.rs"
+        );
     }
 
     #[test]

@@ -251,6 +251,7 @@ fn to_access(rules: &Rules) -> Result<Access> {
             }),
         only_org: rules.only_org.clone(),
         liftable_labels: rules.liftable_labels.clone(),
+        may_break_glass: rules.may_break_glass,
         restriction_params,
     })
 }

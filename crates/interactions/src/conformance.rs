@@ -126,6 +126,7 @@ pub(crate) fn on_write(services: &Services, resource: &Value) -> Result<Vec<Valu
                 .map(|f| f.issue)
                 .collect(),
             challenge: None,
+            routes: Vec::new(),
         });
     }
     Ok(issues(&found))

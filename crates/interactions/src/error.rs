@@ -93,6 +93,9 @@ pub struct Error {
     pub issues: Vec<Issue>,
     /// The `WWW-Authenticate` challenge of a 401.
     pub challenge: Option<String>,
+    /// How the caller may see what was withheld (codes of `store::ACCESS_ROUTE_SYSTEM`),
+    /// given in each issue's `details`.
+    pub routes: Vec<&'static str>,
 }
 
 /// The interaction layer's result.
@@ -110,6 +113,7 @@ impl Error {
             kind,
             issues: vec![Issue::general(code, diagnostics)],
             challenge: None,
+            routes: Vec::new(),
         }
     }
 
@@ -128,6 +132,7 @@ impl Error {
                 expression: Some(expression.into()),
             }],
             challenge: None,
+            routes: Vec::new(),
         }
     }
 
@@ -150,9 +155,10 @@ impl Error {
         )
     }
 
-    /// The 403 for a resource hidden only by limits a relationship claim or break-glass lifts.
-    pub fn withheld(reference: &str) -> Error {
-        Error::new(
+    /// The 403 for a resource hidden only by limits a relationship claim or break-glass lifts;
+    /// `routes` are those open to the caller.
+    pub fn withheld(reference: &str, routes: Vec<&'static str>) -> Error {
+        let mut e = Error::new(
             ErrorKind::Forbidden,
             format!(
                 "{reference} is withheld: your organisation has no legitimate relationship with \
@@ -161,7 +167,9 @@ impl Error {
                  'X-Purpose-Of-Use: BTG' and 'X-Break-Glass-Reason: <reason>'. Both are audited \
                  and reviewed."
             ),
-        )
+        );
+        e.routes = routes;
+        e
     }
 
     /// The HTTP status.
@@ -202,6 +210,9 @@ impl Error {
                 if let Some(expr) = &i.expression {
                     issue["expression"] = json!([expr]);
                 }
+                if !self.routes.is_empty() {
+                    issue["details"] = routes_concept(&self.routes);
+                }
                 issue
             })
             .collect();
@@ -219,6 +230,21 @@ impl Error {
             .collect::<Vec<_>>()
             .join("; ")
     }
+}
+
+/// The CodeableConcept naming the ways to see withheld data.
+pub(crate) fn routes_concept(routes: &[&str]) -> Value {
+    let coding: Vec<Value> = routes
+        .iter()
+        .map(|r| {
+            json!({"system": store::ACCESS_ROUTE_SYSTEM, "code": r, "display": match *r {
+                "relationship-claim" => "Claim a legitimate relationship",
+                "break-glass" => "Break glass (emergency access)",
+                _ => r,
+            }})
+        })
+        .collect();
+    json!({"coding": coding})
 }
 
 impl std::fmt::Display for Error {
@@ -250,6 +276,7 @@ impl From<ModelError> for Error {
             kind,
             issues: e.issues,
             challenge: None,
+            routes: Vec::new(),
         }
     }
 }

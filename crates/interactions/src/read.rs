@@ -54,7 +54,8 @@ pub(crate) async fn load(
         .map(|s| (s, Visibility::Visible)),
         Some(access) => blocking(move || store.read_checked(&t, &i, version, &access)).await?,
     };
-    judge(found, res_type, id, version, |patients| {
+    let routes = auth.access().map(|a| a.routes()).unwrap_or_default();
+    judge(found, res_type, id, version, routes, |patients| {
         auth.touched(patients)
     })
 }
@@ -66,6 +67,7 @@ pub(crate) fn judge(
     res_type: &str,
     id: &str,
     version: Option<i32>,
+    routes: Vec<&'static str>,
     withheld_from: impl FnOnce(&[String]),
 ) -> Result<Stored> {
     let missing = || match version {
@@ -76,7 +78,7 @@ pub(crate) fn judge(
         Some((stored, Visibility::Visible)) => Ok(stored),
         Some((stored, Visibility::Withheld)) => {
             withheld_from(&stored.compartments);
-            Err(Error::withheld(&format!("{res_type}/{id}")))
+            Err(Error::withheld(&format!("{res_type}/{id}"), routes))
         }
         Some((_, Visibility::Hidden)) | None => Err(missing()),
     }

@@ -114,7 +114,17 @@ pub async fn search(
     })
     .await?;
     guard.disarm();
-    let set = searchset(settings, &plan, page, included, cut, &req.self_base, output);
+    let routes = auth.access().map(|a| a.routes()).unwrap_or_default();
+    let set = searchset(
+        settings,
+        &plan,
+        routes,
+        page,
+        included,
+        cut,
+        &req.self_base,
+        output,
+    );
     auth.touched(set.touched());
     Ok(Outcome::SearchSet(set))
 }

@@ -47,6 +47,7 @@ pub struct SearchSet {
 pub(crate) fn searchset(
     settings: &Settings,
     plan: &SearchPlan,
+    routes: Vec<&'static str>,
     page: ResourcePage,
     included: Vec<FoundResource>,
     cut: bool,
@@ -70,8 +71,12 @@ pub(crate) fn searchset(
             "diagnostics": format!("Parameters not supported and ignored: {}", plan.ignored.join(", "))}));
     }
     if page.withheld {
-        warnings.push(json!({"severity": "information", "code": "suppressed",
-            "diagnostics": "Some matching resources were withheld: your organisation has no legitimate relationship with their patient, or they are restricted. Claim a relationship (X-Relationship-Claim: <reason>) or, in an emergency, break glass (X-Purpose-Of-Use: BTG with X-Break-Glass-Reason: <reason>); both are audited and reviewed."}));
+        let mut issue = json!({"severity": "information", "code": "suppressed",
+            "diagnostics": "Some matching resources were withheld: your organisation has no legitimate relationship with their patient, or they are restricted. Claim a relationship (X-Relationship-Claim: <reason>) or, in an emergency, break glass (X-Purpose-Of-Use: BTG with X-Break-Glass-Reason: <reason>); both are audited and reviewed."});
+        if !routes.is_empty() {
+            issue["details"] = crate::error::routes_concept(&routes);
+        }
+        warnings.push(issue);
     }
     if cut {
         warnings.push(json!({"severity": "warning", "code": "too-costly",

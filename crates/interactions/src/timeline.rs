@@ -25,6 +25,8 @@ const PASSED_ON: &[&str] = &[
     "start",
     "end",
     "_sort",
+    // The source organisation: the ODS tag every write carries in `meta.tag`.
+    "_tag",
     "_count",
     "_cursor",
     "_total",

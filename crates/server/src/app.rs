@@ -11,7 +11,7 @@ use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
 
 use crate::error::ApiError;
-use crate::handlers::{bundle, discovery, history, oauth, picker, resources, searches};
+use crate::handlers::{apps, bundle, discovery, history, oauth, picker, resources, searches};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 use interactions::ErrorKind;
@@ -21,6 +21,22 @@ use interactions::ErrorKind;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
         .route("/ready", web::get().to(ready))
+        .service(
+            web::resource("/apps/viewer")
+                .route(web::get().to(apps::root))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/apps/viewer/config.json")
+                .route(web::get().to(apps::config))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource(["/apps/viewer/", "/apps/viewer/{name}"])
+                .route(web::get().to(apps::file))
+                .route(web::head().to(apps::file))
+                .default_service(web::to(method_not_allowed)),
+        )
         .service(
             web::resource("/.well-known/jwks.json")
                 .route(web::get().to(oauth::jwks))

@@ -327,6 +327,26 @@ pub struct Settings {
     #[arg(long, env = "INVICTA_OIDC_ISSUERS", value_name = "URLS", global = true)]
     pub oidc_issuers: Option<String>,
 
+    /// Folder of the built care-record viewer (apps/viewer, `npm run build`), served at /apps/viewer/
+    #[arg(
+        long,
+        env = "INVICTA_VIEWER_DIR",
+        value_name = "DIR",
+        default_value = "apps/viewer/dist",
+        global = true
+    )]
+    pub viewer_dir: PathBuf,
+
+    /// OAuth client id the viewer signs in as (registered by `make run`)
+    #[arg(
+        long,
+        env = "INVICTA_VIEWER_CLIENT",
+        value_name = "ID",
+        default_value = "viewer",
+        global = true
+    )]
+    pub viewer_client: String,
+
     /// Role policy file, validated at start [default: the shipped profiles/role-policy.json]
     #[arg(long, env = "INVICTA_POLICY", value_name = "FILE", global = true)]
     pub policy: Option<PathBuf>,

@@ -60,6 +60,10 @@ pub struct Config {
     pub oidc_issuers: Vec<String>,
     /// Role policy file (`None`: the shipped one).
     pub policy: Option<std::path::PathBuf>,
+    /// Folder of the built viewer app.
+    pub viewer_dir: std::path::PathBuf,
+    /// Client id of the viewer app.
+    pub viewer_client: String,
     /// The claim naming the care-record role when there are no CIS2 RBAC claims.
     pub role_claim: String,
     /// The log filter (`INVICTA_LOG`), already checked to parse.
@@ -204,6 +208,19 @@ impl Config {
                     s.profiles
                 )
             })?;
+        if s.viewer_client.is_empty()
+            || s.viewer_client.len() > 64
+            || !s
+                .viewer_client
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(format!(
+                "INVICTA_VIEWER_CLIENT (--viewer-client) must be a client id (letters, digits, - _ .), got '{}'",
+                s.viewer_client.escape_debug()
+            )
+            .into());
+        }
         let dev_signin = match s.dev_signin.as_str() {
             "off" | "false" | "0" | "" => false,
             "on" | "true" | "1" => true,
@@ -285,6 +302,8 @@ impl Config {
             issuer: s.issuer.unwrap_or_else(|| base_url.clone()),
             oidc_issuers,
             policy: s.policy,
+            viewer_dir: s.viewer_dir,
+            viewer_client: s.viewer_client,
             role_claim: s.role_claim,
             log: s.log,
             base_url,

@@ -28,6 +28,9 @@ pub struct RelationshipRule {
     pub launch_patient: Option<String>,
 }
 
+/// Code system of the ways to see withheld data ([`Access::routes`]).
+pub const ACCESS_ROUTE_SYSTEM: &str = "https://invicta.example.org/fhir/CodeSystem/access-route";
+
 /// What one request may see. `Default` admits everything (no rule active).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Access {
@@ -52,6 +55,8 @@ pub struct Access {
     pub only_org: Option<String>,
     /// Labels break-glass would make visible for this user (`R` for roles that may break glass).
     pub liftable_labels: Vec<String>,
+    /// The user may break glass (not in force yet): what a withheld answer may offer.
+    pub may_break_glass: bool,
     /// Every search parameter the restrictions name, so a past version is judged on those
     /// values alone; empty when not known (then every value is extracted).
     pub restriction_params: Vec<String>,
@@ -237,6 +242,20 @@ impl Access {
         a
     }
 
+    /// What the user may do to see what these rules withhold: `relationship-claim` (when a
+    /// relationship is needed) and `break-glass` (when the role may), codes of
+    /// [`ACCESS_ROUTE_SYSTEM`].
+    pub fn routes(&self) -> Vec<&'static str> {
+        let mut routes = Vec::new();
+        if self.relationship.is_some() {
+            routes.push("relationship-claim");
+        }
+        if self.may_break_glass {
+            routes.push("break-glass");
+        }
+        routes
+    }
+
     /// True when a relationship claim or break-glass could reveal more than these rules do.
     pub fn liftable(&self) -> bool {
         self.relationship.is_some() || !self.liftable_labels.is_empty()
@@ -357,6 +376,7 @@ mod tests {
                 launch_patient: None,
             }),
             liftable_labels: vec!["R".into()],
+            may_break_glass: true,
             ..Access::default()
         };
         assert!(a.liftable());

@@ -29,7 +29,7 @@ mod tx;
 mod version_check;
 mod write;
 
-pub use access::{Access, RelationshipRule, TypeRule};
+pub use access::{Access, RelationshipRule, TypeRule, ACCESS_ROUTE_SYSTEM};
 pub use audit_rows::PROJECT_BATCH;
 pub use auth_flow::{Refresh, Spent, StoredRequest};
 pub use auth_state::{ClientRecord, Listener, StoredKey, AUTH_CHANNEL};

@@ -482,7 +482,7 @@ impl Run<'_, '_> {
         match &w.entry.action {
             Action::Read { id, version } => {
                 let found = self.tx.read_checked(t, id, *version, &access)?;
-                let s = crate::read::judge(found, t, id, *version, |_| {})?;
+                let s = crate::read::judge(found, t, id, *version, access.routes(), |_| {})?;
                 if s.deleted {
                     return Err(crate::read::gone(t, &s));
                 }
@@ -525,6 +525,7 @@ impl Run<'_, '_> {
                 let set = crate::searchset::searchset(
                     self.settings,
                     &plan,
+                    access.routes(),
                     page,
                     included,
                     cut,
@@ -561,7 +562,7 @@ fn patched(
         Some((s, Visibility::Visible)) if s.deleted => {
             return Err(Error::new(ErrorKind::Gone, format!("{t}/{id} was deleted")))
         }
-        other => crate::read::judge(other, t, id, None, |_| {})?,
+        other => crate::read::judge(other, t, id, None, access.routes(), |_| {})?,
     };
     if let Some(expected) = if_match {
         if expected != current.version {

@@ -2,6 +2,7 @@
 //! query, the headers that matter, the body), calls the interaction, and writes its outcome.
 //! Each one that reaches data takes a [`crate::guard::Guarded`] permission.
 
+pub mod apps;
 pub mod bundle;
 pub mod discovery;
 pub mod history;

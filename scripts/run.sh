@@ -18,25 +18,30 @@ else
   db="$(DATABASE_URL="${DATABASE_URL:-}" scripts/db-url.sh invicta)"
 fi
 export DATABASE_URL="$db" INVICTA_LISTEN="$listen" INVICTA_BASE_URL="$base"
+# The care-record viewer (apps/viewer), built with Node.js and served at /apps/viewer/.
+scripts/ensure-node.sh
+echo "==> building the care-record viewer (apps/viewer)" >&2
+scripts/build-viewer.sh
 # The sample clients and the development sign-in page, so that an app or Postman can sign in at
 # once; never turn the development sign-in on for real records. The clients are those of
-# examples/clients.json plus a sample backend service, whose key pair is made once in
-# .data/sample-backend (with Node.js, by examples/flows/backend-service.mjs).
+# examples/clients.json, the viewer (a public SMART app at this server's /apps/viewer/) and a
+# sample backend service, whose key pair is made once in .data/sample-backend (with Node.js, by
+# examples/flows/backend-service.mjs).
 if [[ -z "${INVICTA_CLIENTS:-}" ]]; then
-  INVICTA_CLIENTS=examples/clients.json
-  if command -v node >/dev/null 2>&1; then
-    [[ -f .data/sample-backend/jwks.json ]] ||
-      node examples/flows/backend-service.mjs setup sample-backend .data/sample-backend >/dev/null
-    python3 - .data/sample-backend/jwks.json examples/clients.json .data/clients.json <<'PY'
+  [[ -f .data/sample-backend/jwks.json ]] ||
+    node examples/flows/backend-service.mjs setup sample-backend .data/sample-backend >/dev/null
+  python3 - .data/sample-backend/jwks.json examples/clients.json .data/clients.json "${base%/fhir}/apps/viewer/" <<'PY'
 import json, sys
-jwks, sample, out = sys.argv[1:]
+jwks, sample, out, viewer = sys.argv[1:]
 clients = json.load(open(sample))
+clients.append({"id": "viewer", "name": "Care record viewer", "kind": "public",
+                "redirect_uris": [viewer], "launch_url": viewer,
+                "scope": "openid fhirUser launch launch/patient user/*.rs patient/*.rs patient/AuditEvent.rs online_access"})
 clients.append({"id": "sample-backend", "name": "Sample backend service", "kind": "confidential-asymmetric",
                 "jwks": json.load(open(jwks)), "scope": "system/*.rs", "role": "feed", "org": "R0X"})
 json.dump(clients, open(out, "w"), indent=2)
 PY
-    INVICTA_CLIENTS=.data/clients.json
-  fi
+  INVICTA_CLIENTS=.data/clients.json
 fi
 export INVICTA_CLIENTS INVICTA_DEV_SIGNIN="${INVICTA_DEV_SIGNIN:-on}"
 
@@ -76,6 +81,9 @@ Invicta is running.
   Sign in:       Postman's OAuth 2.0 helper: authorization code with PKCE (SHA-256), client id
                  postman, auth URL ${base%/fhir}/auth/authorize, token URL ${base%/fhir}/auth/token,
                  scope "launch/patient patient/*.rs", audience ${base} (README "Connecting an app")
+  Viewer:        ${base%/fhir}/apps/viewer/  (staff: the development sign-in as role gp, organisation
+                 G82977, then NHS number 999 041 7385; citizens: role patient, NHS number
+                 9990726159, P9; EHR launch: examples/flows/ehr-launch.sh, README "The viewer")
   Try:           curl ${base}/metadata
                  curl -H "Authorization: Bearer \$TOKEN" ${base}/Patient/margaret-thornton
   Roles:         gp, hospital-clinician, paramedic, community-nurse, mental-health-clinician,

@@ -363,7 +363,7 @@ fn a_receptionist_sees_only_the_banner() {
         {"observe": "receptionist"}
     ]));
     let seen = screen(&report, "receptionist");
-    assert_eq!(sections(&seen), ["banner"]);
+    assert_eq!(sections(seen), ["banner"]);
     assert!(text(&seen["banner"]).contains("999 041 7385"));
     assert!(seen["withheld"].is_null(), "{seen:#}");
 }
@@ -400,7 +400,7 @@ fn a_gp_of_another_practice_is_told_what_is_withheld_and_breaks_glass() {
     let after = screen(&report, "break-glass");
     assert_eq!(after["breakGlassInForce"], true);
     assert!(text(&after["banner"]).contains("999 041 7385"));
-    assert!(sections(&after).contains(&"alerts") && sections(&after).contains(&"timeline"));
+    assert!(sections(after).contains(&"alerts") && sections(after).contains(&"timeline"));
     assert!(text(&after["medications"]).contains("Morphine"));
 
     // The privacy officer finds the break-glass access in the audit trail, with its reason.

@@ -138,6 +138,13 @@ async function observe(page, step, fhirRequests) {
       const path = `${plan.screenshots}/${step.observe}-${label}.png`;
       await page.screenshot({ path, fullPage: true });
       seen.screenshots.push(path);
+      if (label === 'desktop') {
+        // The first screen as a person sees it on opening the page.
+        await page.evaluate(() => window.scrollTo(0, 0));
+        const first = `${plan.screenshots}/${step.observe}-first-screen.png`;
+        await page.screenshot({ path: first });
+        seen.screenshots.push(first);
+      }
     }
     if (label === 'phone') {
       seen.phoneOverflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);

@@ -43,7 +43,9 @@ pub struct SearchSet {
     base_url: String,
 }
 
-/// The searchset of a page: links, total, entries and the notices the caller needs.
+/// The searchset of a page: links, total, entries and the notices the caller needs (`routes`:
+/// how the caller may see what was withheld).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn searchset(
     settings: &Settings,
     plan: &SearchPlan,

@@ -90,7 +90,7 @@ fn setup() -> Viewer {
         "--launch-url",
         &app,
         "--scope",
-        "openid fhirUser launch launch/patient user/*.rs patient/*.rs patient/AuditEvent.rs",
+        "openid fhirUser launch launch/patient online_access user/*.rs patient/*.rs patient/AuditEvent.rs",
     ]);
     assert!(ok, "{err}");
     let examples = repo().join("examples");
@@ -283,12 +283,13 @@ fn a_gp_of_the_practice_sees_alerts_allergies_medications_and_the_timeline_after
         results.contains("eGFR") && results.contains("Low") && results.contains("≥ 90"),
         "{results}"
     );
+    // Four eGFR results this year, drawn as one line.
     assert!(
         seen["charts"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|c| c["id"] == "trend-egfr"),
+            .any(|c| c["id"] == "trend-egfr" && c["points"] == 4),
         "{:#}",
         seen["charts"]
     );

@@ -20,11 +20,12 @@ import { accessLog } from './sections/accesslog.js';
 import { withheldNotice } from './sections/withheld.js';
 
 /** What the viewer asks for: clinicians read at user level (their role and relationships
- * decide), citizens their own compartment and its audit trail. */
+ * decide), citizens their own compartment and its audit trail; `online_access` keeps the session
+ * going past the access token's hour (the library refreshes it) for as long as the sign-in lasts. */
 const SCOPES = {
-  ehr: 'launch openid fhirUser user/*.rs',
-  staff: 'openid fhirUser user/*.rs',
-  citizen: 'openid fhirUser launch/patient patient/*.rs patient/AuditEvent.rs',
+  ehr: 'launch openid fhirUser online_access user/*.rs',
+  staff: 'openid fhirUser online_access user/*.rs',
+  citizen: 'openid fhirUser online_access launch/patient patient/*.rs patient/AuditEvent.rs',
 };
 
 const app = document.getElementById('app');

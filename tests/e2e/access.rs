@@ -895,8 +895,30 @@ fn break_glass_claims_and_the_audit_trail() {
     let s = Server::secure();
     load(&s);
     let gp = auth(&s.token("gp", "user/*.rs", Some(PRACTICE), None));
-    // No relationship with p2: withheld with a way forward.
+    // No relationship with p2: withheld with a way forward, naming the routes open to the role.
     s.get("/Patient/p2", &[("Authorization", &gp)]).outcome(403);
+    assert_eq!(
+        routes(&s.get("/Patient/p2", &[("Authorization", &gp)])),
+        ["relationship-claim", "break-glass"]
+    );
+    let pharmacist = auth(&s.token("pharmacist", "user/*.rs", Some(PRACTICE), None));
+    assert_eq!(
+        routes(&s.get("/Patient/p2", &[("Authorization", &pharmacist)])),
+        ["relationship-claim"],
+        "a pharmacist may not break glass"
+    );
+    let searched = s.get("/Patient?_id=p2", &[("Authorization", &gp)]);
+    let notice = searched.json()["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["search"]["mode"] == "outcome")
+        .map(|e| e["resource"].to_string())
+        .unwrap_or_default();
+    assert!(
+        notice.contains("suppressed") && notice.contains("\"code\":\"break-glass\""),
+        "{notice}"
+    );
     // Break-glass needs a reason, then lifts relationship and R for this request only.
     s.get(
         "/Patient/p2",
@@ -1292,6 +1314,21 @@ fn next_path(r: &Resp) -> Option<String> {
             let url = l["url"].as_str().unwrap();
             url[url.find("/fhir/").unwrap() + 5..].to_string()
         })
+}
+
+/// The access routes a withheld answer names (`issue.details`).
+fn routes(r: &Resp) -> Vec<String> {
+    r.json()["issue"][0]["details"]["coding"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter(|c| {
+                    c["system"] == "https://invicta.example.org/fhir/CodeSystem/access-route"
+                })
+                .map(|c| c["code"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn suppressed(r: &Resp) -> bool {

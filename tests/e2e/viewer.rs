@@ -253,6 +253,10 @@ fn a_gp_of_the_practice_sees_alerts_allergies_medications_and_the_timeline_after
         ],
         "every section, in order"
     );
+    assert!(
+        text(&seen["body"]).contains("Signed in as Dr Helen Marsh"),
+        "the ID token's name"
+    );
     let banner = text(&seen["banner"]);
     for expected in [
         "Margaret Ann THORNTON",

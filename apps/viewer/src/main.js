@@ -80,7 +80,8 @@ async function viewer(client) {
   const perms = new Permissions(client.state.tokenResponse?.scope);
   const citizen = !String(client.state.tokenResponse?.scope ?? '').split(' ').some((s) => s.startsWith('user/'));
   const who = document.getElementById('signed-in');
-  replace(who, `Signed in${client.getFhirUser() ? ` as ${client.getFhirUser()}` : ''} `,
+  const me = client.getIdToken()?.name ?? client.getFhirUser();
+  replace(who, `Signed in${me ? ` as ${me}` : ''} `,
     h('button', { class: 'nhsuk-button nhsuk-button--reverse nhsuk-u-margin-bottom-0', type: 'button', id: 'sign-out', onclick: () => { sessionStorage.clear(); location.assign(redirectUri); } }, 'Sign out'));
   who.hidden = false;
   const patient = client.patient.id;

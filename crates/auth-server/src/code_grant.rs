@@ -190,25 +190,27 @@ impl AuthServer {
         if let Some(s) = &grant.smart_style_url {
             body["smart_style_url"] = json!(s);
         }
-        if scopes.contains(&"openid") && scopes.contains(&"fhirUser") {
-            if let Some(fhir_user) = &person.fhir_user {
-                let mut id = json!({
-                    "iss": settings.issuer,
-                    "sub": person.sub,
-                    "aud": grant.client_id,
-                    "iat": now,
-                    "exp": now + ID_TOKEN_TTL,
-                    "auth_time": person.auth_time,
-                    "fhirUser": format!("{}/{}", settings.fhir_base, fhir_user),
-                });
-                if let Some(n) = &grant.nonce {
-                    id["nonce"] = json!(n);
-                }
-                if let Some(n) = &person.name {
-                    id["name"] = json!(n);
-                }
-                body["id_token"] = json!(self.sign(&id)?);
+        // OpenID Connect: `openid` gets an ID token; `fhirUser` adds the claim when the person
+        // has a FHIR resource (a citizen's Patient, a clinician's Practitioner when known).
+        if scopes.contains(&"openid") {
+            let mut id = json!({
+                "iss": settings.issuer,
+                "sub": person.sub,
+                "aud": grant.client_id,
+                "iat": now,
+                "exp": now + ID_TOKEN_TTL,
+                "auth_time": person.auth_time,
+            });
+            if let (true, Some(fhir_user)) = (scopes.contains(&"fhirUser"), &person.fhir_user) {
+                id["fhirUser"] = json!(format!("{}/{}", settings.fhir_base, fhir_user));
             }
+            if let Some(n) = &grant.nonce {
+                id["nonce"] = json!(n);
+            }
+            if let Some(n) = &person.name {
+                id["name"] = json!(n);
+            }
+            body["id_token"] = json!(self.sign(&id)?);
         }
         let offline = scopes.contains(&"offline_access");
         let online = scopes.contains(&"online_access");

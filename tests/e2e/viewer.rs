@@ -57,6 +57,7 @@ fn setup() -> Viewer {
         "gp-stour": {"name": "Dr Helen Marsh", "nhsid_nrbac_roles": [role("r1", "G82977", "R0260")], "selected_roleid": "r1"},
         "reception-stour": {"name": "Amy Clarke", "nhsid_nrbac_roles": [role("r1", "G82977", "R8009")], "selected_roleid": "r1"},
         "gp-riverside": {"name": "Dr Oluwaseun Adeyemi", "nhsid_nrbac_roles": [role("r1", "G82984", "R0260")], "selected_roleid": "r1"},
+        "clinician-wmh": {"name": "Dr Anjali Rao", "nhsid_nrbac_roles": [role("r1", "R0X", "R8000")], "selected_roleid": "r1"},
         "daniel-p9": {"name": "Daniel Mensah", "nhs_number": "9990726159", "identity_proofing_level": "P9"},
         "daniel-p5": {"name": "Daniel Mensah", "nhs_number": "9990726159", "identity_proofing_level": "P5"}
     });
@@ -436,6 +437,55 @@ fn a_gp_of_another_practice_is_told_what_is_withheld_and_breaks_glass() {
         }),
         "{events:#?}"
     );
+}
+
+#[test]
+fn restricted_results_are_withheld_with_a_notice_until_the_clinician_breaks_glass() {
+    let v = setup();
+    // A result the GP practice marked restricted (R): hospital clinicians see it only by
+    // breaking glass.
+    let feed = format!(
+        "Bearer {}",
+        v.s.token("feed", "system/*.crus", Some("G82977"), None)
+    );
+    let restricted = json!({"resourceType": "Observation", "id": "margaret-thornton-restricted",
+        "meta": {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}]},
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2276-4"}], "text": "Serum ferritin"},
+        "subject": {"reference": format!("Patient/{MARGARET}")},
+        "effectiveDateTime": "2026-11-20T09:00:00+00:00",
+        "valueQuantity": {"value": 12, "unit": "ug/L", "system": "http://unitsofmeasure.org", "code": "ug/L"}});
+    let put = v.s.send_json(
+        "PUT",
+        "/Observation/margaret-thornton-restricted",
+        &restricted,
+        &[("Authorization", &feed)],
+    );
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    let launch = v.ehr_launch("clinician-wmh", "hospital-clinician", "R0X");
+    let report = v.browse(json!([
+        {"goto": launch},
+        {"signIn": {"provider": "cis2", "login": "clinician-wmh"}},
+        {"observe": "restricted"},
+        {"breakGlass": "Deteriorating on the ward; need the full picture"},
+        {"observe": "restricted-lifted"}
+    ]));
+    let before = screen(&report, "restricted");
+    let notice = text(&before["withheld"]);
+    assert!(
+        notice.contains("Some of this record is hidden") && notice.contains("Break glass"),
+        "{notice}"
+    );
+    assert!(!text(&before["results"]).contains("Serum ferritin"));
+    assert!(
+        text(&before["results"]).contains("eGFR"),
+        "the rest is shown"
+    );
+    let after = screen(&report, "restricted-lifted");
+    assert!(after["withheld"].is_null(), "{:#}", after["withheld"]);
+    assert_eq!(after["breakGlassInForce"], true);
+    assert!(text(&after["results"]).contains("Serum ferritin"));
 }
 
 #[test]

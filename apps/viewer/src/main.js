@@ -188,6 +188,8 @@ async function showRecord(api, perms, id, citizen) {
     tl,
     accessLog(record, orgs));
   document.title = `${name(record.patient.name)} – Shared care record`;
+  // A screen reader starts at the person's name, not wherever the last page left it.
+  document.getElementById('patient-name')?.focus();
   if (tl) await tl.load();
   document.body.dataset.ready = 'true';
 }

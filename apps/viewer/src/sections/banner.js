@@ -14,7 +14,7 @@ export function banner(record) {
   const home = p.address?.find((a) => a.use === 'home') ?? p.address?.[0];
   const stay = currentStay(record);
   return h('section', { id: 'banner', class: 'viewer-banner', 'aria-labelledby': 'patient-name' },
-    h('h1', { id: 'patient-name', class: 'nhsuk-heading-l' }, name(p.name)),
+    h('h1', { id: 'patient-name', class: 'nhsuk-heading-l', tabindex: '-1' }, name(p.name)),
     summaryList([
       ['NHS number', nhsNumber(nhsNumberOf(p))],
       ['Date of birth', p.birthDate ? `${date(p.birthDate)}${years != null ? ` (${years} years)` : ''}` : ''],

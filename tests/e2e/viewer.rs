@@ -477,6 +477,10 @@ fn restricted_results_are_withheld_with_a_notice_until_the_clinician_breaks_glas
         notice.contains("Some of this record is hidden") && notice.contains("Break glass"),
         "{notice}"
     );
+    assert!(
+        !notice.contains("Claim a legitimate relationship"),
+        "the relationship stands (the EHR launch); a claim would lift nothing: {notice}"
+    );
     assert!(!text(&before["results"]).contains("Serum ferritin"));
     assert!(
         text(&before["results"]).contains("eGFR"),

@@ -46,7 +46,11 @@ export async function loadRecord(api, perms, patientId) {
     record.found[key] = entries.filter((e) => e.search?.mode !== 'outcome' && e.search?.mode !== 'include').map((e) => e.resource);
     record.included.push(...entries.filter((e) => e.search?.mode === 'include').map((e) => e.resource));
     const withheld = withheldIn(answer.resource);
-    if (withheld && !record.withheld) record.withheld = withheld;
+    if (withheld && !record.withheld) {
+      // The Patient was readable, so the user's relationship with this person stands: what is
+      // still withheld is restricted content, which only break-glass lifts.
+      record.withheld = { ...withheld, routes: withheld.routes.filter((r) => r !== 'relationship-claim') };
+    }
   });
   return record;
 }

@@ -236,7 +236,7 @@ pub struct Settings {
     )]
     pub statement_timeout: String,
 
-    /// Secret (16+ characters) sealing search page cursors; the same on every instance behind one load balancer [default: random per process]
+    /// Secret (16+ characters) sealing search page cursors; by default every process on the database shares one [default: made once and kept in the database (table server_secret)]
     #[arg(
         long,
         env = "INVICTA_CURSOR_KEY",

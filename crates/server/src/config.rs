@@ -40,6 +40,8 @@ pub struct Config {
     pub statement_timeout: Option<std::time::Duration>,
     /// The key that seals search page cursors.
     pub cursor_key: search::CursorKey,
+    /// `INVICTA_CURSOR_KEY` was given; otherwise the key is the database's shared one.
+    pub cursor_key_configured: bool,
     /// Tokens are required (the default); off only for local development.
     pub auth: bool,
     /// Every access is audited (the default); off only to measure what auditing costs.
@@ -180,6 +182,7 @@ impl Config {
             &s.statement_timeout,
             "INVICTA_STATEMENT_TIMEOUT (--statement-timeout)",
         )?;
+        let cursor_key_configured = s.cursor_key.is_some();
         let cursor_key = match s.cursor_key {
             Some(secret) if secret.len() >= 16 => search::CursorKey::from_secret(secret.as_bytes()),
             Some(_) => {
@@ -291,6 +294,7 @@ impl Config {
             search_max_count: search_max_count as i64,
             search_explain,
             statement_timeout,
+            cursor_key_configured,
             cursor_key,
             auth,
             audit,

@@ -59,7 +59,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command, config: Config) -> Result<(), String> {
+fn run(command: Command, mut config: Config) -> Result<(), String> {
     let policy = match &config.policy {
         Some(path) => authz::Policy::load(path)?,
         None => authz::Policy::from_json(authz::policy::DEFAULT_POLICY)?,
@@ -97,6 +97,13 @@ fn run(command: Command, config: Config) -> Result<(), String> {
         );
     }
     auth_server::KeyRing::ensure_first(&maintenance, &config.signing_key)?;
+    if !config.cursor_key_configured {
+        // Every process on this database seals and opens paging links with the same key.
+        let secret = maintenance
+            .shared_secret("cursor-key", &auth_server::secrets::random())
+            .map_err(|e| format!("cannot read the shared cursor key: {e}"))?;
+        config.cursor_key = search::CursorKey::from_secret(secret.as_bytes());
+    }
     match &command {
         Command::Load(args) => return load::run(&config, args, &maintenance, policy),
         Command::Token(args) => {

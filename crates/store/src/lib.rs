@@ -24,6 +24,7 @@ mod read;
 mod reindex;
 mod relationship;
 mod schema;
+mod shared_secret;
 mod sql;
 mod tx;
 mod version_check;

@@ -46,6 +46,10 @@ SHAPES = [
      "Patient?family={family}&birthdate={birthdate}",
      "idx_string_lookup range scan on the normalised prefix (text_pattern_ops) and/or "
      "idx_date_lookup on the birth date, intersected, then resource_pkey."),
+    ("patient-name-contains", "Patient by part of a name (:contains)",
+     "Patient?name:contains={infix}",
+     "idx_string_contains (trigram GIN over the normalised names and addresses) gives the rows "
+     "holding the text; res_type and param are checked per row; then resource_pkey."),
     ("patient-id", "Patient by _id",
      "Patient?_id={id}",
      "resource_type_id (res_type, id) unique index: one row."),
@@ -130,6 +134,8 @@ def placeholders(row):
         "id": row["id"],
         "nhs": row["nhs"],
         "family": row["family"][:4].lower(),
+        # Inside the name, not its start: what only :contains finds.
+        "infix": row["family"][1:5].lower(),
         "birthdate": row["birthdate"],
     }
 

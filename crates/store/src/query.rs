@@ -474,8 +474,11 @@ fn sort_expr(key: &SortKey, binds: &mut Vec<Bind>) -> String {
         });
         // Ascending sorts use a resource's lowest value, descending its highest (R4 search).
         let agg = if key.descending { "MAX" } else { "MIN" };
+        // `res_type` lets each row's lookup skip the other partition of the index table (the
+        // audit trail's, or the record's) instead of probing both.
         format!(
-            "(SELECT {agg}(x.{column}) FROM {table} x WHERE x.rid = r.rid AND x.param = ${})",
+            "(SELECT {agg}(x.{column}) FROM {table} x \
+             WHERE x.rid = r.rid AND x.res_type = r.res_type AND x.param = ${})",
             binds.len()
         )
     };

@@ -719,3 +719,89 @@ fn a_clinician_picks_the_patient_of_a_standalone_launch_among_those_they_may_see
     );
     assert_eq!(r.json()["total"], 3, "{}", String::from_utf8_lossy(&r.body));
 }
+
+#[test]
+fn a_sign_in_at_one_process_is_exchanged_and_refreshed_at_another() {
+    // Two processes on one database behind one load balancer: every step of the flow may land
+    // on either, since codes, sessions and refresh families live in PostgreSQL.
+    let s = setup();
+    let peer = s.peer();
+    let p = pkce();
+    let mut b = Browser::new();
+    let scope = "openid fhirUser launch/patient patient/*.rs offline_access";
+    let back = sign_in_and_allow(&s, &mut b, &authorize_url(&s, scope, &p, &[]), CITIZEN);
+    let code = param(&back, "code").expect("a code");
+    let at = |root: &str, form: &[(&str, &str)]| {
+        s.send(
+            "POST",
+            &format!("{root}/auth/token"),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            encode_form(form).as_bytes(),
+        )
+    };
+    let exchanged = at(
+        &peer.root,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "viewer"),
+            ("code_verifier", &p.verifier),
+        ],
+    );
+    assert_eq!(
+        exchanged.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&exchanged.body)
+    );
+    let refresh = exchanged.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refreshed = at(
+        &s.root,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", "viewer"),
+        ],
+    );
+    assert_eq!(
+        refreshed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&refreshed.body)
+    );
+    let access = refreshed.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        peer.get("/Patient/citizen-1", &[("Authorization", &bearer(&access))])
+            .status,
+        200
+    );
+    // The code, spent at the other process, used again here: refused, and what it yielded is
+    // revoked everywhere at once.
+    assert_eq!(exchange(&s, &code, &p).status, 400);
+    let first = exchanged.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Each process learns of a revocation by notification, a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for t in [&first, &access] {
+        while peer
+            .get("/Patient/citizen-1", &[("Authorization", &bearer(t))])
+            .status
+            != 401
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the other process still accepts a revoked token"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

@@ -12,22 +12,29 @@
 #   audited   INVICTA_AUTH=on  INVICTA_AUDIT=on   (as in production: every request audited)
 # The four servers run side by side (one port each) and the modes take turns in rounds
 # (engine, rules, auth, audited, engine, …), so a slow minute of this shared machine falls on
-# every mode alike rather than on whichever ran then; after an audited run the audit journal is
-# drained before the next run starts. Reports per mode the median req/s and latency over the
-# rounds, and the median over rounds of the ratios rules/engine (token verification and policy
-# evaluation), auth/rules (the relationship lookup), auth/engine (all access control) and
-# audited/auth (the audit trail). About 7 minutes. Output in target/bench-auth/.
+# every mode alike rather than on whichever ran then. The audit trail defers no work (each
+# event is stored, indexed and searchable before its response), so whatever auditing costs
+# falls inside the audited run that caused it. Reports per mode the median req/s and latency
+# over the rounds, and the median over rounds of the ratios rules/engine (token verification
+# and policy evaluation), auth/rules (the relationship lookup), auth/engine (all access
+# control) and audited/auth (the audit trail).
+#
+# Then the growth check: each search runs on the audited server, the audit trail grows by
+# BENCH_AUDIT_GROWTH (1,000,000) AuditEvents written through the API (bench/audit-fill.lua),
+# and each search runs again, with statistics as autovacuum leaves them (no ANALYZE): the two
+# figures must agree within 10%. About 25 minutes. Output in target/bench-auth/.
 #
 # Knobs: INVICTA_BIN, INVICTA_LISTEN (first port; default 127.0.0.1:8184, the next three follow),
-# BENCH_DURATION (seconds per run, 4), BENCH_ROUNDS (5), BENCH_WARMUP (2),
-# BENCH_CONCURRENCY ("1 8"), BENCH_SEED (2000), DATABASE_URL.
+# BENCH_DURATION (seconds per run, 60), BENCH_ROUNDS (2), BENCH_WARMUP (5),
+# BENCH_CONCURRENCY ("8"), BENCH_SEED (2000), BENCH_AUDIT_GROWTH (1000000), DATABASE_URL.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-DURATION=${BENCH_DURATION:-4}
-ROUNDS=${BENCH_ROUNDS:-5}
-WARMUP=${BENCH_WARMUP:-2}
-CONCURRENCY=${BENCH_CONCURRENCY:-1 8}
+DURATION=${BENCH_DURATION:-60}
+ROUNDS=${BENCH_ROUNDS:-2}
+WARMUP=${BENCH_WARMUP:-5}
+CONCURRENCY=${BENCH_CONCURRENCY:-8}
+GROWTH=${BENCH_AUDIT_GROWTH:-1000000}
 SEED=${BENCH_SEED:-2000}
 LISTEN=${INVICTA_LISTEN:-127.0.0.1:8184}
 BASE="http://$LISTEN"
@@ -115,15 +122,7 @@ start auth on off "${PORTS[auth]}"
 start audited on on "${PORTS[audited]}"
 MODES="engine rules auth audited"
 
-# Waits until the audit projector has emptied the journal, so its work after an audited run
-# does not fall on the next run.
-drain_journal() {
-  for _ in $(seq 1 600); do
-    [[ $(psql "$DB_URL" -Atqc 'SELECT count(*) FROM audit_journal') == 0 ]] && return 0
-    sleep 0.1
-  done
-  die "the audit journal did not drain"
-}
+audit_count() { psql "$DB_URL" -Atqc 'SELECT count(*) FROM audit_event'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 declare -A RPS P50 P99 RATIO_RULES RATIO_REL RATIO_AUTH RATIO_AUDIT
@@ -132,16 +131,12 @@ for op in read patient-search; do
   [[ $op == read ]] && args=(-- "$SEED")
   for c in $CONCURRENCY; do
     t=$((c < 2 ? 1 : 2))
-    # The audited runs add thousands of AuditEvents; fresh statistics, as autovacuum would keep
-    # them, so no mode is measured on plans made for a table that no longer exists.
-    psql "$DB_URL" -qc 'ANALYZE' >/dev/null
     declare -A runs=() p50s=() p99s=()
     rr=() rl=() ra=() ru=()
     for mode in $MODES; do
       ((WARMUP > 0)) && BENCH_TOKEN=$TOKEN wrk -t "$t" -c "$c" -d "${WARMUP}s" -s "bench/$op.lua" \
         "http://$HOST:${PORTS[$mode]}" "${args[@]}" >/dev/null 2>&1
     done
-    drain_journal
     for round in $(seq 1 "$ROUNDS"); do
       declare -A this=()
       for mode in $MODES; do
@@ -154,7 +149,6 @@ for op in read patient-search; do
         runs[$mode]+="${this[$mode]} "
         p50s[$mode]+="$(sed -n 's/.* p50_ms=\([0-9.]*\).*/\1/p' <<<"$line") "
         p99s[$mode]+="$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$line") "
-        [[ $mode == audited ]] && drain_journal
       done
       rr+=("$(awk -v x="${this[rules]}" -v y="${this[engine]}" 'BEGIN { print x / y }')")
       rl+=("$(awk -v x="${this[auth]}" -v y="${this[rules]}" 'BEGIN { print x / y }')")
@@ -177,8 +171,35 @@ for op in read patient-search; do
     unset runs p50s p99s
   done
 done
+# The growth check, on the audited server at the largest concurrency.
+c=${CONCURRENCY##* }
+t=$((c < 2 ? 1 : 2))
+declare -A BEFORE AFTER
+measure() { # OP -> req/s
+  local args=() f="$OUT/wrk-growth-$1-$2.txt"
+  [[ $1 == read ]] && args=(-- "$SEED")
+  BENCH_TOKEN=$TOKEN wrk -t "$t" -c "$c" -d "${DURATION}s" --timeout 10s -s "bench/$1.lua" \
+    "http://$HOST:${PORTS[audited]}" "${args[@]}" >"$f" 2>&1
+  line=$(grep '^BENCH ' "$f") || die "no result in $f"
+  [[ $line == *"status_errors=0 "* ]] || die "HTTP errors: $line"
+  sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$line"
+}
+for op in read patient-search; do BEFORE[$op]=$(measure "$op" before); done
+start_count=$(audit_count)
+say "growing the audit trail by $GROWTH AuditEvents from $start_count (audited searches)"
+fill_started=$SECONDS
+while (($(audit_count) - start_count < GROWTH)); do
+  BENCH_TOKEN=$TOKEN wrk -t "$t" -c "$c" -d 20s --timeout 10s -s bench/audit-fill.lua \
+    "http://$HOST:${PORTS[audited]}" >"$OUT/wrk-audit-fill.txt" 2>&1
+  grep -q 'status_errors=0 ' "$OUT/wrk-audit-fill.txt" || { cat "$OUT/wrk-audit-fill.txt" >&2; die "audit fill had errors"; }
+done
+grown=$(($(audit_count) - start_count))
+fill_secs=$((SECONDS - fill_started))
+for op in read patient-search; do AFTER[$op]=$(measure "$op" after); done
 stop
-audits=$(psql "$DB_URL" -Atqc "SELECT count(*) FROM resource WHERE res_type = 'AuditEvent'")
+audits=$(audit_count)
+trail_bytes=$(psql "$DB_URL" -Atqc "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0) FROM pg_inherits i \
+  JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_event'::regclass")
 {
   echo "# Access control and audit overhead ($(date -u +%F), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB)"
   echo
@@ -196,5 +217,19 @@ audits=$(psql "$DB_URL" -Atqc "SELECT count(*) FROM resource WHERE res_type = 'A
     done
   done
   echo
-  echo "AuditEvents stored during the audited runs and seeding: $audits. Server, PostgreSQL (fsync on) and wrk share the machine."
+  echo
+  echo "Deferred audit work at the end of each run: none (every AuditEvent is stored with its keys and index entries before its response; nothing is projected later)."
+  echo
+  echo "### Clinical searches as the audit trail grows"
+  echo
+  echo "The audit trail grew by $grown AuditEvents in ${fill_secs} s through audited searches ($((grown / (fill_secs > 0 ? fill_secs : 1))) events/s), to $audits in all ($((trail_bytes / 1048576)) MiB with indexes, $((trail_bytes / (audits > 0 ? audits : 1))) bytes per event). No ANALYZE was run: statistics are as autovacuum left them. Audited server, $c clients, ${DURATION} s each."
+  echo
+  echo "| operation | before req/s | after req/s | after / before |"
+  echo "|---|---:|---:|---:|"
+  for op in read patient-search; do
+    printf '| %s | %.0f | %.0f | %.2f |\n' "$op" "${BEFORE[$op]}" "${AFTER[$op]}" \
+      "$(awk -v a="${AFTER[$op]}" -v b="${BEFORE[$op]}" 'BEGIN { print a / b }')"
+  done
+  echo
+  echo "AuditEvents stored in all: $audits. Server, PostgreSQL (fsync on) and wrk share the machine."
 } | tee "$OUT/results.md"

@@ -264,7 +264,10 @@ fn a_citizen_signs_in_consents_and_gets_their_own_record_with_pkce_and_rotating_
     assert_eq!(count("subtype=token-issued"), 1);
     assert_eq!(count("subtype=token-refreshed"), 1);
     assert!(count("subtype=refused") >= 3);
-    let trail = sql_value(&s.db_url, "SELECT string_agg(convert_from(body, 'UTF8'), ' ') FROM resource WHERE res_type = 'AuditEvent'");
+    let trail = sql_value(
+        &s.db_url,
+        "SELECT string_agg(convert_from(body, 'UTF8'), ' ') FROM audit_event",
+    );
     for secret in [&code, &first, &second, &access, &p.verifier] {
         assert!(
             !trail.contains(secret.as_str()),

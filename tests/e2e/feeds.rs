@@ -665,8 +665,8 @@ fn feeds_stamp_provenance_and_change_only_their_own_data() {
     s.settle_audit();
     let audited = count(
         &s,
-        "SELECT count(*) FROM resource WHERE res_type = 'AuditEvent' \
-         AND convert_from(body, 'UTF8') LIKE '%bundle-overwrite%' \
+        "SELECT count(*) FROM audit_event \
+         WHERE convert_from(body, 'UTF8') LIKE '%bundle-overwrite%' \
          AND convert_from(body, 'UTF8')::jsonb->>'outcome' = '4'",
     );
     assert_eq!(audited, 1);
@@ -674,8 +674,8 @@ fn feeds_stamp_provenance_and_change_only_their_own_data() {
     let written = count(
         &s,
         &format!(
-            "SELECT count(*) FROM resource WHERE res_type = 'AuditEvent' \
-             AND convert_from(body, 'UTF8') LIKE '%Observation/{obs_id}/_history/1%'"
+            "SELECT count(*) FROM audit_event \
+             WHERE convert_from(body, 'UTF8') LIKE '%Observation/{obs_id}/_history/1%'"
         ),
     );
     assert!(written >= 1);

@@ -97,9 +97,9 @@ impl Server {
         key.sign(&claims).expect("sign")
     }
 
-    /// Reads the audit trail through the API (as a privacy officer when tokens are on), which
-    /// brings every AuditEvent journalled so far into the resource table; call it before
-    /// counting AuditEvents with SQL.
+    /// Searches the audit trail through the API (as a privacy officer when tokens are on) and
+    /// checks that it answers: a test that counts AuditEvents with SQL first sees that the
+    /// trail it counts is the one the API serves.
     pub fn settle_audit(&self) {
         let secure = self
             .env

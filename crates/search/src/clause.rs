@@ -192,7 +192,7 @@ impl Compiler<'_> {
                 "the form is _has:Type:reference:parameter",
             ));
         };
-        if !fhir_model::search_params::is_searchable(t) {
+        if !fhir_model::search_params::is_searchable(t) || t == crate::audit::AUDIT_TYPE {
             return Err(SearchError::Unsupported(format!("_has:{t}")));
         }
         let def = fhir_model::search_params::lookup(t, code)
@@ -433,17 +433,28 @@ impl Compiler<'_> {
 
     /// `_lastUpdated`, held on the resource row: the point `t` is the range `[t, t + 1 ms)`.
     pub fn last_updated(&mut self, v: &str) -> Result<String, SearchError> {
+        let column = format!("{}.last_updated", self.alias);
+        self.instant_condition("_lastUpdated", v, &column)
+    }
+
+    /// A date parameter `code` held as an instant in `column` (the point `t` is the range
+    /// `[t, t + 1 ms)`).
+    pub fn instant_condition(
+        &mut self,
+        code: &str,
+        v: &str,
+        column: &str,
+    ) -> Result<String, SearchError> {
         let (prefix, text) = split_prefix(v);
-        check_date("_lastUpdated", v, text)?;
-        let (lo, hi) = date_range(text)
-            .ok_or_else(|| bad("_lastUpdated", v, "not a FHIR date, dateTime or instant"))?;
-        let a = self.alias.clone();
+        check_date(code, v, text)?;
+        let (lo, hi) =
+            date_range(text).ok_or_else(|| bad(code, v, "not a FHIR date, dateTime or instant"))?;
         let cond = self.range_condition(
             prefix,
             lo,
             hi,
-            &format!("{a}.last_updated"),
-            &format!("({a}.last_updated + interval '1 millisecond')"),
+            column,
+            &format!("({column} + interval '1 millisecond')"),
         );
         Ok(format!("({cond})"))
     }
@@ -728,7 +739,7 @@ fn common_def(types: &[String], code: &str) -> Option<&'static SearchParamDef> {
         .then_some(first)
 }
 
-fn bad(code: &str, value: &str, why: &str) -> SearchError {
+pub(crate) fn bad(code: &str, value: &str, why: &str) -> SearchError {
     SearchError::BadValue {
         param: code.to_string(),
         value: value.to_string(),
@@ -736,7 +747,7 @@ fn bad(code: &str, value: &str, why: &str) -> SearchError {
     }
 }
 
-fn like_escape(s: &str) -> String {
+pub(crate) fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")

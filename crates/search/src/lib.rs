@@ -4,6 +4,7 @@
 //!
 //! **Invariant:** every value from a query is a bind parameter; no client text reaches SQL.
 
+mod audit;
 mod clause;
 mod cursor;
 pub mod limits;

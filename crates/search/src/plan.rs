@@ -121,6 +121,13 @@ pub fn plan(
     };
     let mut cursor_token = None;
     let mut bounds = Vec::new();
+    // The audit trail is searched on its own, by its own compiler (`audit`).
+    let audit = types.iter().any(|t| t == crate::audit::AUDIT_TYPE);
+    if audit && types.len() > 1 {
+        return Err(SearchError::Unsupported(
+            "AuditEvent together with other types (search it on its own)".into(),
+        ));
+    }
     if options.care == Care::Timeline {
         plan.sort = vec![SortKey {
             column: SortColumn::EventDate,
@@ -204,6 +211,7 @@ pub fn plan(
                 cursor_token = Some(value.as_str());
                 continue;
             }
+            _ if audit => crate::audit::parameter(&mut compiler, name, value).map(Some),
             _ => compiler.parameter(types, name, value).map(Some),
         };
         match outcome {
@@ -266,7 +274,8 @@ fn parse_include(
         [s, p, t] => (s.to_string(), Some(p.to_string()), Some(t.to_string())),
         _ => return Err(bad(name, value, "Type:parameter[:targetType]")),
     };
-    if !search_params::is_searchable(&source) {
+    // An AuditEvent's references are keys on its row, not index rows to follow.
+    if !search_params::is_searchable(&source) || source == crate::audit::AUDIT_TYPE {
         return Err(SearchError::Unsupported(format!("{name}={value}")));
     }
     if let Some(p) = &param {
@@ -311,6 +320,10 @@ fn parse_sort(types: &[String], value: &str) -> Result<Vec<SortKey>, SearchError
             let column = match name {
                 "_lastUpdated" => SortColumn::LastUpdated,
                 "_id" => SortColumn::Id,
+                "date" if types == [crate::audit::AUDIT_TYPE] => SortColumn::Date("date".into()),
+                other if types.iter().any(|t| t == crate::audit::AUDIT_TYPE) => {
+                    return Err(SearchError::Unsupported(format!("_sort={other}")))
+                }
                 other => {
                     let def = types
                         .first()

@@ -1,8 +1,8 @@
-//! Where AuditEvents go: writer threads that each journal whatever has queued up in a single
+//! Where AuditEvents go: writer threads that each store whatever has queued up in a single
 //! transaction (group commit) and tell each waiting request when its records are durable.
 //! Under load many requests share one commit; a request never answers before its records
-//! are stored. A projector thread turns the journal into searchable AuditEvent resources in
-//! large batches behind the responses (see `store::audit_rows`).
+//! are stored. A stored event is searchable at once: nothing is deferred (see
+//! `store::audit_rows`).
 
 use std::sync::{mpsc, Arc, Mutex};
 
@@ -30,13 +30,6 @@ impl AuditSink {
     /// Starts the writer threads; `enabled: false` makes a sink that drops everything
     /// (`INVICTA_AUDIT=off`, for measuring what auditing costs).
     pub fn start(store: Store, enabled: bool) -> AuditSink {
-        // The projector runs whatever the setting: writes journal their records too, and a
-        // journal left by an earlier process is drained.
-        let projector = store.clone();
-        std::thread::Builder::new()
-            .name("audit-projector".into())
-            .spawn(move || project(&projector))
-            .expect("the audit projector thread starts");
         if !enabled {
             return AuditSink { tx: None };
         }
@@ -110,21 +103,5 @@ fn writer(rx: &Mutex<mpsc::Receiver<Job>>, store: &Store) {
         for done in waiting {
             let _ = done.send(result.clone());
         }
-    }
-}
-
-/// How long the projector rests when the journal is drained.
-const PROJECT_IDLE: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// The projector: drains the journal in batches, resting when it is empty. Failures are logged
-/// and retried; the rows stay in the journal until a projection commits.
-fn project(store: &Store) {
-    loop {
-        match store.project_audit(store::PROJECT_BATCH) {
-            Ok(n) if n as i64 == store::PROJECT_BATCH => continue,
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "audit journal could not be projected"),
-        }
-        std::thread::sleep(PROJECT_IDLE);
     }
 }

@@ -258,11 +258,6 @@ pub fn run(
         .map_err(|_| "the file reader failed".to_string())?;
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
-    // The load's AuditEvents were journalled; project them now rather than leave it to the
-    // next server start (a failure here loses nothing: they stay journalled).
-    if let Err(e) = store.project_audit_all() {
-        eprintln!("warning: the audit journal is left for the server to project: {e}");
-    }
     println!(
         "loaded {} resources from {} files in {:.1} s ({:.0} resources/s): {} created, {} updated, {} unchanged, {} failed",
         tally.done(),

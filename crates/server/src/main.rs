@@ -84,6 +84,17 @@ fn run(command: Command, mut config: Config) -> Result<(), String> {
         .migrate()
         .map_err(|e| format!("cannot apply migrations: {e}"))?;
     tracing::info!(applied, "database schema is up to date");
+    // AuditEvents kept as resources by earlier versions join the audit trail before anything
+    // reads it (a no-op once done).
+    maintenance
+        .prepare_audit_partitions()
+        .map_err(|e| format!("cannot create the audit trail's partitions: {e}"))?;
+    let moved = maintenance
+        .move_legacy_audit()
+        .map_err(|e| format!("cannot move AuditEvents into the audit trail: {e}"))?;
+    if moved > 0 {
+        tracing::info!(moved, "AuditEvents moved into the audit trail");
+    }
     let rebuilt = maintenance
         .ensure_index_current(
             &fhir_model::search_params::definitions_hash(),

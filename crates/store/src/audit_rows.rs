@@ -1,126 +1,327 @@
-//! The audit trail's storage. A request's AuditEvents go into `audit_journal` as one narrow row
-//! each, in one prepared statement: that is all a response waits for. A projector turns journal
-//! rows into AuditEvent resources (current row, history row, index rows) in large batches and
-//! deletes them in the same transaction; whatever reads AuditEvents calls
-//! [`Store::project_audit_all`] first, so reads see every event committed before them.
+//! The audit trail's storage: `audit_event`, one narrow row per AuditEvent, appended in one
+//! multi-row statement per batch (many requests share a commit) and never changed. A row holds
+//! the event as served, what the access rules read and its search keys (`audit_keys`); reads,
+//! searches and history read it through the `audit_resource` view, shaped like `resource`.
+//! Nothing is deferred: once the insert commits, the event is durable and searchable.
 
-use diesel::pg::{Pg, PgConnection};
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Bool, Bytea, Text};
-use diesel::{Connection, QueryResult, QueryableByName, RunQueryDsl};
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use diesel::pg::PgConnection;
+use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz};
+use diesel::{Connection, QueryableByName, RunQueryDsl};
 use serde_json::Value;
 
+use crate::audit_keys::{keys_of, LIST_SEP};
 use crate::error::StoreError;
-use crate::index_rows;
 use crate::meta::{now_millis, prepare};
 use crate::pool::Store;
 use crate::sql::{query, Bind};
 
-/// Journal rows projected per transaction.
-pub const PROJECT_BATCH: i64 = 5000;
+/// Events moved per transaction from the layout of earlier versions.
+const MOVE_BATCH: i64 = 2000;
 
-/// Advisory lock key that serialises projections, so a drain waits for one in flight.
-const PROJECT_LOCK: i64 = 7_231_008;
+/// Advisory lock key that serialises creating partitions.
+const PARTITION_LOCK: i64 = 7_231_015;
+
+/// Months whose partition this process has seen exist, by database (its URL): tests run
+/// several databases in one process.
+static PARTITIONS: Mutex<Option<HashSet<(String, i32, u32)>>> = Mutex::new(None);
+
+/// The table that holds a type's rows, shaped like `resource` (`audit_resource` for
+/// AuditEvent, which lives in the audit trail).
+pub(crate) fn current_table(res_type: &str) -> &'static str {
+    if res_type == "AuditEvent" {
+        "audit_resource"
+    } else {
+        "resource"
+    }
+}
+
+/// The table that holds a type's versions, shaped like `resource_history`.
+pub(crate) fn history_table(res_type: &str) -> &'static str {
+    if res_type == "AuditEvent" {
+        "audit_resource"
+    } else {
+        "resource_history"
+    }
+}
 
 impl Store {
-    /// Journals a batch of AuditEvents in one transaction (one commit for many requests).
+    /// Stores a batch of AuditEvents in one transaction (one commit for many requests).
     pub fn record_audit(&self, events: Vec<Value>) -> Result<(), StoreError> {
+        self.prepare_audit_partitions()?;
         let mut conn = self.conn()?;
-        conn.transaction(|conn| journal_audit_events(conn, &events))
+        conn.transaction(|conn| insert_audit_events(conn, &events))
     }
 
-    /// Projects up to `batch` journal rows, oldest first, into AuditEvent resources in one
-    /// transaction; returns how many. Concurrent projections queue on an advisory lock.
-    pub fn project_audit(&self, batch: i64) -> Result<usize, StoreError> {
-        let mut conn = self.conn()?;
-        conn.transaction(|conn| {
-            query(
-                "SELECT pg_advisory_xact_lock($1)",
-                &[Bind::BigInt(PROJECT_LOCK)],
-            )
-            .execute(conn)?;
-            let rows: Vec<JournalRow> = query(
-                "DELETE FROM audit_journal WHERE seq IN \
-                 (SELECT seq FROM audit_journal ORDER BY seq LIMIT $1) RETURNING seq, body",
-                &[Bind::BigInt(batch)],
-            )
-            .load(conn)?;
-            let mut rows = rows;
-            rows.sort_by_key(|r| r.seq);
-            let n = rows.len();
-            let mut events = Vec::with_capacity(n);
-            for r in rows {
-                events.push(serde_json::from_slice(&r.body).map_err(|e| {
-                    StoreError::Invalid(format!("audit journal row {} is not JSON: {e}", r.seq))
-                })?);
+    /// Creates the audit trail's partitions for this month and, from a week before it ends,
+    /// the next, each in a transaction of its own; called before every transaction that may
+    /// store AuditEvents (free once the months are known).
+    pub fn prepare_audit_partitions(&self) -> Result<(), StoreError> {
+        let at = now_millis();
+        let ahead = at + Duration::days(7);
+        for m in [(at.year(), at.month()), (ahead.year(), ahead.month())] {
+            if !known(&self.url, m) {
+                ensure_partition(&mut *self.conn()?, &self.url, m)?;
             }
-            insert_audit_events(conn, events)?;
-            Ok(n)
-        })
+        }
+        Ok(())
     }
 
-    /// Projects the whole journal: after it returns, every AuditEvent committed before the call
-    /// is a resource that reads and searches see. Cheap when the journal is empty.
-    pub fn project_audit_all(&self) -> Result<usize, StoreError> {
+    /// Moves AuditEvents stored by earlier versions (as resources with history and index rows,
+    /// or as journal rows not yet projected) into the audit trail, in batches of their own
+    /// transactions; returns how many. Idempotent and safe to interrupt: a batch moves whole.
+    pub fn move_legacy_audit(&self) -> Result<usize, StoreError> {
+        // Journal rows are stored as of now; resources keep their own months.
+        self.prepare_audit_partitions()?;
+        let months: Vec<Month> = query(
+            "SELECT DISTINCT date_part('year', last_updated AT TIME ZONE 'UTC')::int AS y, \
+             date_part('month', last_updated AT TIME ZONE 'UTC')::int AS m \
+             FROM resource WHERE res_type = 'AuditEvent'",
+            &[],
+        )
+        .load(&mut *self.conn()?)?;
+        for m in months {
+            ensure_partition(&mut *self.conn()?, &self.url, (m.y, m.m as u32))?;
+        }
         let mut total = 0;
         loop {
-            if total == 0 && !self.journal_pending()? {
-                return Ok(0);
-            }
-            let n = self.project_audit(PROJECT_BATCH)?;
+            let mut conn = self.conn()?;
+            let n = conn.transaction(|conn| move_resource_batch(conn))?;
             total += n;
-            if n < PROJECT_BATCH as usize {
+            if n < MOVE_BATCH as usize {
+                break;
+            }
+        }
+        loop {
+            let mut conn = self.conn()?;
+            let n = conn.transaction(|conn| move_journal_batch(conn))?;
+            total += n;
+            if n < MOVE_BATCH as usize {
                 return Ok(total);
             }
         }
     }
+}
 
-    /// True when the journal holds rows (including rows a running projection is taking).
-    fn journal_pending(&self) -> Result<bool, StoreError> {
-        let mut conn = self.conn()?;
-        let row: Pending = query(
-            "SELECT EXISTS (SELECT 1 FROM audit_journal) AS pending",
-            &[],
-        )
-        .get_result(&mut conn)?;
-        Ok(row.pending)
+/// The first instant of the month holding `at`.
+fn month_start(year: i32, month: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0)
+        .single()
+        .expect("the first of a month exists")
+}
+
+fn next_month(year: i32, month: u32) -> (i32, u32) {
+    if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
     }
 }
 
-/// Journals AuditEvents: one statement of fixed text, prepared once per connection.
-pub(crate) fn journal_audit_events(
+fn known(db: &str, (year, month): (i32, u32)) -> bool {
+    let known = PARTITIONS.lock().unwrap_or_else(|e| e.into_inner());
+    known
+        .as_ref()
+        .is_some_and(|k| k.contains(&(db.to_string(), year, month)))
+}
+
+/// Creates the partition of one month unless it exists, in a transaction of its own (never the
+/// caller's, whose rollback would leave this process believing in a partition that is gone).
+fn ensure_partition(
+    conn: &mut PgConnection,
+    db: &str,
+    (year, month): (i32, u32),
+) -> Result<(), StoreError> {
+    let (ny, nm) = next_month(year, month);
+    let from = month_start(year, month).to_rfc3339();
+    let to = month_start(ny, nm).to_rfc3339();
+    // Serialised, so processes starting together do not race to create the same partition.
+    let sql = format!(
+        "CREATE TABLE IF NOT EXISTS audit_event_{year:04}_{month:02} PARTITION OF audit_event \
+         FOR VALUES FROM ('{from}') TO ('{to}')"
+    );
+    conn.transaction(|conn| -> Result<(), StoreError> {
+        query(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[Bind::BigInt(PARTITION_LOCK)],
+        )
+        .execute(conn)?;
+        diesel::sql_query(sql).execute(conn)?;
+        Ok(())
+    })?;
+    PARTITIONS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .insert((db.to_string(), year, month));
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Month {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    y: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    m: i32,
+}
+
+/// One event ready to insert.
+struct Row {
+    id: String,
+    recorded: Option<DateTime<Utc>>,
+    body: Vec<u8>,
+    compartments: String,
+    labels: String,
+    org: Option<String>,
+    keys: String,
+}
+
+/// An event stamped with a new id and `at`, with what its row holds.
+fn row_of(event: Value, id: String, at: DateTime<Utc>) -> Result<Row, StoreError> {
+    let v = prepare(event, &id, 1, at)?;
+    let entries = fhir_model::index::extract(&v.value);
+    let (keys, recorded) = keys_of(&entries);
+    let org = v.value["agent"]
+        .as_array()
+        .and_then(|agents| agents.iter().find_map(|a| a["altId"].as_str()))
+        .map(str::to_string);
+    let joined = |parts: &[String]| {
+        parts
+            .iter()
+            .map(|p| p.replace(LIST_SEP, "\u{fffd}"))
+            .collect::<Vec<_>>()
+            .join(&LIST_SEP.to_string())
+    };
+    Ok(Row {
+        id,
+        recorded,
+        body: v.bytes,
+        compartments: joined(&v.compartments),
+        labels: joined(&v.labels),
+        org,
+        keys: keys.join(&LIST_SEP.to_string()),
+    })
+}
+
+/// Inserts AuditEvents (already built and valid) with new ids, in one statement. The month's
+/// partition must exist ([`Store::prepare_audit_partitions`]).
+pub(crate) fn insert_audit_events(
     conn: &mut PgConnection,
     events: &[Value],
 ) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
-    let mut bodies = Vec::with_capacity(events.len());
-    for e in events {
-        bodies.push(serde_json::to_vec(e).map_err(|e| StoreError::Invalid(e.to_string()))?);
+    let at = now_millis();
+    let rows = events
+        .iter()
+        .map(|e| row_of(e.clone(), uuid::Uuid::new_v4().to_string(), at))
+        .collect::<Result<Vec<_>, _>>()?;
+    insert_rows(conn, rows, &[at])
+}
+
+/// Inserts prepared rows, each at its own instant (`at` has one per row, or one for all).
+fn insert_rows(
+    conn: &mut PgConnection,
+    rows: Vec<Row>,
+    at: &[DateTime<Utc>],
+) -> Result<(), StoreError> {
+    let n = rows.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut recorded = Vec::with_capacity(n);
+    let mut bodies = Vec::with_capacity(n);
+    let mut compartments = Vec::with_capacity(n);
+    let mut labels = Vec::with_capacity(n);
+    let mut orgs = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    for r in rows {
+        ids.push(r.id);
+        recorded.push(r.recorded);
+        bodies.push(r.body);
+        compartments.push(r.compartments);
+        labels.push(r.labels);
+        orgs.push(r.org);
+        keys.push(r.keys);
     }
-    JournalInsert { bodies }.execute(conn)?;
+    let times: Vec<Option<DateTime<Utc>>> = if at.len() == n {
+        at.iter().copied().map(Some).collect()
+    } else {
+        vec![at.first().copied(); n]
+    };
+    diesel::sql_query(
+        "INSERT INTO audit_event (id, last_updated, recorded, body, compartments, sec_labels, \
+         org, keys) SELECT u.id, u.at, u.recorded, u.body, string_to_array(u.c, E'\\x1e'), \
+         string_to_array(u.l, E'\\x1e'), u.org, string_to_array(u.k, E'\\x1e') \
+         FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) \
+         AS u(id, at, recorded, body, c, l, org, k)",
+    )
+    .bind::<Array<Text>, _>(ids)
+    .bind::<Array<Nullable<Timestamptz>>, _>(times)
+    .bind::<Array<Nullable<Timestamptz>>, _>(recorded)
+    .bind::<Array<Bytea>, _>(bodies)
+    .bind::<Array<Text>, _>(compartments)
+    .bind::<Array<Text>, _>(labels)
+    .bind::<Array<Nullable<Text>>, _>(orgs)
+    .bind::<Array<Text>, _>(keys)
+    .execute(conn)?;
     Ok(())
 }
 
-struct JournalInsert {
-    bodies: Vec<Vec<u8>>,
+#[derive(QueryableByName)]
+struct LegacyRow {
+    #[diesel(sql_type = BigInt)]
+    rid: i64,
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Timestamptz)]
+    last_updated: DateTime<Utc>,
+    #[diesel(sql_type = Bytea)]
+    body: Vec<u8>,
 }
 
-impl QueryId for JournalInsert {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl RunQueryDsl<PgConnection> for JournalInsert {}
-
-impl QueryFragment<Pg> for JournalInsert {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("INSERT INTO audit_journal (body) SELECT unnest(");
-        out.push_bind_param::<Array<Bytea>, _>(&self.bodies)?;
-        out.push_sql(")");
-        Ok(())
+/// Moves up to [`MOVE_BATCH`] AuditEvent resources, keeping their ids, bodies and times.
+fn move_resource_batch(conn: &mut PgConnection) -> Result<usize, StoreError> {
+    let legacy: Vec<LegacyRow> = query(
+        "SELECT rid, id, last_updated, body FROM resource \
+         WHERE res_type = 'AuditEvent' AND body IS NOT NULL ORDER BY rid LIMIT $1 FOR UPDATE",
+        &[Bind::BigInt(MOVE_BATCH)],
+    )
+    .load(conn)?;
+    if legacy.is_empty() {
+        return Ok(0);
     }
+    let mut rows = Vec::with_capacity(legacy.len());
+    let mut times = Vec::with_capacity(legacy.len());
+    for l in &legacy {
+        let event: Value = serde_json::from_slice(&l.body).map_err(|e| {
+            StoreError::Invalid(format!("stored AuditEvent {} is not JSON: {e}", l.id))
+        })?;
+        let mut row = row_of(event, l.id.clone(), l.last_updated)?;
+        // The body as it was served, byte for byte.
+        row.body = l.body.clone();
+        rows.push(row);
+        times.push(l.last_updated);
+    }
+    let n = rows.len();
+    insert_rows(conn, rows, &times)?;
+    let rids = Bind::BigIntArray(legacy.iter().map(|l| l.rid).collect());
+    for table in crate::index_rows::TABLES {
+        query(
+            &format!("DELETE FROM {table} WHERE res_type = 'AuditEvent' AND rid = ANY($1)"),
+            std::slice::from_ref(&rids),
+        )
+        .execute(conn)?;
+    }
+    query(
+        "DELETE FROM resource_history WHERE rid = ANY($1)",
+        std::slice::from_ref(&rids),
+    )
+    .execute(conn)?;
+    query("DELETE FROM resource WHERE rid = ANY($1)", &[rids]).execute(conn)?;
+    Ok(n)
 }
 
 #[derive(QueryableByName)]
@@ -131,81 +332,23 @@ struct JournalRow {
     body: Vec<u8>,
 }
 
-#[derive(QueryableByName)]
-struct Pending {
-    #[diesel(sql_type = Bool)]
-    pending: bool,
-}
-
-/// Inserts AuditEvents (already built and valid) with new ids: three statements for the whole
-/// batch (current rows, history rows, index rows), so many requests share one commit cheaply.
-pub(crate) fn insert_audit_events(
-    conn: &mut PgConnection,
-    events: Vec<Value>,
-) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let at = now_millis();
-    let mut prepared = Vec::with_capacity(events.len());
-    for event in events {
-        let id = uuid::Uuid::new_v4().to_string();
-        let v = prepare(event, &id, 1, at)?;
-        prepared.push((id, v));
-    }
-    let mut binds = vec![Bind::OptTime(Some(at))];
-    let mut rows = Vec::with_capacity(prepared.len());
-    for (id, v) in &prepared {
-        binds.push(Bind::Text(id.clone()));
-        binds.push(Bind::Bytes(v.bytes.clone()));
-        binds.push(Bind::TextArray(v.compartments.clone()));
-        binds.push(Bind::TextArray(v.labels.clone()));
-        let n = binds.len();
-        rows.push(format!(
-            "('AuditEvent', ${}, 1, $1, FALSE, ${}, ${}, ${n}, '{{}}')",
-            n - 3,
-            n - 2,
-            n - 1
-        ));
-    }
-    let inserted: Vec<RidId> = query(
-        &format!(
-            "INSERT INTO resource (res_type, id, version, last_updated, deleted, body, \
-             compartments, sec_labels, alert_codes) VALUES {} RETURNING rid, id",
-            rows.join(", ")
-        ),
-        &binds,
+/// Stores up to [`MOVE_BATCH`] rows of the journal that earlier versions kept.
+fn move_journal_batch(conn: &mut PgConnection) -> Result<usize, StoreError> {
+    let mut rows: Vec<JournalRow> = query(
+        "DELETE FROM audit_journal WHERE seq IN \
+         (SELECT seq FROM audit_journal ORDER BY seq LIMIT $1) RETURNING seq, body",
+        &[Bind::BigInt(MOVE_BATCH)],
     )
     .load(conn)?;
-    let rid_of: std::collections::HashMap<&str, i64> =
-        inserted.iter().map(|r| (r.id.as_str(), r.rid)).collect();
-    query(
-        "INSERT INTO resource_history (rid, res_type, id, version, last_updated, deleted, method, \
-         body, compartments, sec_labels, alert_codes) \
-         SELECT r.rid, r.res_type, r.id, 1, r.last_updated, FALSE, 'POST', r.body, \
-         r.compartments, r.sec_labels, r.alert_codes FROM resource r WHERE r.rid = ANY($1)",
-        &[Bind::BigIntArray(inserted.iter().map(|r| r.rid).collect())],
-    )
-    .execute(conn)?;
-    let extracted: Vec<(i64, Vec<fhir_model::index::IndexEntry>)> = prepared
+    rows.sort_by_key(|r| r.seq);
+    let events = rows
         .iter()
-        .filter_map(|(id, v)| {
-            rid_of
-                .get(id.as_str())
-                .map(|rid| (*rid, fhir_model::index::extract(&v.value)))
+        .map(|r| {
+            serde_json::from_slice(&r.body).map_err(|e| {
+                StoreError::Invalid(format!("audit journal row {} is not JSON: {e}", r.seq))
+            })
         })
-        .collect();
-    let all: Vec<(i64, &str, &[fhir_model::index::IndexEntry])> = extracted
-        .iter()
-        .map(|(rid, e)| (*rid, "AuditEvent", e.as_slice()))
-        .collect();
-    index_rows::insert_many(conn, &all)
-}
-
-#[derive(QueryableByName)]
-struct RidId {
-    #[diesel(sql_type = BigInt)]
-    rid: i64,
-    #[diesel(sql_type = Text)]
-    id: String,
+        .collect::<Result<Vec<Value>, _>>()?;
+    insert_audit_events(conn, &events)?;
+    Ok(rows.len())
 }

@@ -105,11 +105,19 @@ pub(crate) fn history_on(
     conn: &mut PgConnection,
     q: &HistoryQuery,
 ) -> Result<HistoryPage, StoreError> {
+    // AuditEvents live in the audit trail, whose rows are their only versions.
+    let (versions, current) = match &q.scope {
+        HistoryScope::System => ("resource_history", "resource"),
+        HistoryScope::Type(t) | HistoryScope::Instance(t, _) => (
+            crate::audit_rows::history_table(t),
+            crate::audit_rows::current_table(t),
+        ),
+    };
     let snapshot = match q.snapshot {
         Some(s) => s,
         None => {
             let rows: Vec<Count> = query(
-                "SELECT COALESCE(MAX(hid), 0) AS n FROM resource_history",
+                &format!("SELECT COALESCE(MAX(hid), 0) AS n FROM {versions}"),
                 &[],
             )
             .load(conn)?;
@@ -119,9 +127,9 @@ pub(crate) fn history_on(
     let mut conds = vec!["h.hid <= $1".to_string()];
     let mut binds = vec![Bind::BigInt(snapshot)];
     match &q.scope {
-        // The audit trail is its own log: system history is about the record, and the
-        // AuditEvents of every request would drown it. `AuditEvent/_history` serves them.
-        HistoryScope::System => conds.push("h.res_type <> 'AuditEvent'".into()),
+        // The audit trail is its own log (it is not in `resource_history`): system history is
+        // about the record. `AuditEvent/_history` serves it.
+        HistoryScope::System => {}
         HistoryScope::Type(t) => {
             binds.push(Bind::Text(t.clone()));
             conds.push(format!("h.res_type = ${}", binds.len()));
@@ -142,13 +150,13 @@ pub(crate) fn history_on(
         binds.push(Bind::OptTime(Some(at)));
         conds.push(format!("h.last_updated <= ${}", binds.len()));
         format!(
-            "(SELECT DISTINCT ON (h.res_type, h.id) h.* FROM resource_history h WHERE {} \
+            "(SELECT DISTINCT ON (h.res_type, h.id) h.* FROM {versions} h WHERE {} \
                  ORDER BY h.res_type, h.id, h.version DESC) h",
             conds.join(" AND ")
         )
     } else {
         format!(
-            "(SELECT h.* FROM resource_history h WHERE {}) h",
+            "(SELECT h.* FROM {versions} h WHERE {}) h",
             conds.join(" AND ")
         )
     };
@@ -171,7 +179,7 @@ pub(crate) fn history_on(
                 let candidates: Vec<Candidate> = query(
                     &format!(
                         "SELECT h.hid, h.res_type, h.body FROM {base} \
-                             JOIN resource r ON r.rid = h.rid WHERE {cond}"
+                             JOIN {current} r ON r.rid = h.rid WHERE {cond}"
                     ),
                     &cb,
                 )
@@ -179,7 +187,7 @@ pub(crate) fn history_on(
                 version_check::admitted(conn, a, &candidates)?
             };
             let cond = version_visibility(a, &restricted, Some(admitted), &mut binds);
-            format!("EXISTS (SELECT 1 FROM resource r WHERE r.rid = h.rid AND {cond})")
+            format!("EXISTS (SELECT 1 FROM {current} r WHERE r.rid = h.rid AND {cond})")
         }
         None => "TRUE".into(),
     };

@@ -9,7 +9,7 @@ use crate::error::StoreError;
 use crate::index_key::{equality_key, prefix_key};
 use crate::sql::{query, Bind};
 
-const TABLES: [&str; 9] = [
+pub(crate) const TABLES: [&str; 9] = [
     "idx_string",
     "idx_token",
     "idx_date",

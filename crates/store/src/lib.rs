@@ -6,6 +6,7 @@
 //! row, its history row and its index rows commit together or not at all.
 
 mod access;
+pub mod audit_keys;
 mod audit_rows;
 mod auth_flow;
 mod auth_state;
@@ -31,7 +32,6 @@ mod version_check;
 mod write;
 
 pub use access::{Access, RelationshipRule, TypeRule, ACCESS_ROUTE_SYSTEM};
-pub use audit_rows::PROJECT_BATCH;
 pub use auth_flow::{Refresh, Spent, StoredRequest};
 pub use auth_state::{ClientRecord, Listener, StoredKey, AUTH_CHANNEL};
 pub use cancel::{CancelGuard, CancelToken, Session};

@@ -218,8 +218,12 @@ struct PageStatement {
 /// text shows in a search's profile.
 struct Base {
     /// The relations the statements read: the resource table, or the patient's timeline
-    /// joined to it.
+    /// joined to it, or the audit trail.
     from: &'static str,
+    /// The table whose largest row id is a snapshot of what the search reads.
+    table: &'static str,
+    /// True when the search reads the audit trail (AuditEvent).
+    audit: bool,
     /// The row id column the order and cursors end on.
     rid: &'static str,
     conds: Vec<String>,
@@ -255,6 +259,27 @@ impl Base {
             "r.rid <= $2".to_string(),
         ];
         let timeline = q.sort.iter().any(|k| k.column == SortColumn::EventDate);
+        let audit = q.types.iter().any(|t| t == "AuditEvent");
+        if audit {
+            if q.types.len() != 1 || timeline || q.referenced_from.is_some() {
+                return Err(StoreError::Invalid(
+                    "AuditEvents are searched on their own".into(),
+                ));
+            }
+            // The audit trail's rows carry their patients as keys under its GIN index; the
+            // compartment condition itself is checked on the row.
+            let patients = q
+                .compartment
+                .iter()
+                .chain(q.access.as_ref().and_then(|a| a.compartment.as_ref()));
+            for p in patients {
+                binds.push(Bind::TextArray(vec![crate::audit_keys::reference_key(
+                    "patient",
+                    &format!("Patient/{p}"),
+                )]));
+                conds.push(format!("r.keys @> ${}", binds.len()));
+            }
+        }
         let (from, rid) = match (&q.compartment, timeline) {
             (Some(patient), true) => {
                 if q.sort.len() != 1 {
@@ -308,6 +333,11 @@ impl Base {
             }
             (None, false) => ("resource r", "r.rid"),
         };
+        let (from, table) = if audit {
+            ("audit_resource r", "audit_event")
+        } else {
+            (from, "resource")
+        };
         if let Some(filter) = &q.filter {
             conds.push(format!("({})", filter.renumbered(binds.len())));
             binds.extend(filter.binds.iter().cloned());
@@ -315,6 +345,8 @@ impl Base {
         let access = q.access.as_ref().map(|a| a.narrowed_to(&q.types));
         Ok(Base {
             from,
+            table,
+            audit,
             rid,
             conds,
             binds,
@@ -406,7 +438,11 @@ fn page_statement(
     mut binds: Vec<Bind>,
     flag: &str,
 ) -> PageStatement {
-    let exprs: Vec<String> = q.sort.iter().map(|k| sort_expr(k, &mut binds)).collect();
+    let exprs: Vec<String> = q
+        .sort
+        .iter()
+        .map(|k| sort_expr(k, base.audit, &mut binds))
+        .collect();
     if let Some(after) = &q.after {
         conds.push(keyset_condition(
             &q.sort, &exprs, after, q.backward, base.rid, &mut binds,
@@ -442,7 +478,7 @@ fn page_statement(
     // The largest row id the statement sees: every row it returns is at or below it.
     let snap = match snapshot {
         Some(_) => "$2",
-        None => "(SELECT COALESCE(MAX(x.rid), 0) FROM resource x)",
+        None => &format!("(SELECT COALESCE(MAX(x.rid), 0) FROM {} x)", base.table),
     };
     binds.push(Bind::BigInt(q.limit.max(0) + 1));
     let event = if base.rid == "t.rid" {
@@ -462,7 +498,16 @@ fn page_statement(
 }
 
 /// The SQL value a sort key orders by, per resource row `r`.
-fn sort_expr(key: &SortKey, binds: &mut Vec<Bind>) -> String {
+fn sort_expr(key: &SortKey, audit: bool, binds: &mut Vec<Bind>) -> String {
+    if audit {
+        // The audit trail's one date is a column of its own (its `date`, AuditEvent.recorded);
+        // the search compiler offers no other sort for it.
+        return match &key.column {
+            SortColumn::LastUpdated => "r.last_updated".into(),
+            SortColumn::Id => "r.id".into(),
+            _ => "r.recorded".into(),
+        };
+    }
     let mut sub = |table: &str, column: &str| {
         binds.push(match &key.column {
             SortColumn::String(p)
@@ -628,8 +673,16 @@ pub(crate) fn query_resources_on(
         let snapshot = match q.snapshot {
             Some(s) => s,
             None => {
-                let rows: Vec<Count> =
-                    query("SELECT COALESCE(MAX(rid), 0) AS n FROM resource", &[]).load(conn)?;
+                let table = if q.types.iter().any(|t| t == "AuditEvent") {
+                    "audit_event"
+                } else {
+                    "resource"
+                };
+                let rows: Vec<Count> = query(
+                    &format!("SELECT COALESCE(MAX(rid), 0) AS n FROM {table}"),
+                    &[],
+                )
+                .load(conn)?;
                 rows.first().map_or(0, |c| c.n)
             }
         };

@@ -105,9 +105,9 @@ impl RunQueryDsl<PgConnection> for CheckedRead {}
 impl QueryFragment<Pg> for CheckedRead {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let table = if self.version.is_some() {
-            "resource_history"
+            crate::audit_rows::history_table(&self.res_type)
         } else {
-            "resource"
+            crate::audit_rows::current_table(&self.res_type)
         };
         out.push_sql(if self.version.is_some() {
             "SELECT t.hid, "
@@ -304,7 +304,8 @@ fn checked_row(
         Some(filter) => {
             let mut binds = vec![Bind::BigInt(row.key)];
             let sql = format!(
-                "SELECT r.rid FROM resource r WHERE r.rid = $1 AND ({})",
+                "SELECT r.rid FROM {} r WHERE r.rid = $1 AND ({})",
+                crate::audit_rows::current_table(res_type),
                 filter.renumbered(1)
             );
             binds.extend(filter.binds.iter().cloned());

@@ -12,7 +12,7 @@ use diesel::{Connection, QueryableByName, RunQueryDsl};
 use fhir_model::index::IndexEntry;
 
 use crate::access::Access;
-use crate::audit_rows::journal_audit_events;
+use crate::audit_rows::insert_audit_events;
 use crate::context::{AuditHook, Change};
 use crate::error::StoreError;
 use crate::index_rows;
@@ -68,6 +68,8 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        // Whatever the transaction audits goes into this month's partition of the audit trail.
+        self.prepare_audit_partitions()?;
         let mut conn = self.conn()?;
         let out = conn.transaction(|conn| {
             let mut tx = Tx {
@@ -221,7 +223,7 @@ impl<'c> Tx<'c> {
             check_rows(self.conn, &access, &rows)?;
         }
         for (hook, changes) in std::mem::take(&mut self.pending.changes) {
-            journal_audit_events(self.conn, &hook(&changes))?;
+            insert_audit_events(self.conn, &hook(&changes))?;
         }
         Ok(())
     }

@@ -229,12 +229,6 @@ impl Entry {
         }
     }
 
-    /// True for a GET that reads the audit trail (whose journal is drained first).
-    pub fn reads_audit_trail(&self) -> bool {
-        self.res_type == "AuditEvent"
-            || matches!(&self.action, Action::Search { query } if query.contains("AuditEvent"))
-    }
-
     /// True for GET entries.
     pub fn is_read(&self) -> bool {
         matches!(self.action, Action::Read { .. } | Action::Search { .. })

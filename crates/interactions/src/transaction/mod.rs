@@ -103,11 +103,6 @@ pub async fn process(
             other => works.push(other),
         }
     }
-    if works.iter().flatten().any(|w| w.entry.reads_audit_trail()) {
-        // As for a GET of AuditEvents: the journal is drained first.
-        let store = services.store.clone();
-        crate::pool::blocking(move || store.project_audit_all()).await?;
-    }
     let has_reads = works.iter().flatten().any(|w| w.entry.is_read());
     let store = services.store.clone();
     let run_settings = settings.clone();

@@ -191,11 +191,8 @@ pub(crate) fn history_on(
         }
         None => "TRUE".into(),
     };
-    let total: Vec<Count> = query(
-        &format!("SELECT COUNT(*) AS n FROM {base} WHERE {visible}"),
-        &binds,
-    )
-    .load(conn)?;
+    let count_sql = format!("SELECT COUNT(*) AS n FROM {base} WHERE {visible}");
+    let total: Vec<Count> = crate::shapes::shaped(&count_sql, &binds).load(conn)?;
     let total = total.first().map_or(0, |c| c.n);
     let mut page_binds = binds.clone();
     let cursor = match q.before {
@@ -211,7 +208,7 @@ pub(crate) fn history_on(
              FROM {base} {cursor} ORDER BY h.hid DESC LIMIT ${}",
             page_binds.len()
         );
-    let mut entries: Vec<HistoryEntry> = query(&sql, &page_binds).load(conn)?;
+    let mut entries: Vec<HistoryEntry> = crate::shapes::shaped(&sql, &page_binds).load(conn)?;
     let more = entries.len() as i64 > q.count;
     entries.truncate(q.count as usize);
     Ok(HistoryPage {

@@ -9,7 +9,7 @@ use crate::access::Access;
 use crate::error::StoreError;
 use crate::pool::Store;
 use crate::query::{FoundResource, FoundRow};
-use crate::sql::{query, Bind};
+use crate::sql::Bind;
 
 /// Rounds of `:iterate` followed at most.
 const MAX_ROUNDS: usize = 4;
@@ -101,7 +101,7 @@ fn run_spec(
              AND t.rid <> ALL($5) AND {visible} ORDER BY t.rid LIMIT $4"
         )
     };
-    let rows: Vec<FoundRow> = query(&sql, &binds).load(conn)?;
+    let rows: Vec<FoundRow> = crate::shapes::shaped(&sql, &binds).load(conn)?;
     Ok(rows.into_iter().map(FoundResource::from).collect())
 }
 

@@ -25,6 +25,7 @@ mod read;
 mod reindex;
 mod relationship;
 mod schema;
+mod shapes;
 mod shared_secret;
 mod sql;
 mod tx;

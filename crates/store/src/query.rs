@@ -648,7 +648,7 @@ fn load_page(
     st: &PageStatement,
     keys: usize,
 ) -> Result<Vec<Loaded>, StoreError> {
-    let rows: Vec<PageRow> = query(&st.sql, &st.binds).load(conn)?;
+    let rows: Vec<PageRow> = crate::shapes::shaped(&st.sql, &st.binds).load(conn)?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -741,18 +741,18 @@ fn counted_page(
     let (total, withheld) = match (q.count_total, base.liftable()) {
         (true, Some(access)) => {
             let st = base.withheld(access, true);
-            let rows: Vec<CountWithheld> = query(&st.sql, &st.binds).load(conn)?;
+            let rows: Vec<CountWithheld> = crate::shapes::shaped(&st.sql, &st.binds).load(conn)?;
             let r = rows.first();
             (Some(r.map_or(0, |c| c.n)), r.is_some_and(|c| c.withheld))
         }
         (true, None) => {
             let st = base.count();
-            let rows: Vec<Count> = query(&st.sql, &st.binds).load(conn)?;
+            let rows: Vec<Count> = crate::shapes::shaped(&st.sql, &st.binds).load(conn)?;
             (Some(rows.first().map_or(0, |c| c.n)), false)
         }
         (false, Some(access)) => {
             let st = base.withheld(access, false);
-            let rows: Vec<Count> = query(&st.sql, &st.binds).load(conn)?;
+            let rows: Vec<Count> = crate::shapes::shaped(&st.sql, &st.binds).load(conn)?;
             (None, rows.first().is_some_and(|c| c.n > 0))
         }
         (false, None) => (None, false),

@@ -51,13 +51,16 @@ pub struct Server {
     pub base: String,
     /// The server's database URL.
     pub db_url: String,
-    db_name: String,
+    /// The database's name.
+    pub db_name: String,
     port: u16,
     env: Vec<(String, String)>,
     /// The server's signing key file (tests sign their tokens with it).
     pub key_path: std::path::PathBuf,
     /// Where the server's log (its standard output) goes, when a test reads it.
     log_path: Option<std::path::PathBuf>,
+    /// The admin URL of the PostgreSQL holding the server's database.
+    admin: String,
 }
 
 impl Server {
@@ -140,13 +143,19 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables for the server.
     pub fn start_with(env: &[(&str, &str)]) -> Server {
-        Self::start_inner(env, false)
+        Self::start_inner(&admin_url(), env, false)
+    }
+
+    /// Like [`Server::start_with`], with its database on the PostgreSQL of `admin`; `{db}` in
+    /// an environment value becomes the database's name.
+    pub fn start_on(admin: &str, env: &[(&str, &str)]) -> Server {
+        Self::start_inner(admin, env, false)
     }
 
     /// Like [`Server::start_with`], keeping the server's log for [`Server::log`] (the harness
     /// otherwise discards it).
     pub fn start_logging(env: &[(&str, &str)]) -> Server {
-        Self::start_inner(env, true)
+        Self::start_inner(&admin_url(), env, true)
     }
 
     /// The server's log so far.
@@ -158,7 +167,7 @@ impl Server {
         std::fs::read_to_string(path).unwrap_or_default()
     }
 
-    fn start_inner(env: &[(&str, &str)], keep_log: bool) -> Server {
+    fn start_inner(admin: &str, env: &[(&str, &str)], keep_log: bool) -> Server {
         let n = NEXT_DB.fetch_add(1, Ordering::SeqCst);
         let db_name = format!(
             "invicta_e2e_{}_{}_{}",
@@ -169,9 +178,8 @@ impl Server {
                 .unwrap()
                 .subsec_nanos()
         );
-        let admin = admin_url();
-        psql(&admin, &format!("CREATE DATABASE {db_name}"));
-        let db_url = replace_db(&admin, &db_name);
+        psql(admin, &format!("CREATE DATABASE {db_name}"));
+        let db_url = replace_db(admin, &db_name);
         let port = free_port();
         let key_path = std::env::temp_dir()
             .join("invicta-e2e-keys")
@@ -186,14 +194,15 @@ impl Server {
             root: format!("http://127.0.0.1:{port}"),
             base: format!("http://127.0.0.1:{port}/fhir"),
             db_url,
-            db_name,
             port,
             env: env
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.to_string(), v.replace("{db}", &db_name)))
                 .collect(),
+            db_name,
             log_path,
             key_path,
+            admin: admin.to_string(),
         };
         s.spawn();
         s
@@ -477,10 +486,9 @@ impl Drop for Server {
         if let Some(log) = &self.log_path {
             let _ = std::fs::remove_file(log);
         }
-        let admin = admin_url();
         let _ = Command::new("psql")
             .args([
-                &admin,
+                &self.admin,
                 "-qAtc",
                 &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name),
             ])

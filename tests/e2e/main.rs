@@ -20,6 +20,7 @@ mod hostile;
 mod logging;
 mod operations;
 mod provisioning;
+mod replicas;
 mod scale_out;
 mod search;
 mod smart_client_library;

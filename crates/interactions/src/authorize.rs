@@ -31,6 +31,26 @@ pub struct Authorized {
     audit: Rc<RefCell<AuditState>>,
 }
 
+impl Authorized {
+    /// Who the client is for read-your-writes routing: the user and app of its token, or its
+    /// network address when authentication is off.
+    pub fn routing_key(&self) -> String {
+        routing_key(self.principal.as_deref(), &self.audit.borrow().record)
+    }
+}
+
+/// The routing key of a caller (see [`Authorized::routing_key`]).
+pub fn routing_key(principal: Option<&Principal>, record: &authz::audit::AuditRecord) -> String {
+    match principal {
+        Some(p) => format!(
+            "{}\u{1f}{}",
+            p.subject,
+            p.client_id.as_deref().unwrap_or_default()
+        ),
+        None => record.address.clone().unwrap_or_default(),
+    }
+}
+
 /// Decides the request: 403 when the interaction is not allowed, else its rules.
 pub fn authorize(
     services: &Services,

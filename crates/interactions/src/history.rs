@@ -54,7 +54,7 @@ pub async fn history(
         snapshot,
         access: auth.access().map(|a| (**a).clone()),
     };
-    let store = services.store.clone();
+    let store = services.reader(&auth.routing_key());
     let instance = matches!(scope, HistoryScope::Instance(..));
     // Dropped with this future when the client goes away, cancelling the statement (as search).
     let guard = store.cancel_guard();

@@ -46,6 +46,7 @@ pub mod patch;
 mod pool;
 pub mod read;
 pub mod render;
+pub mod replicas;
 pub mod search;
 pub mod searchset;
 pub mod services;

@@ -43,7 +43,7 @@ pub(crate) async fn load(
     id: &str,
     version: Option<i32>,
 ) -> Result<Stored> {
-    let store = services.store.clone();
+    let store = services.reader(&auth.routing_key());
     let (t, i) = (res_type.to_string(), id.to_string());
     let found = match auth.access().cloned() {
         None => blocking(move || match version {

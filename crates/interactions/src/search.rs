@@ -89,7 +89,7 @@ pub async fn search(
             ]}),
         ));
     }
-    let store = services.store.clone();
+    let store = services.reader(&auth.routing_key());
     let includes = plan.includes.clone();
     let include_limit = settings.search_max_count as usize;
     let include_access = auth.access().cloned();

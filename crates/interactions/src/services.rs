@@ -46,6 +46,8 @@ pub struct Services {
     pub policy: Arc<Policy>,
     /// Decisions already made, by token and question.
     pub(crate) decisions: Arc<DecisionCache>,
+    /// Streaming standbys that serve reads (`INVICTA_REPLICA_URLS`), if any.
+    pub replicas: Option<Arc<crate::replicas::Replicas>>,
 }
 
 impl Services {
@@ -56,6 +58,29 @@ impl Services {
             settings: Arc::new(settings),
             policy,
             decisions: Arc::new(DecisionCache::default()),
+            replicas: None,
+        }
+    }
+
+    /// These services with reads served by `replicas` where they may be.
+    pub fn with_replicas(mut self, replicas: Arc<crate::replicas::Replicas>) -> Services {
+        self.replicas = Some(replicas);
+        self
+    }
+
+    /// The database a read or search by the client `key` runs on: a fresh standby, or the
+    /// primary (no standby, none fresh, or the client wrote within the window).
+    pub fn reader(&self, key: &str) -> Store {
+        self.replicas
+            .as_ref()
+            .and_then(|r| r.pick(key))
+            .unwrap_or_else(|| self.store.clone())
+    }
+
+    /// Notes that the client `key` changed something its next reads must see.
+    pub fn wrote(&self, key: &str) {
+        if let Some(r) = &self.replicas {
+            r.wrote(key);
         }
     }
 }

@@ -164,6 +164,26 @@ pub struct Settings {
     )]
     pub db_pool: String,
 
+    /// Streaming standbys of the database that serve reads and searches, comma-separated postgres:// URLs
+    #[arg(
+        long,
+        env = "INVICTA_REPLICA_URLS",
+        value_name = "URLS",
+        hide_env_values = true,
+        global = true
+    )]
+    pub replica_urls: Option<String>,
+
+    /// How long a client that wrote reads from the primary, and twice the most a standby in use may lag (500ms, 5s)
+    #[arg(
+        long,
+        env = "INVICTA_REPLICA_WINDOW",
+        value_name = "DURATION",
+        default_value = "5s",
+        global = true
+    )]
+    pub replica_window: String,
+
     /// Most entries of a batch or transaction Bundle; more gets 413
     #[arg(
         long,

@@ -42,6 +42,10 @@ pub struct Config {
     pub cursor_key: search::CursorKey,
     /// `INVICTA_CURSOR_KEY` was given; otherwise the key is the database's shared one.
     pub cursor_key_configured: bool,
+    /// Streaming standbys that serve reads (`INVICTA_REPLICA_URLS`).
+    pub replica_urls: Vec<String>,
+    /// How long a writer reads from the primary (`INVICTA_REPLICA_WINDOW`).
+    pub replica_window: std::time::Duration,
     /// Tokens are required (the default); off only for local development.
     pub auth: bool,
     /// Every access is audited (the default); off only to measure what auditing costs.
@@ -183,6 +187,31 @@ impl Config {
             "INVICTA_STATEMENT_TIMEOUT (--statement-timeout)",
         )?;
         let cursor_key_configured = s.cursor_key.is_some();
+        let replica_urls: Vec<String> = s
+            .replica_urls
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect();
+        if let Some(bad) = replica_urls
+            .iter()
+            .find(|u| !(u.starts_with("postgres://") || u.starts_with("postgresql://")))
+        {
+            return Err(format!(
+                "INVICTA_REPLICA_URLS (--replica-urls) must be postgres:// URLs, got '{}'",
+                bad.split('@').next_back().unwrap_or_default()
+            )
+            .into());
+        }
+        let replica_window = parse_duration(
+            &s.replica_window,
+            "INVICTA_REPLICA_WINDOW (--replica-window)",
+        )?
+        .filter(|d| *d >= std::time::Duration::from_millis(500))
+        .ok_or("INVICTA_REPLICA_WINDOW (--replica-window) must be at least 500ms")?;
         let cursor_key = match s.cursor_key {
             Some(secret) if secret.len() >= 16 => search::CursorKey::from_secret(secret.as_bytes()),
             Some(_) => {
@@ -295,6 +324,8 @@ impl Config {
             search_explain,
             statement_timeout,
             cursor_key_configured,
+            replica_urls,
+            replica_window,
             cursor_key,
             auth,
             audit,

@@ -79,10 +79,21 @@ pub async fn gate(
         (None, 0, None)
     };
     record.principal = principal.clone();
-    let caller = Caller::new(principal.clone(), token, token_exp, emergency(&req), record);
+    let emergency = emergency(&req);
+    // What the client's next reads must see: anything but a read, and a read that claimed a
+    // relationship or broke glass (both leave rows later reads depend on).
+    let changes = !matches!(req.method().as_str(), "GET" | "HEAD")
+        || emergency.relationship_claim.is_some()
+        || emergency.purpose_of_use.is_some();
+    let caller = Caller::new(principal.clone(), token, token_exp, emergency, record);
     let audit = caller.audit.clone();
     req.extensions_mut().insert(caller);
     let (http_req, res) = next.call(req).await?.into_parts();
+    if changes && state.services.replicas.is_some() {
+        let key =
+            interactions::authorize::routing_key(principal.as_deref(), &audit.borrow().record);
+        state.services.wrote(&key);
+    }
     let status = res.status();
     let (events, claim) = {
         let mut a = audit.borrow_mut();

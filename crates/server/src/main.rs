@@ -138,6 +138,18 @@ fn run(command: Command, mut config: Config) -> Result<(), String> {
         statement_timeout: config.statement_timeout,
     })
     .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    let mut replicas = Vec::new();
+    for (i, url) in config.replica_urls.iter().enumerate() {
+        replicas.push(
+            Store::connect(&StoreConfig {
+                database_url: url.clone(),
+                pool_size: config.pool_size,
+                connect_timeout: Duration::from_secs(10),
+                statement_timeout: config.statement_timeout,
+            })
+            .map_err(|e| format!("cannot connect to read replica {}: {e}", i + 1))?,
+        );
+    }
     if !config.auth {
         tracing::warn!("INVICTA_AUTH=off: no tokens are checked and every request may do anything. For local development only; never expose this server.");
     }
@@ -189,7 +201,17 @@ fn run(command: Command, mut config: Config) -> Result<(), String> {
         role_claim: config.role_claim.clone(),
         cache: Default::default(),
     };
-    serve(AppState::new(store, config, security, auth)).map_err(|e| format!("server failed: {e}"))
+    let mut state = AppState::new(store.clone(), config, security, auth);
+    if !replicas.is_empty() {
+        tracing::info!(
+            replicas = replicas.len(),
+            "reads and searches go to fresh read replicas"
+        );
+        let r = interactions::replicas::Replicas::new(replicas, state.config.replica_window);
+        r.watch(store);
+        state.services = state.services.with_replicas(r);
+    }
+    serve(state).map_err(|e| format!("server failed: {e}"))
 }
 
 #[actix_web::main]

@@ -24,6 +24,7 @@ mod query;
 mod read;
 mod reindex;
 mod relationship;
+mod replication;
 mod schema;
 mod shapes;
 mod shared_secret;

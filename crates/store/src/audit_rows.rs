@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use diesel::pg::PgConnection;
-use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bytea, Text, Timestamptz};
 use diesel::{Connection, QueryableByName, RunQueryDsl};
 use serde_json::Value;
 
@@ -48,12 +48,55 @@ pub(crate) fn history_table(res_type: &str) -> &'static str {
     }
 }
 
+/// An AuditEvent made ready to store (id, meta, search keys), off the writer's path.
+pub struct AuditRow(Row);
+
+impl AuditRow {
+    /// Stamps `event` (an AuditEvent, already built and valid) with a new id and the time now.
+    pub fn new(event: Value) -> Result<AuditRow, StoreError> {
+        row_of(event, uuid::Uuid::new_v4().to_string(), now_millis()).map(AuditRow)
+    }
+}
+
+/// A connection of its own that stores batches of AuditEvents, so the audit trail's writers
+/// never wait for the pool, nor pay its check-out ping.
+pub struct AuditWriter {
+    store: Store,
+    conn: Option<PgConnection>,
+}
+
+impl AuditWriter {
+    /// Stores `rows` in one statement (atomic on its own; one round trip and one commit),
+    /// connecting again first when the last attempt lost the connection.
+    pub fn write(&mut self, rows: Vec<AuditRow>) -> Result<(), StoreError> {
+        self.store.prepare_audit_partitions()?;
+        let conn = match &mut self.conn {
+            Some(c) => c,
+            None => self.conn.insert(self.store.dedicated_connection()?),
+        };
+        let result = insert_rows(conn, rows.into_iter().map(|r| r.0).collect());
+        if result.is_err() {
+            // Whatever went wrong, the next batch starts on a fresh connection.
+            self.conn = None;
+        }
+        result
+    }
+}
+
 impl Store {
+    /// A writer for the audit trail, on a connection of its own (opened at its first write).
+    pub fn audit_writer(&self) -> AuditWriter {
+        AuditWriter {
+            store: self.clone(),
+            conn: None,
+        }
+    }
+
     /// Stores a batch of AuditEvents in one transaction (one commit for many requests).
     pub fn record_audit(&self, events: Vec<Value>) -> Result<(), StoreError> {
         self.prepare_audit_partitions()?;
-        let mut conn = self.conn()?;
-        conn.transaction(|conn| insert_audit_events(conn, &events))
+        // One statement, so one round trip in autocommit (atomic on its own) instead of three.
+        insert_audit_events(&mut *self.conn()?, &events)
     }
 
     /// Creates the audit trail's partitions for this month and, from a week before it ends,
@@ -170,6 +213,7 @@ struct Month {
 
 /// One event ready to insert.
 struct Row {
+    at: DateTime<Utc>,
     id: String,
     recorded: Option<DateTime<Utc>>,
     body: Vec<u8>,
@@ -196,6 +240,7 @@ fn row_of(event: Value, id: String, at: DateTime<Utc>) -> Result<Row, StoreError
             .join(&LIST_SEP.to_string())
     };
     Ok(Row {
+        at,
         id,
         recorded,
         body: v.bytes,
@@ -220,15 +265,11 @@ pub(crate) fn insert_audit_events(
         .iter()
         .map(|e| row_of(e.clone(), uuid::Uuid::new_v4().to_string(), at))
         .collect::<Result<Vec<_>, _>>()?;
-    insert_rows(conn, rows, &[at])
+    insert_rows(conn, rows)
 }
 
-/// Inserts prepared rows, each at its own instant (`at` has one per row, or one for all).
-fn insert_rows(
-    conn: &mut PgConnection,
-    rows: Vec<Row>,
-    at: &[DateTime<Utc>],
-) -> Result<(), StoreError> {
+/// Inserts prepared rows in one statement.
+fn insert_rows(conn: &mut PgConnection, rows: Vec<Row>) -> Result<(), StoreError> {
     let n = rows.len();
     let mut ids = Vec::with_capacity(n);
     let mut recorded = Vec::with_capacity(n);
@@ -237,7 +278,9 @@ fn insert_rows(
     let mut labels = Vec::with_capacity(n);
     let mut orgs = Vec::with_capacity(n);
     let mut keys = Vec::with_capacity(n);
+    let mut times = Vec::with_capacity(n);
     for r in rows {
+        times.push(Some(r.at));
         ids.push(r.id);
         recorded.push(r.recorded);
         bodies.push(r.body);
@@ -246,26 +289,25 @@ fn insert_rows(
         orgs.push(r.org);
         keys.push(r.keys);
     }
-    let times: Vec<Option<DateTime<Utc>>> = if at.len() == n {
-        at.iter().copied().map(Some).collect()
-    } else {
-        vec![at.first().copied(); n]
-    };
-    diesel::sql_query(
+    let binds = [
+        Bind::TextArray(ids),
+        Bind::OptTimeArray(times),
+        Bind::OptTimeArray(recorded),
+        Bind::BytesArray(bodies),
+        Bind::TextArray(compartments),
+        Bind::TextArray(labels),
+        Bind::OptTextArray(orgs),
+        Bind::TextArray(keys),
+    ];
+    // One statement of fixed text for any batch: prepared once per connection.
+    crate::shapes::shaped(
         "INSERT INTO audit_event (id, last_updated, recorded, body, compartments, sec_labels, \
          org, keys) SELECT u.id, u.at, u.recorded, u.body, string_to_array(u.c, E'\\x1e'), \
          string_to_array(u.l, E'\\x1e'), u.org, string_to_array(u.k, E'\\x1e') \
-         FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) \
-         AS u(id, at, recorded, body, c, l, org, k)",
+         FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bytea[], $5::text[], \
+         $6::text[], $7::text[], $8::text[]) AS u(id, at, recorded, body, c, l, org, k)",
+        &binds,
     )
-    .bind::<Array<Text>, _>(ids)
-    .bind::<Array<Nullable<Timestamptz>>, _>(times)
-    .bind::<Array<Nullable<Timestamptz>>, _>(recorded)
-    .bind::<Array<Bytea>, _>(bodies)
-    .bind::<Array<Text>, _>(compartments)
-    .bind::<Array<Text>, _>(labels)
-    .bind::<Array<Nullable<Text>>, _>(orgs)
-    .bind::<Array<Text>, _>(keys)
     .execute(conn)?;
     Ok(())
 }
@@ -294,7 +336,6 @@ fn move_resource_batch(conn: &mut PgConnection) -> Result<usize, StoreError> {
         return Ok(0);
     }
     let mut rows = Vec::with_capacity(legacy.len());
-    let mut times = Vec::with_capacity(legacy.len());
     for l in &legacy {
         let event: Value = serde_json::from_slice(&l.body).map_err(|e| {
             StoreError::Invalid(format!("stored AuditEvent {} is not JSON: {e}", l.id))
@@ -303,10 +344,9 @@ fn move_resource_batch(conn: &mut PgConnection) -> Result<usize, StoreError> {
         // The body as it was served, byte for byte.
         row.body = l.body.clone();
         rows.push(row);
-        times.push(l.last_updated);
     }
     let n = rows.len();
-    insert_rows(conn, rows, &times)?;
+    insert_rows(conn, rows)?;
     let rids = Bind::BigIntArray(legacy.iter().map(|l| l.rid).collect());
     for table in crate::index_rows::TABLES {
         query(

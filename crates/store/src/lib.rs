@@ -34,6 +34,7 @@ mod version_check;
 mod write;
 
 pub use access::{Access, RelationshipRule, TypeRule, ACCESS_ROUTE_SYSTEM};
+pub use audit_rows::{AuditRow, AuditWriter};
 pub use auth_flow::{Refresh, Spent, StoredRequest};
 pub use auth_state::{ClientRecord, Listener, StoredKey, AUTH_CHANNEL};
 pub use cancel::{CancelGuard, CancelToken, Session};

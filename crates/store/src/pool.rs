@@ -57,6 +57,8 @@ pub struct Store {
     pub(crate) canceller: Pool<ConnectionManager<PgConnection>>,
     /// The database URL, for connections that must not come from the pool (LISTEN).
     pub(crate) url: std::sync::Arc<str>,
+    /// The pool's statement time limit in milliseconds, for connections outside it.
+    statement_timeout_ms: Option<u128>,
 }
 
 pub(crate) type Conn = PooledConnection<ConnectionManager<PgConnection>>;
@@ -92,7 +94,19 @@ impl Store {
             pool,
             canceller,
             url: config.database_url.as_str().into(),
+            statement_timeout_ms: config.statement_timeout.map(|d| d.as_millis().max(1)),
         })
+    }
+
+    /// A connection outside the pool, with the pool's session settings (a statement time
+    /// limit of 30 s when the pool has none), for a thread that keeps one for itself.
+    pub(crate) fn dedicated_connection(&self) -> Result<PgConnection, StoreError> {
+        use diesel::Connection;
+        let mut conn = PgConnection::establish(&loopback_without_tls(&self.url))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let ms = self.statement_timeout_ms.unwrap_or(30_000);
+        diesel::sql_query(format!("SET statement_timeout = {ms}")).execute(&mut conn)?;
+        Ok(conn)
     }
 
     pub(crate) fn conn(&self) -> Result<Conn, StoreError> {

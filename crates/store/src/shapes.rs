@@ -120,6 +120,7 @@ impl QueryFragment<Pg> for Shaped<'_> {
                 Bind::Bool(v) => out.push_bind_param_value_only::<Bool, _>(v)?,
                 Bind::Bytes(v) => out.push_bind_param_value_only::<Bytea, _>(v)?,
                 Bind::OptBytes(v) => out.push_bind_param_value_only::<Nullable<Bytea>, _>(v)?,
+                Bind::BytesArray(v) => out.push_bind_param_value_only::<Array<Bytea>, _>(v)?,
             }
         }
         Ok(())

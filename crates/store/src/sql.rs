@@ -32,6 +32,8 @@ pub enum Bind {
     Bytes(Vec<u8>),
     /// Nullable `bytea`.
     OptBytes(Option<Vec<u8>>),
+    /// `bytea[]`.
+    BytesArray(Vec<Vec<u8>>),
 }
 
 /// A SQL condition over the `resource` row aliased `r`, with `$n` placeholders numbered from
@@ -121,6 +123,7 @@ pub(crate) fn query(sql: &str, binds: &[Bind]) -> Query {
             Bind::Bool(v) => q.bind::<Bool, _>(v),
             Bind::Bytes(v) => q.bind::<Bytea, _>(v),
             Bind::OptBytes(v) => q.bind::<Nullable<Bytea>, _>(v),
+            Bind::BytesArray(v) => q.bind::<Array<Bytea>, _>(v),
         };
     }
     q

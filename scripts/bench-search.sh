@@ -166,13 +166,32 @@ sql() { sql_at "$DB_URL" "$1"; }
 trap 'stop_server' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-start_server "$OUT/server.log"
+# `_explain=true` gives each search's SQL with its values, which pgbench runs for the ceiling.
+start_server "$OUT/server.log" INVICTA_SEARCH_EXPLAIN=on
 
 # ---------------------------------------------------------------------------------------------
 # Runs
 # ---------------------------------------------------------------------------------------------
 threads_for() { if (($1 < 2)); then echo 1; else echo 2; fi; }
 checkpoint() { sql "CHECKPOINT" >/dev/null 2>&1 || true; }
+
+# ceiling_sql VALUES TEMPLATE FILE: the statement the server runs for the template filled from a
+# row of the value list, with its values inlined (from `_explain=true`), into FILE.
+ceiling_sql() {
+  python3 bench/search/searchtool.py ceiling --base "$BASE" --values "$1" --template "$2" -o "$3"
+}
+
+# run_pgbench NAME CLIENTS FILE: the same statement with pgbench (prepared: planned once per
+# connection, the best the database can do for it); sets PG_TPS.
+PG_TPS=0
+run_pgbench() {
+  local name=$1 c=$2 file=$3 t
+  t=$(threads_for "$c")
+  pgbench -n -M prepared -c "$c" -j "$t" -T "$DURATION" -f "$file" "$DB_URL" \
+    >"$OUT/pgbench-$name.txt" 2>&1 || die "pgbench failed (see $OUT/pgbench-$name.txt)"
+  PG_TPS=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$OUT/pgbench-$name.txt" | tail -n 1)
+  [[ -n $PG_TPS ]] || die "no tps in $OUT/pgbench-$name.txt"
+}
 
 # run_wrk NAME CLIENTS VALUES TEMPLATE: a warm-up and a measured run; sets W_LINE.
 W_LINE=""
@@ -198,6 +217,7 @@ load_before=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 LOAD_ROWS=()
 SIZE_ROWS=()
 RESULT_ROWS=()
+CEIL_ROWS=()
 declare -A P50 P99 RPS RES_AT
 for size in "${SIZES[@]}"; do
   # Load what is missing.
@@ -231,8 +251,13 @@ for size in "${SIZES[@]}"; do
       --template "$template" --samples 200 >"$OUT/probe-$name-$size.txt" ||
       die "$name does not answer as expected (see above)"
     probe=$(grep '^PROBE ' "$OUT/probe-$name-$size.txt")
+    ceiling_sql "$values" "$template" "$OUT/ceiling-$name-$size.sql" ||
+      die "$name: could not get its SQL from _explain=true"
     for c in $CONCURRENCY; do
       run_wrk "$name-$size-c$c" "$c" "$values" "$template"
+      run_pgbench "$name-$size-c$c" "$c" "$OUT/ceiling-$name-$size.sql"
+      CEIL_ROWS+=("$(awk -v n="$name" -v res="$resources" -v c="$c" -v rps="$(field rps "$W_LINE")" \
+        -v pg="$PG_TPS" 'BEGIN { printf "| %s | %d | %d | %.0f | %.0f | %.2f |", n, res, c, rps, pg, (pg > 0 ? rps / pg : 0) }')")
       P50[$name/$size/$c]=$(field p50_ms "$W_LINE")
       P99[$name/$size/$c]=$(field p99_ms "$W_LINE")
       RPS[$name/$size/$c]=$(field rps "$W_LINE")
@@ -309,6 +334,20 @@ matches: mean entries with \`search.mode = match\` per answer (first page: 20 at
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
   printf '%s\n' "${RESULT_ROWS[@]}"
+  cat <<EOF
+
+## Beside the database's ceiling
+
+The same search's first-page statement (\`_explain=true\` gives it with its values, for a patient
+in the middle of the value list) run by \`pgbench -M prepared\` with the same number of clients,
+for the same time, right after the server's run: what PostgreSQL alone does with that SQL when
+it is planned once per connection. The server's req/s include HTTP, JSON, planning where a
+statement is not prepared, and any statement besides the first page's (counts, includes).
+
+| search | resources | clients | server req/s | pgbench tps | server / pgbench |
+|---|---:|---:|---:|---:|---:|
+EOF
+  printf '%s\n' "${CEIL_ROWS[@]}"
   if ((${#SIZES[@]} > 1)); then
     cat <<EOF
 

@@ -9,6 +9,18 @@ INVICTA_TEST_ADMIN_URL="$(scripts/ensure-postgres.sh)"
 # a real browser: tests/node runs oidc-provider and playwright-core on Node.js (20 or later), and
 # playwright-core drives Debian's Chromium (no browser is downloaded).
 scripts/ensure-node.sh
+# The read-replica test makes its own primary and standby (scripts/replica-pair.sh): it needs the
+# PostgreSQL server tools even when the server it tests against runs elsewhere.
+if [[ -z ${PG_BINDIR:-} ]] && ! ls /usr/lib/postgresql/*/bin/pg_basebackup >/dev/null 2>&1 && ! command -v pg_basebackup >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing the PostgreSQL server tools with apt-get" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >&2 ||
+      { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >&2; }
+  else
+    echo "The read-replica test needs initdb, pg_ctl and pg_basebackup: install PostgreSQL's server package, or set PG_BINDIR" >&2
+    exit 1
+  fi
+fi
 if [[ -z "${CHROMIUM:-}" && ! -x /usr/bin/chromium ]]; then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     echo "==> installing Chromium with apt-get" >&2

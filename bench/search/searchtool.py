@@ -415,6 +415,32 @@ def cmd_probe(args):
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# ceiling
+# ---------------------------------------------------------------------------------------------
+
+
+def cmd_ceiling(args):
+    """Writes the first-page statement of the template, filled from the middle row of the value
+    list, with its values inlined (the server's `_explain=true`, `sql-with-values`), for pgbench."""
+    rows = read_values(args.values)
+    path = fill(args.template, rows[len(rows) // 2], encode=True)
+    path += ("&" if "?" in path else "?") + "_explain=true"
+    status, body = Client(args.base).get(path)
+    if status != 200:
+        print(f"searchtool: GET {path}: HTTP {status} (is INVICTA_SEARCH_EXPLAIN=on?)",
+              file=sys.stderr)
+        return 1
+    params = {p["name"]: p.get("valueString") for p in json.loads(body).get("parameter", [])}
+    sql = params.get("sql-with-values")
+    if not sql:
+        print(f"searchtool: GET {path}: no sql-with-values in the answer", file=sys.stderr)
+        return 1
+    with open(args.out, "w") as f:
+        f.write(" ".join(sql.split()) + ";\n")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -435,6 +461,11 @@ def main(argv=None):
     q.add_argument("--template", required=True)
     q.add_argument("--samples", type=int, default=100)
     q.add_argument("--seed", type=int, default=1)
+    c = sub.add_parser("ceiling")
+    c.add_argument("--base", required=True)
+    c.add_argument("--values", required=True)
+    c.add_argument("--template", required=True)
+    c.add_argument("-o", "--out", required=True)
     k = sub.add_parser("pick")
     k.add_argument("--values", required=True)
     args = parser.parse_args(argv)
@@ -442,6 +473,8 @@ def main(argv=None):
         return cmd_plans(args)
     if args.command == "probe":
         return cmd_probe(args)
+    if args.command == "ceiling":
+        return cmd_ceiling(args)
     print("\t".join(pick(read_values(args.values)).values()))
     return 0
 

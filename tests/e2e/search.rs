@@ -614,6 +614,26 @@ fn explain_is_for_operators_only() {
         plan.contains("Scan") && plan.contains("actual time"),
         "{plan}"
     );
+    // The same statement with its values, runnable by hand (psql, pgbench), gives the same rows.
+    assert_eq!(r["parameter"][3]["name"], "sql-with-values");
+    let literal = r["parameter"][3]["valueString"].as_str().unwrap();
+    assert!(
+        literal.contains("'59261-8'::text") && !literal.contains('$'),
+        "{literal}"
+    );
+    let ids = crate::harness::sql_value(
+        &s.db_url,
+        &format!("SELECT string_agg(p.id, ',' ORDER BY p.rid) FROM ({literal}) p"),
+    );
+    let served: Vec<String> = s
+        .get("/Observation?code=http://loinc.org|59261-8", &[])
+        .json()["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, served.join(","));
     // Off by default: the parameter is unknown and ignored.
     let off = Server::start();
     let b = off.get("/Patient?_explain=true", &[]).json();

@@ -80,12 +80,13 @@ pub async fn search(
     query.referenced_from = req.referenced_from;
     if explain {
         let store = services.store.clone();
-        let (sql, plan_text) = blocking(move || store.explain_query(&query)).await?;
+        let (sql, plan_text, literal) = blocking(move || store.explain_query(&query)).await?;
         return Ok(Outcome::Json(
             json!({"resourceType": "Parameters", "parameter": [
                 {"name": "sql", "valueString": sql},
-                {"name": "binds", "valueString": "values are bound as parameters $1..$n and not shown"},
+                {"name": "binds", "valueString": "values are bound as parameters $1..$n"},
                 {"name": "plan", "valueString": plan_text},
+                {"name": "sql-with-values", "valueString": literal},
             ]}),
         ));
     }

@@ -164,7 +164,20 @@ pub struct Settings {
     )]
     pub db_pool: String,
 
-    /// Streaming standbys of the database that serve reads and searches, comma-separated postgres:// URLs
+    /// Recurring search shapes run as prepared statements; off by default: PostgreSQL's generic plans made some shapes far slower
+    // Measured with make bench-search (README): on, the NHS-number lookup gained 15% but the
+    // patient's medicines and recent results, whose best plans depend on their values, ran 6 and
+    // 200 times slower once PostgreSQL switched them to a generic plan.
+    #[arg(
+        long,
+        env = "INVICTA_PREPARED_SEARCHES",
+        value_name = "on|off",
+        default_value = "off",
+        global = true
+    )]
+    pub prepared_searches: String,
+
+    /// Streaming standbys of the database that serve reads and searches, comma-separated postgres:// URLs [default: none]
     #[arg(
         long,
         env = "INVICTA_REPLICA_URLS",

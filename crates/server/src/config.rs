@@ -42,6 +42,8 @@ pub struct Config {
     pub cursor_key: search::CursorKey,
     /// `INVICTA_CURSOR_KEY` was given; otherwise the key is the database's shared one.
     pub cursor_key_configured: bool,
+    /// Recurring search shapes run as prepared statements (`INVICTA_PREPARED_SEARCHES`).
+    pub prepared_searches: bool,
     /// Streaming standbys that serve reads (`INVICTA_REPLICA_URLS`).
     pub replica_urls: Vec<String>,
     /// How long a writer reads from the primary (`INVICTA_REPLICA_WINDOW`).
@@ -233,6 +235,10 @@ impl Config {
         };
         let auth = on_off(&s.auth, "INVICTA_AUTH (--auth)")?;
         let audit = on_off(&s.audit, "INVICTA_AUDIT (--audit)")?;
+        let prepared_searches = on_off(
+            &s.prepared_searches,
+            "INVICTA_PREPARED_SEARCHES (--prepared-searches)",
+        )?;
         let profiles =
             interactions::conformance::Enforcement::parse(&s.profiles).ok_or_else(|| {
                 format!(
@@ -324,6 +330,7 @@ impl Config {
             search_explain,
             statement_timeout,
             cursor_key_configured,
+            prepared_searches,
             replica_urls,
             replica_window,
             cursor_key,

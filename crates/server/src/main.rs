@@ -138,6 +138,7 @@ fn run(command: Command, mut config: Config) -> Result<(), String> {
         statement_timeout: config.statement_timeout,
     })
     .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    store::set_prepared_searches(config.prepared_searches);
     let mut replicas = Vec::new();
     for (i, url) in config.replica_urls.iter().enumerate() {
         replicas.push(

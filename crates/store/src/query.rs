@@ -176,7 +176,9 @@ pub const MAX_SORT_KEYS: usize = 3;
 impl Store {
     /// The SQL a search page runs (values stay placeholders) and PostgreSQL's plan for it,
     /// for operators diagnosing a slow search.
-    pub fn explain_query(&self, q: &ResourceQuery) -> Result<(String, String), StoreError> {
+    /// The third string is the statement with its values inlined as literals, for running it
+    /// by hand (`psql`, `pgbench`).
+    pub fn explain_query(&self, q: &ResourceQuery) -> Result<(String, String, String), StoreError> {
         let mut conn = self.conn()?;
         let base = Base::of(q, q.snapshot)?;
         // A first page under liftable rules reads the lifted set (see `query_resources_on`).
@@ -190,7 +192,8 @@ impl Store {
         )
         .load(&mut conn)?;
         let plan: Vec<String> = rows.into_iter().map(|r| r.line).collect();
-        Ok((page.sql, plan.join("\n")))
+        let literal = Bind::inline(&page.sql, &page.binds);
+        Ok((page.sql, plan.join("\n"), literal))
     }
 
     /// Runs a search page.

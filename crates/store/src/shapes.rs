@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use diesel::pg::{Pg, PgConnection};
@@ -39,8 +40,21 @@ struct Registry {
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
+/// Whether recurring shapes become prepared statements (`INVICTA_PREPARED_SEARCHES`).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns prepared search statements on or off for this process: off for a connection pooler
+/// that cannot keep a session's prepared statements (PgBouncer in transaction mode before
+/// 1.21), and to measure what they save.
+pub fn set_prepared_searches(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
 /// True when `sql` is a shape to prepare: admitted now or before.
 fn admitted(sql: &str) -> bool {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return false;
+    }
     let mut h = DefaultHasher::new();
     sql.hash(&mut h);
     let key = h.finish();

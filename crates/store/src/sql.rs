@@ -46,6 +46,86 @@ pub struct Filter {
     pub binds: Vec<Bind>,
 }
 
+impl Bind {
+    /// The value as a SQL literal, for an operator to run a statement by hand (`_explain`,
+    /// the benchmarks' `pgbench` ceilings); never used to build a statement the server runs.
+    pub fn sql_literal(&self) -> String {
+        let text = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let array = |items: Vec<Option<String>>, ty: &str| {
+            let parts: Vec<String> = items
+                .into_iter()
+                .map(|i| match i {
+                    Some(v) => format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")),
+                    None => "NULL".into(),
+                })
+                .collect();
+            format!("{}::{ty}[]", text(&format!("{{{}}}", parts.join(","))))
+        };
+        let hex = |b: &[u8]| {
+            let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            format!("'\\x{h}'::bytea")
+        };
+        match self {
+            Bind::Text(v) => format!("{}::text", text(v)),
+            Bind::OptText(v) => v
+                .as_deref()
+                .map_or("NULL::text".into(), |v| format!("{}::text", text(v))),
+            Bind::Int(v) => format!("{v}::integer"),
+            Bind::BigInt(v) => format!("{v}::bigint"),
+            Bind::OptTime(v) => v.map_or("NULL::timestamptz".into(), |t| {
+                format!("{}::timestamptz", text(&t.to_rfc3339()))
+            }),
+            Bind::TextArray(v) => array(v.iter().cloned().map(Some).collect(), "text"),
+            Bind::BigIntArray(v) => {
+                array(v.iter().map(|x| Some(x.to_string())).collect(), "bigint")
+            }
+            Bind::OptTextArray(v) => array(v.clone(), "text"),
+            Bind::OptTimeArray(v) => array(
+                v.iter().map(|t| t.map(|t| t.to_rfc3339())).collect(),
+                "timestamptz",
+            ),
+            Bind::Bool(v) => format!("{v}"),
+            Bind::Bytes(v) => hex(v),
+            Bind::OptBytes(v) => v.as_deref().map_or("NULL::bytea".into(), hex),
+            Bind::BytesArray(v) => format!(
+                "ARRAY[{}]::bytea[]",
+                v.iter().map(|b| hex(b)).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// `sql` with each `$n` replaced by the literal of `binds[n - 1]`.
+    pub fn inline(sql: &str, binds: &[Bind]) -> String {
+        let mut out = String::with_capacity(sql.len());
+        let bytes = sql.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'$' {
+                let mut end = i + 1;
+                while end < bytes.len() && bytes[end].is_ascii_digit() {
+                    end += 1;
+                }
+                if let Some(b) = sql[i + 1..end]
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|n| n.checked_sub(1))
+                    .and_then(|n| binds.get(n))
+                {
+                    out.push('(');
+                    out.push_str(&b.sql_literal());
+                    out.push(')');
+                    i = end;
+                    continue;
+                }
+            }
+            let ch = sql[i..].chars().next().expect("a char at a boundary");
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+        out
+    }
+}
+
 impl Filter {
     /// The filter's SQL with placeholders shifted by `offset` (so `$1` becomes `$offset+1`).
     pub fn renumbered(&self, offset: usize) -> String {
@@ -169,6 +249,21 @@ mod tests {
         // Embedded next to another condition, the empty forms keep their meaning.
         let any = Filter::all([f("a = $1", &["1"]), Filter::any([])]);
         assert_eq!(any.sql, "((a = $1) AND ((FALSE)))");
+    }
+
+    #[test]
+    fn literals_quote_what_they_hold() {
+        let sql = Bind::inline(
+            "a = $1 AND b = ANY($2) AND c = $10",
+            &[
+                Bind::Text("o'brien".into()),
+                Bind::TextArray(vec!["x\"y".into(), "z".into()]),
+            ],
+        );
+        assert_eq!(
+            sql,
+            r#"a = ('o''brien'::text) AND b = ANY(('{"x\"y","z"}'::text[])) AND c = $10"#
+        );
     }
 
     #[test]

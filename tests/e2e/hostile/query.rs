@@ -346,3 +346,84 @@ fn a_search_whose_client_disconnects_is_cancelled_in_the_database() {
 fn a_history_whose_client_disconnects_is_cancelled_in_the_database() {
     abandoned_request_is_cancelled("resource_history", "/Patient/_history", "MAX(hid)");
 }
+
+/// The audit trail has a search compiler of its own (`search::audit`): the same limits apply
+/// before any SQL, and odd values (separators of its keys, LIKE wildcards, escapes, values too
+/// long to index) are refused or match nothing; never a 5xx.
+#[test]
+fn hostile_audit_trail_searches_are_refused_or_harmless() {
+    let s = Server::start();
+    seed(&s);
+    let _ = s.get("/Patient?family=tam", &[("X-Request-Id", "known-request")]);
+    let long = "a".repeat(1200);
+    let refused_cases: Vec<(&str, String)> = vec![
+        (
+            "1000 repeated parameters",
+            format!("/AuditEvent?{}", repeat("action=R", 1000, "&")),
+        ),
+        (
+            "101 values of one parameter",
+            format!("/AuditEvent?action={}", repeat("R", 101, ",")),
+        ),
+        (
+            "a value too long to index",
+            format!("/AuditEvent?entity:identifier={long}"),
+        ),
+        (
+            "a date beyond year 9999",
+            "/AuditEvent?date=ge99999-01-01".to_string(),
+        ),
+        (
+            "a dangling escape",
+            "/AuditEvent?agent-name=ab%5C".to_string(),
+        ),
+        ("an empty token", "/AuditEvent?action=%7C".to_string()),
+        ("a forged cursor", "/AuditEvent?_cursor=AAAA".to_string()),
+        (
+            "a type modifier with a path",
+            "/AuditEvent?patient:Patient=a/b".to_string(),
+        ),
+        // The separators of the trail's keys are control characters, refused in any value.
+        (
+            "a unit separator",
+            "/AuditEvent?subtype=read%1Fx".to_string(),
+        ),
+        (
+            "a record separator",
+            "/AuditEvent?entity:identifier=a%1Eb".to_string(),
+        ),
+    ];
+    for (what, path) in &refused_cases {
+        refused(what, &s.get(path, &[]));
+    }
+    // Wildcards and quotes inside values: answered, and they find nothing that merely shares a
+    // prefix.
+    for (what, path) in [
+        (
+            "LIKE wildcards",
+            "/AuditEvent?agent-name=%25_%25&entity=%25",
+        ),
+        ("quotes", "/AuditEvent?entity:identifier=x'%22%3B--"),
+        (
+            "a system alone",
+            "/AuditEvent?subtype=http://hl7.org/fhir/restful-interaction%7C",
+        ),
+    ] {
+        let r = s.get(&format!("{path}&_total=accurate"), &[]);
+        assert_eq!(
+            r.status,
+            200,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        if what != "a system alone" {
+            assert_eq!(r.json()["total"], 0, "{what}: {}", r.json());
+        }
+    }
+    let known = s.get(
+        "/AuditEvent?entity:identifier=https://invicta.example.org/fhir/Id/request-id%7Cknown-request&_total=accurate",
+        &[],
+    );
+    assert_eq!(known.json()["total"], 1, "{}", known.json());
+    still_healthy(&s);
+}

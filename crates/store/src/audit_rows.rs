@@ -92,13 +92,6 @@ impl Store {
         }
     }
 
-    /// Stores a batch of AuditEvents in one transaction (one commit for many requests).
-    pub fn record_audit(&self, events: Vec<Value>) -> Result<(), StoreError> {
-        self.prepare_audit_partitions()?;
-        // One statement, so one round trip in autocommit (atomic on its own) instead of three.
-        insert_audit_events(&mut *self.conn()?, &events)
-    }
-
     /// Creates the audit trail's partitions for this month and, from a week before it ends,
     /// the next, each in a transaction of its own; called before every transaction that may
     /// store AuditEvents (free once the months are known).

@@ -470,7 +470,14 @@ impl Compiler<'_> {
     ) -> String {
         let mut t = |d: DateTime<Utc>| self.bind(Bind::OptTime(Some(d)));
         match prefix {
-            Prefix::Eq => format!("{rlo} >= {} AND {rhi} <= {}", t(lo), t(hi)),
+            // `{rlo} <= hi` follows from the others (a stored range has lo <= hi), but it
+            // bounds the index scan on lo from both sides and lets the planner estimate the
+            // range as one: without it a birth date looked less selective than a family-name
+            // prefix, and `family=…&birthdate=…` grew with every family sharing the prefix.
+            Prefix::Eq => {
+                let (a, b) = (t(lo), t(hi));
+                format!("{rlo} >= {a} AND {rlo} <= {b} AND {rhi} <= {b}")
+            }
             Prefix::Ne => format!("NOT ({rlo} >= {} AND {rhi} <= {})", t(lo), t(hi)),
             Prefix::Gt => format!("{rhi} > {}", t(hi)),
             Prefix::Lt => format!("{rlo} < {}", t(lo)),

@@ -496,6 +496,19 @@ mod tests {
     }
 
     #[test]
+    fn a_date_bounds_the_range_start_on_both_sides() {
+        // The planner estimates `lo` between two bounds as one range, and the lookup index
+        // scans only that range (PLANS.md: family prefix + birth date).
+        let f = compile_condition("Patient", "birthdate=1967-01-14").unwrap();
+        assert!(
+            f.sql.contains("x.lo >= $2 AND x.lo <= $3 AND x.hi <= $3"),
+            "{}",
+            f.sql
+        );
+        assert_eq!(f.binds.len(), 4, "{:?}", f.binds);
+    }
+
+    #[test]
     fn lenient_and_strict() {
         let lenient = p("nope=1&family=smith&_count=500", false).unwrap();
         assert_eq!(lenient.ignored, ["nope"]);

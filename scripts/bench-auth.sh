@@ -233,3 +233,24 @@ trail_bytes=$(psql "$DB_URL" -Atqc "SELECT COALESCE(sum(pg_total_relation_size(c
   echo
   echo "AuditEvents stored in all: $audits. Server, PostgreSQL (fsync on) and wrk share the machine."
 } | tee "$OUT/results.md"
+# The same figures as data, for bench/report.py.
+{
+  modes=() ratios=() growth=()
+  for op in read patient-search; do
+    for c in $CONCURRENCY; do
+      for mode in $MODES; do
+        modes+=("$(printf '{"operation": "%s", "mode": "%s", "clients": %d, "rps": %s, "p50_ms": %s, "p99_ms": %s}' \
+          "$op" "$mode" "$c" "${RPS[$op-$c-$mode]}" "${P50[$op-$c-$mode]}" "${P99[$op-$c-$mode]}")")
+      done
+      ratios+=("$(printf '{"operation": "%s", "clients": %d, "rules_over_engine": %s, "auth_over_rules": %s, "auth_over_engine": %s, "audited_over_auth": %s}' \
+        "$op" "$c" "${RATIO_RULES[$op-$c]}" "${RATIO_REL[$op-$c]}" "${RATIO_AUTH[$op-$c]}" "${RATIO_AUDIT[$op-$c]}")")
+    done
+    growth+=("$(printf '{"operation": "%s", "clients": %d, "before_rps": %s, "after_rps": %s}' \
+      "$op" "$c" "${BEFORE[$op]}" "${AFTER[$op]}")")
+  done
+  printf '{"bench": "auth", "date": "%s", "commit": "%s", "duration_s": %d, "rounds": %d, "growth_events": %d, "audit_events": %d, "audit_bytes": %d, "modes": [%s], "ratios": [%s], "growth": [%s]}\n' \
+    "$(date -u +%FT%TZ)" "$(git rev-parse --short HEAD 2>/dev/null || echo none)" "$DURATION" "$ROUNDS" \
+    "$grown" "$audits" "$trail_bytes" "$(IFS=,; echo "${modes[*]}")" "$(IFS=,; echo "${ratios[*]}")" \
+    "$(IFS=,; echo "${growth[*]}")"
+} >"$OUT/results.json"
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$OUT/results.json" || die "wrote invalid JSON to $OUT/results.json"

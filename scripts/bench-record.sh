@@ -143,3 +143,23 @@ done
     done
   done
 } | tee "$OUT/results.md"
+# The same figures as data, for bench/report.py.
+{
+  rows=()
+  for size in $SIZES; do
+    for op in timeline everything per-type; do
+      for c in $CONCURRENCY; do
+        set -- ${RES[$size-$op-$c]}
+        total=$1
+        line="${*:2}"
+        v() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$line"; }
+        rows+=("$(printf '{"resources": %d, "operation": "%s", "clients": %d, "rps": %s, "p50_ms": %s, "p95_ms": %s, "p99_ms": %s}' \
+          "$total" "$op" "$c" "$(v rps)" "$(v p50_ms)" "$(v p95_ms)" "$(v p99_ms)")")
+      done
+    done
+  done
+  printf '{"bench": "record", "date": "%s", "commit": "%s", "duration_s": %d, "results": [%s]}\n' \
+    "$(date -u +%FT%TZ)" "$(git rev-parse --short HEAD 2>/dev/null || echo none)" "$DURATION" \
+    "$(IFS=,; echo "${rows[*]}")"
+} >"$OUT/results.json"
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$OUT/results.json" || die "wrote invalid JSON to $OUT/results.json"

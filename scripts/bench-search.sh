@@ -4,10 +4,11 @@
 #
 # Generates a synthetic UK population with bench/generate.py (about 50 resources per patient
 # across Patient, Observation, MedicationStatement, AllergyIntolerance, Flag and CarePlan) and
-# loads it through the server in batches: by default 1/5 of --patients first, then the rest on
-# top, so that every search is measured at two data sizes (100,000 and 500,000 resources at the
-# default --patients 10000). After each batch: VACUUM ANALYZE, then for each search below a wrk
-# warm-up and a measured run at each concurrency (1 and 8 clients), every request with values
+# loads it in batches (`invicta load`, or the API with BENCH_LOADER=api): by default 1/10 of
+# --patients first, then the rest on top, so that every search is measured at two data sizes
+# (100,000 and 1,000,000 resources at the default --patients 20000): the scale curve. After each
+# batch: VACUUM ANALYZE, then for each search below a wrk warm-up and a measured run at each
+# concurrency (1 and 8 clients), every request with values
 # drawn at random from the patients loaded so far (bench/search/search.lua).
 #
 #   patient-nhs               Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|N
@@ -17,13 +18,16 @@
 #   flags-active              Flag?patient=X&status=active
 #   patient-revinclude-flags  Patient?identifier=…|N&_revinclude=Flag:patient
 #
-# Results: target/bench/search-results.md (also printed), raw outputs in target/bench/search/.
-# At the default scale this takes about 20 minutes on the 2-core development machine once the
-# binary is built (loading 500,000 resources through the API is most of it).
+# Results: target/bench/search-results.md (also printed) and target/bench/search.json (read by
+# bench/report.py), raw outputs in target/bench/search/.
+# At the default scale this takes about 45 minutes on the 2-core development machine once the
+# binary is built (loading 1,000,000 resources through the API is most of it). The scale curve's
+# third point, 10,000,000 resources, is a manual run: --patients 200000 --sizes "20000 200000"
+# with BENCH_REUSE=1 on the database of a default run (see the README for its measured result).
 #
 # Usage: scripts/bench-search.sh [--patients N] [--sizes "A B ..."]
-#   --patients N   final population (default 10000, about 500,000 resources)
-#   --sizes LIST   populations to measure at, ascending (default "N/5 N")
+#   --patients N   final population (default 20000, about 1,000,000 resources)
+#   --sizes LIST   populations to measure at, ascending (default "N/10 N")
 #
 # Knobs (environment):
 #   INVICTA_BIN         use this binary instead of building target/release/invicta
@@ -39,7 +43,9 @@
 #   BENCH_QUERIES       space-separated subset of the searches above (default: all)
 #   BENCH_LOG           server log level, INVICTA_LOG (default warn)
 #   BENCH_LOAD_TIMEOUT  seconds allowed per loading batch (default 2400)
-#   LOAD_WORKERS        loader connections (default 8)
+#   BENCH_LOADER        invicta (default: `invicta load` of the generated NDJSON) or api (PUT
+#                       each resource through the server, about a fifth as fast)
+#   LOAD_WORKERS        loader connections with BENCH_LOADER=api (default 8)
 #   DATABASE_URL        a PostgreSQL server to use instead of the local default / private
 #                       cluster (see scripts/ensure-postgres.sh); must be on this machine
 set -euo pipefail
@@ -50,7 +56,7 @@ source bench/search/lib.sh
 trap 'printf "bench-search: error: unexpected failure (line %s): %s\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 started=$(date +%s)
-PATIENTS=10000
+PATIENTS=20000
 SIZES_ARG=""
 while (($#)); do
   case $1 in
@@ -82,7 +88,7 @@ done
 [[ $PATIENTS =~ ^[1-9][0-9]*$ ]] || die "--patients must be a positive number"
 if [[ -z $SIZES_ARG ]]; then
   if ((PATIENTS >= 10)); then
-    SIZES_ARG="$((PATIENTS / 5)) $PATIENTS"
+    SIZES_ARG="$((PATIENTS / 10)) $PATIENTS"
   else
     SIZES_ARG=$PATIENTS
   fi
@@ -107,6 +113,7 @@ LISTEN=${INVICTA_LISTEN:-127.0.0.1:8183}
 check_listen "$LISTEN"
 OUT=target/bench/search
 REPORT=target/bench/search-results.md
+JSON=target/bench/search.json
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be a positive number of seconds"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a number of seconds"
 [[ $LOAD_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "BENCH_LOAD_TIMEOUT must be a positive number"
@@ -139,7 +146,7 @@ need_tool wrk wrk
 need_python
 build_server
 mkdir -p "$OUT"
-rm -f "$REPORT" "$OUT"/wrk-*.txt "$OUT"/probe-*.txt "$OUT"/load-*.txt "$OUT"/values-*.tsv \
+rm -f "$REPORT" "$JSON" "$OUT"/wrk-*.txt "$OUT"/probe-*.txt "$OUT"/load-*.txt "$OUT"/values-*.tsv \
   "$OUT"/server.log
 
 # ---------------------------------------------------------------------------------------------
@@ -218,11 +225,17 @@ LOAD_ROWS=()
 SIZE_ROWS=()
 RESULT_ROWS=()
 CEIL_ROWS=()
-declare -A P50 P99 RPS RES_AT
+SIZE_JSON=()
+RESULT_JSON=()
+declare -A P50 P99 RPS RES_AT WAL_PER
 for size in "${SIZES[@]}"; do
   # Load what is missing.
   if ((size > loaded)); then
+    wal_before=$(sql "SELECT pg_current_wal_lsn()")
+    res_before=$(sql "SELECT count(*) FROM resource")
     load_patients "$loaded" "$size" "$SEED" "$OUT/load-$size.txt"
+    WAL_PER[$size]=$(sql "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_before')
+      / GREATEST(count(*) - $res_before, 1)) FROM resource")
     record_dataset "$DB_URL" "$size" "$SEED" "$(data_digest "$size" "$SEED")"
     LOAD_ROWS+=("$(awk -v a="$loaded" -v b="$size" -v n="$(field resources "$L_LINE")" \
       -v s="$(field seconds "$L_LINE")" -v r="$(field rps "$L_LINE")" \
@@ -238,7 +251,17 @@ for size in "${SIZES[@]}"; do
   resources=$(sql "SELECT count(*) FROM resource WHERE NOT deleted")
   index_rows=$(sql "SELECT sum(reltuples)::bigint FROM pg_class WHERE relkind = 'r' AND relname LIKE 'idx\_%'")
   db_size=$(sql "SELECT pg_size_pretty(pg_database_size(current_database()))")
-  SIZE_ROWS+=("| $size | $resources | ~$index_rows | $db_size | ${vacuum_s} s |")
+  # Heap (with TOAST) and index bytes of the record's tables: resources, history and the index
+  # tables (partitions are counted once, parents hold nothing).
+  read -r table_b index_b db_b <<<"$(sql "SELECT sum(pg_table_size(oid)), sum(pg_indexes_size(oid)),
+      pg_database_size(current_database()) FROM pg_class
+    WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace" | tr '|' ' ')"
+  wal_per=${WAL_PER[$size]:-}
+  SIZE_ROWS+=("$(awk -v s="$size" -v r="$resources" -v i="$index_rows" -v d="$db_size" -v v="$vacuum_s" \
+    -v t="$table_b" -v x="$index_b" -v w="${wal_per:-0}" \
+    'BEGIN { printf "| %d | %d | ~%d | %s | %.0f | %.0f | %s | %d s |", s, r, i, d, t / r, x / r, (w > 0 ? w : "(reused)"), v }')")
+  SIZE_JSON+=("$(printf '{"patients": %d, "resources": %d, "index_rows": %d, "database_bytes": %d, "table_bytes": %d, "index_bytes": %d, "wal_bytes_per_loaded_resource": %s}' \
+    "$size" "$resources" "$index_rows" "$db_b" "$table_b" "$index_b" "${wal_per:-null}")")
   RES_AT[$size]=$resources
   values="$OUT/values-$size.tsv"
   python3 bench/generate.py values --patients "$size" --seed "$SEED" -o "$values"
@@ -258,6 +281,10 @@ for size in "${SIZES[@]}"; do
       run_pgbench "$name-$size-c$c" "$c" "$OUT/ceiling-$name-$size.sql"
       CEIL_ROWS+=("$(awk -v n="$name" -v res="$resources" -v c="$c" -v rps="$(field rps "$W_LINE")" \
         -v pg="$PG_TPS" 'BEGIN { printf "| %s | %d | %d | %.0f | %.0f | %.2f |", n, res, c, rps, pg, (pg > 0 ? rps / pg : 0) }')")
+      RESULT_JSON+=("$(printf '{"search": "%s", "patients": %d, "resources": %d, "clients": %d, "rps": %s, "p50_ms": %s, "p95_ms": %s, "p99_ms": %s, "pgbench_tps": %s, "errors": %d}' \
+        "$name" "$size" "$resources" "$c" "$(field rps "$W_LINE")" "$(field p50_ms "$W_LINE")" \
+        "$(field p95_ms "$W_LINE")" "$(field p99_ms "$W_LINE")" "$PG_TPS" \
+        "$(($(field status_errors "$W_LINE") + $(field socket_errors "$W_LINE")))")")
       P50[$name/$size/$c]=$(field p50_ms "$W_LINE")
       P99[$name/$size/$c]=$(field p99_ms "$W_LINE")
       RPS[$name/$size/$c]=$(field rps "$W_LINE")
@@ -309,9 +336,7 @@ $busy
 }
 ## Loading
 
-Through the server's API: \`PUT /fhir/{type}/{id}\` with fixed ids from \`bench/generate.py load\`
-(${LOAD_WORKERS:-8} keep-alive connections). Every resource is validated, indexed and committed
-in its own transaction, as a feed would write it.
+$(loader_line | sed 's/^./\U&/').
 
 | patients | added | resources | time | resources/s |
 |---|---:|---:|---:|---:|
@@ -319,8 +344,12 @@ EOF
   if ((${#LOAD_ROWS[@]})); then printf '%s\n' "${LOAD_ROWS[@]}"; else echo "| (all loaded by an earlier run, BENCH_REUSE=1) | | | | |"; fi
   cat <<EOF
 
-| patients | resources | index rows | database size | VACUUM ANALYZE |
-|---:|---:|---:|---:|---:|
+Bytes per resource: the heap (TOAST included) and the indexes of every table, over the
+resources stored (current versions, history and index rows included in the bytes); WAL: bytes
+written while loading that batch, per resource loaded.
+
+| patients | resources | index rows | database size | heap B/resource | index B/resource | WAL B/resource loaded | VACUUM ANALYZE |
+|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
   printf '%s\n' "${SIZE_ROWS[@]}"
   cat <<EOF
@@ -386,4 +415,10 @@ of these shapes: crates/search/PLANS.md (\`scripts/plan-check.sh\`).
 EOF
 } >"$REPORT"
 
+{
+  printf '{"bench": "search", "date": "%s", "commit": "%s", "machine": "%s", "duration_s": %d, "sizes": [%s], "results": [%s]}\n' \
+    "$(date -u +%FT%TZ)" "$rev" "$(machine_line | sed 's/"/\\"/g')" "$DURATION" \
+    "$(IFS=,; echo "${SIZE_JSON[*]}")" "$(IFS=,; echo "${RESULT_JSON[*]}")"
+} >"$JSON"
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$JSON" || die "wrote invalid JSON to $JSON"
 cat "$REPORT"

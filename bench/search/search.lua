@@ -5,7 +5,8 @@
 --     target/bench/search/values.tsv '/fhir/MedicationStatement?patient={id}&status=active'
 -- Placeholders: {id} (Patient id), {nhs} (NHS number), {family} (the first four letters of the
 -- family name, lower case, percent-encoded) and {birthdate}.
--- done() prints the shared BENCH line (bench/report.lua).
+-- Sends BENCH_TOKEN as a bearer token when set. done() prints the shared BENCH line
+-- (bench/report.lua).
 local dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 package.path = dir .. "/../?.lua;" .. package.path
 local report = require("report")
@@ -14,6 +15,9 @@ thread_no = 1
 local rows = {}
 local template = nil
 local headers = { ["Accept"] = "application/fhir+json" }
+if os.getenv("BENCH_TOKEN") then
+  headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+end
 
 local function encode(s)
   return (s:gsub("[^%w%-%._~]", function(c)

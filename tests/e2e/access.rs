@@ -1540,6 +1540,57 @@ fn withheld_rows_change_neither_paging_nor_totals() {
         let n = s.get(&format!("/{t}?_summary=count"), &[("Authorization", &gp)]);
         assert_eq!(total(&n) as usize, want.len(), "{t} _summary=count");
     }
+    // A compartment's full first page counts in its own statement: the same total and
+    // "withheld" as the page that holds everything, and as the rows the pages walk. A hospital
+    // clinician of the practice is related to p1 but may not see its `R` result without
+    // breaking glass, so that compartment mixes visible and withheld rows.
+    let gp = auth(&s.token("hospital-clinician", "user/*.rs", Some(PRACTICE), None));
+    let role = roles()
+        .into_iter()
+        .find(|r| r.id == "hospital-clinician")
+        .unwrap();
+    for path in [
+        "/Patient/p1/Observation?_total=accurate",
+        "/Patient/p1/Flag?_total=accurate",
+        "/Patient/p1/$everything?_total=accurate",
+    ] {
+        let all = s.get(&format!("{path}&_count=100"), &[("Authorization", &gp)]);
+        let mut want = entries(&all, "match");
+        want.sort();
+        assert!(want.len() > 1, "{path}: more than one page of one");
+        if !path.contains("$everything") {
+            let t = path.split('/').nth(3).unwrap().split('?').next().unwrap();
+            let mut expected: Vec<String> = items
+                .iter()
+                .filter(|i| i.res_type == t && i.patient == "p1" && sees(&role, i))
+                .map(|i| format!("{t}/{}", i.id))
+                .collect();
+            expected.sort();
+            assert_eq!(want, expected, "{path}: the visible rows");
+        }
+        if path.contains("Observation") {
+            assert!(suppressed(&all), "{path}: the R result is withheld");
+        }
+        let mut seen = Vec::new();
+        let mut next = Some(format!("{path}&_count=1"));
+        let mut first = true;
+        while let Some(p) = next.take() {
+            let page = s.get(&p, &[("Authorization", &gp)]);
+            assert_eq!(total(&page) as usize, want.len(), "{p}");
+            if first {
+                assert_eq!(
+                    suppressed(&page),
+                    suppressed(&all),
+                    "{p}: withheld as in one page"
+                );
+                first = false;
+            }
+            seen.extend(entries(&page, "match"));
+            next = next_path(&page);
+        }
+        seen.sort();
+        assert_eq!(seen, want, "{path}: pages of one walk the visible rows");
+    }
 }
 
 /// `(id, version)` of every entry of a history Bundle that carries a resource.

@@ -184,6 +184,7 @@ impl Store {
         // A first page under liftable rules reads the lifted set (see `query_resources_on`).
         let page = match base.liftable() {
             Some(access) if q.after.is_none() => base.lifted_page(q, q.snapshot, access),
+            _ if q.after.is_none() => base.first_visible_page(q),
             _ => base.visible_page(q, q.snapshot),
         };
         let rows: Vec<PlanLine> = query(
@@ -233,6 +234,8 @@ struct Base {
     binds: Vec<Bind>,
     /// The request's rules narrowed to the searched types.
     access: Option<Access>,
+    /// True when the first page's statement also counts every match (a compartment's record).
+    counted: bool,
 }
 
 impl Base {
@@ -346,6 +349,10 @@ impl Base {
             binds.extend(filter.binds.iter().cloned());
         }
         let access = q.access.as_ref().map(|a| a.narrowed_to(&q.types));
+        // One patient's record is a few hundred rows, which the first page's statement reads
+        // in full anyway (the union of members and what they refer to, or the timeline); it
+        // counts them on the way instead of a second statement planning and reading them again.
+        let counted = q.compartment.is_some() && !audit;
         Ok(Base {
             from,
             table,
@@ -354,6 +361,7 @@ impl Base {
             conds,
             binds,
             access,
+            counted,
         })
     }
 
@@ -375,7 +383,13 @@ impl Base {
     /// The page of the rows the request may see.
     fn visible_page(&self, q: &ResourceQuery, snapshot: Option<i64>) -> PageStatement {
         let (conds, binds) = self.visible();
-        page_statement(self, q, snapshot, conds, binds, "TRUE")
+        page_statement(self, q, snapshot, conds, binds, "TRUE", false)
+    }
+
+    /// The first page of the rows the request may see, counted when the search is `counted`.
+    fn first_visible_page(&self, q: &ResourceQuery) -> PageStatement {
+        let (conds, binds) = self.visible();
+        page_statement(self, q, q.snapshot, conds, binds, "TRUE", self.counted)
     }
 
     /// The page of the rows break-glass would show (`access` lifted), each flagged visible
@@ -389,7 +403,8 @@ impl Base {
         let (mut conds, mut binds) = (self.conds.clone(), self.binds.clone());
         conds.push(access.lifted().predicate("r", &mut binds));
         let flag = access.predicate("r", &mut binds);
-        page_statement(self, q, snapshot, conds, binds, &flag)
+        let counted = self.counted && q.after.is_none();
+        page_statement(self, q, snapshot, conds, binds, &flag, counted)
     }
 
     /// All visible matches counted.
@@ -432,7 +447,9 @@ impl Base {
 }
 
 /// The page statement over `conds`: each row with its sort values (`s0`..`s2`), `flag` as `v`
-/// and the snapshot as `snap` (read in the same statement when not known yet).
+/// and the snapshot as `snap` (read in the same statement when not known yet). When `counted`,
+/// every row also carries the number of matches `flag` admits (`n_all`) and whether it left any
+/// out (`w_all`), over the whole set rather than the page.
 fn page_statement(
     base: &Base,
     q: &ResourceQuery,
@@ -440,6 +457,7 @@ fn page_statement(
     mut conds: Vec<String>,
     mut binds: Vec<Bind>,
     flag: &str,
+    counted: bool,
 ) -> PageStatement {
     let exprs: Vec<String> = q
         .sort
@@ -451,10 +469,21 @@ fn page_statement(
             &q.sort, &exprs, after, q.backward, base.rid, &mut binds,
         ));
     }
+    // Counted, the rows are read in a subquery that PostgreSQL may not flatten, so that each
+    // row's `flag` (with its relationship lookup) and sort values are computed once, and the
+    // order and counts refer to them by name.
+    let (keys, rid): (Vec<String>, String) = if counted {
+        (
+            (0..exprs.len()).map(|i| format!("p.o{i}")).collect(),
+            "p.k".into(),
+        )
+    } else {
+        (exprs.clone(), base.rid.into())
+    };
     let mut order: Vec<String> = q
         .sort
         .iter()
-        .zip(&exprs)
+        .zip(&keys)
         .map(|(k, e)| {
             let dir = if k.descending { "DESC" } else { "ASC" };
             // Walking backwards reads the same order reversed, then flips the page.
@@ -466,14 +495,10 @@ fn page_statement(
             }
         })
         .collect();
-    order.push(format!(
-        "{} {}",
-        base.rid,
-        if q.backward { "DESC" } else { "ASC" }
-    ));
+    order.push(format!("{rid} {}", if q.backward { "DESC" } else { "ASC" }));
     // Each row's sort values (s0..s2) for the next cursor.
     let values: String = (0..MAX_SORT_KEYS)
-        .map(|i| match exprs.get(i) {
+        .map(|i| match keys.get(i) {
             Some(e) => format!(", ({e})::text AS s{i}"),
             None => format!(", NULL::text AS s{i}"),
         })
@@ -489,14 +514,36 @@ fn page_statement(
     } else {
         "NULL::timestamptz AS ev_at, NULL::text AS ev"
     };
-    let sql = format!(
-        "SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.body, r.compartments, \
-         r.org{values}, {event}, ({flag}) AS v, {snap} AS snap FROM {} WHERE {} ORDER BY {} LIMIT ${}",
-        base.from,
-        conds.join(" AND "),
-        order.join(", "),
-        binds.len()
-    );
+    let columns =
+        "r.rid, r.res_type, r.id, r.version, r.last_updated, r.body, r.compartments, r.org";
+    let sql = if counted {
+        let sorted: String = exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!(", {e} AS o{i}"))
+            .collect();
+        format!(
+            "SELECT p.rid, p.res_type, p.id, p.version, p.last_updated, p.body, p.compartments, \
+             p.org{values}, p.ev_at, p.ev, p.v, COUNT(*) FILTER (WHERE p.v) OVER () AS n_all, \
+             COALESCE(bool_or(NOT p.v) OVER (), FALSE) AS w_all, {snap} AS snap \
+             FROM (SELECT {columns}, {event}, ({flag}) AS v{sorted}, {} AS k FROM {} WHERE {} \
+             OFFSET 0) p ORDER BY {} LIMIT ${}",
+            base.rid,
+            base.from,
+            conds.join(" AND "),
+            order.join(", "),
+            binds.len()
+        )
+    } else {
+        format!(
+            "SELECT {columns}{values}, {event}, ({flag}) AS v, NULL::bigint AS n_all, \
+             FALSE AS w_all, {snap} AS snap FROM {} WHERE {} ORDER BY {} LIMIT ${}",
+            base.from,
+            conds.join(" AND "),
+            order.join(", "),
+            binds.len()
+        )
+    };
     PageStatement { sql, binds }
 }
 
@@ -634,6 +681,10 @@ struct PageRow {
     ev: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     v: bool,
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    n_all: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    w_all: bool,
     #[diesel(sql_type = BigInt)]
     snap: i64,
 }
@@ -643,6 +694,8 @@ struct Loaded {
     found: FoundResource,
     visible: bool,
     snapshot: i64,
+    /// From a counted statement: every match the request may see, and whether any was withheld.
+    counts: Option<(i64, bool)>,
 }
 
 /// Runs a page statement.
@@ -662,6 +715,7 @@ fn load_page(
                 found,
                 visible: r.v,
                 snapshot: r.snap,
+                counts: r.n_all.map(|n| (n, r.w_all)),
             }
         })
         .collect())
@@ -689,7 +743,7 @@ pub(crate) fn query_resources_on(
                 rows.first().map_or(0, |c| c.n)
             }
         };
-        return counted_page(conn, q, snapshot, None);
+        return counted_page(conn, q, snapshot, None, None);
     }
     // A first page that is not full holds every match: its length is the total and no count
     // runs, so the common patient-centred search is one statement (planning dominates).
@@ -698,7 +752,7 @@ pub(crate) fn query_resources_on(
     let lifted = base.liftable();
     let page = match lifted {
         Some(access) => load_page(conn, &base.lifted_page(q, q.snapshot, access), keys)?,
-        None => load_page(conn, &base.visible_page(q, q.snapshot), keys)?,
+        None => load_page(conn, &base.first_visible_page(q), keys)?,
     };
     let Some(snapshot) = page.first().map(|r| r.snapshot) else {
         return Ok(ResourcePage {
@@ -724,41 +778,45 @@ pub(crate) fn query_resources_on(
             withheld,
         });
     }
+    let counts = page.first().and_then(|r| r.counts);
     // The first rows of the lifted set, all visible, are also the first visible rows.
     let known = (lifted.is_none() || page.iter().all(|r| r.visible))
         .then(|| page.into_iter().map(|r| r.found).collect());
-    counted_page(conn, q, snapshot, known)
+    counted_page(conn, q, snapshot, known, counts)
 }
 
 /// A page at a known snapshot with its total and withheld flag; `known` holds the page's rows
-/// (up to one more than the limit) when they are already loaded.
+/// (up to one more than the limit) when they are already loaded, `counts` the total and
+/// withheld flag when the page's statement counted them.
 fn counted_page(
     conn: &mut diesel::pg::PgConnection,
     q: &ResourceQuery,
     snapshot: i64,
     known: Option<Vec<FoundResource>>,
+    counts: Option<(i64, bool)>,
 ) -> Result<ResourcePage, StoreError> {
     let base = Base::of(q, Some(snapshot))?;
     // With a total to count and liftable rules, one pass over the lifted set gives both the
     // total and whether anything was withheld.
-    let (total, withheld) = match (q.count_total, base.liftable()) {
-        (true, Some(access)) => {
+    let (total, withheld) = match (q.count_total, base.liftable(), counts) {
+        (_, _, Some((n, withheld))) => (q.count_total.then_some(n), withheld),
+        (true, Some(access), None) => {
             let st = base.withheld(access, true);
             let rows: Vec<CountWithheld> = crate::shapes::shaped(&st.sql, &st.binds).load(conn)?;
             let r = rows.first();
             (Some(r.map_or(0, |c| c.n)), r.is_some_and(|c| c.withheld))
         }
-        (true, None) => {
+        (true, None, None) => {
             let st = base.count();
             let rows: Vec<Count> = crate::shapes::shaped(&st.sql, &st.binds).load(conn)?;
             (Some(rows.first().map_or(0, |c| c.n)), false)
         }
-        (false, Some(access)) => {
+        (false, Some(access), None) => {
             let st = base.withheld(access, false);
             let rows: Vec<Count> = crate::shapes::shaped(&st.sql, &st.binds).load(conn)?;
             (None, rows.first().is_some_and(|c| c.n > 0))
         }
-        (false, None) => (None, false),
+        (false, None, None) => (None, false),
     };
     let mut rows = match known {
         Some(rows) => rows,

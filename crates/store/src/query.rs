@@ -471,7 +471,8 @@ fn page_statement(
     }
     // Counted, the rows are read in a subquery that PostgreSQL may not flatten, so that each
     // row's `flag` (with its relationship lookup) and sort values are computed once, and the
-    // order and counts refer to them by name.
+    // order and counts refer to them by name. The counts hold every row until the last is
+    // read, so those rows are narrow; the page's bodies are joined after the limit.
     let (keys, rid): (Vec<String>, String) = if counted {
         (
             (0..exprs.len()).map(|i| format!("p.o{i}")).collect(),
@@ -480,22 +481,26 @@ fn page_statement(
     } else {
         (exprs.clone(), base.rid.into())
     };
-    let mut order: Vec<String> = q
-        .sort
-        .iter()
-        .zip(&keys)
-        .map(|(k, e)| {
-            let dir = if k.descending { "DESC" } else { "ASC" };
-            // Walking backwards reads the same order reversed, then flips the page.
-            match (dir, q.backward) {
-                ("ASC", false) => format!("{e} ASC NULLS LAST"),
-                ("DESC", false) => format!("{e} DESC NULLS LAST"),
-                ("ASC", true) => format!("{e} DESC NULLS FIRST"),
-                _ => format!("{e} ASC NULLS FIRST"),
-            }
-        })
-        .collect();
-    order.push(format!("{rid} {}", if q.backward { "DESC" } else { "ASC" }));
+    let order_by = |keys: &[String], rid: &str| -> String {
+        let mut order: Vec<String> = q
+            .sort
+            .iter()
+            .zip(keys)
+            .map(|(k, e)| {
+                let dir = if k.descending { "DESC" } else { "ASC" };
+                // Walking backwards reads the same order reversed, then flips the page.
+                match (dir, q.backward) {
+                    ("ASC", false) => format!("{e} ASC NULLS LAST"),
+                    ("DESC", false) => format!("{e} DESC NULLS LAST"),
+                    ("ASC", true) => format!("{e} DESC NULLS FIRST"),
+                    _ => format!("{e} ASC NULLS FIRST"),
+                }
+            })
+            .collect();
+        order.push(format!("{rid} {}", if q.backward { "DESC" } else { "ASC" }));
+        order.join(", ")
+    };
+    let order = order_by(&keys, &rid);
     // Each row's sort values (s0..s2) for the next cursor.
     let values: String = (0..MAX_SORT_KEYS)
         .map(|i| match keys.get(i) {
@@ -514,33 +519,36 @@ fn page_statement(
     } else {
         "NULL::timestamptz AS ev_at, NULL::text AS ev"
     };
-    let columns =
-        "r.rid, r.res_type, r.id, r.version, r.last_updated, r.body, r.compartments, r.org";
     let sql = if counted {
         let sorted: String = exprs
             .iter()
             .enumerate()
             .map(|(i, e)| format!(", {e} AS o{i}"))
             .collect();
+        let kept: String = (0..exprs.len()).map(|i| format!(", p.o{i}")).collect();
+        let outer_keys: Vec<String> = (0..exprs.len()).map(|i| format!("w.o{i}")).collect();
         format!(
-            "SELECT p.rid, p.res_type, p.id, p.version, p.last_updated, p.body, p.compartments, \
-             p.org{values}, p.ev_at, p.ev, p.v, COUNT(*) FILTER (WHERE p.v) OVER () AS n_all, \
-             COALESCE(bool_or(NOT p.v) OVER (), FALSE) AS w_all, {snap} AS snap \
-             FROM (SELECT {columns}, {event}, ({flag}) AS v{sorted}, {} AS k FROM {} WHERE {} \
-             OFFSET 0) p ORDER BY {} LIMIT ${}",
+            "SELECT b.rid, b.res_type, b.id, b.version, b.last_updated, b.body, b.compartments, \
+             b.org, w.s0, w.s1, w.s2, w.ev_at, w.ev, w.v, w.n_all, w.w_all, w.snap \
+             FROM (SELECT p.rid{values}, p.ev_at, p.ev, p.v, \
+             COUNT(*) FILTER (WHERE p.v) OVER () AS n_all, \
+             COALESCE(bool_or(NOT p.v) OVER (), FALSE) AS w_all, {snap} AS snap{kept}, p.k \
+             FROM (SELECT r.rid, {event}, ({flag}) AS v{sorted}, {} AS k FROM {} WHERE {} \
+             OFFSET 0) p ORDER BY {order} LIMIT ${}) w JOIN resource b ON b.rid = w.rid \
+             ORDER BY {}",
             base.rid,
             base.from,
             conds.join(" AND "),
-            order.join(", "),
-            binds.len()
+            binds.len(),
+            order_by(&outer_keys, "w.k"),
         )
     } else {
         format!(
-            "SELECT {columns}{values}, {event}, ({flag}) AS v, NULL::bigint AS n_all, \
-             FALSE AS w_all, {snap} AS snap FROM {} WHERE {} ORDER BY {} LIMIT ${}",
+            "SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.body, r.compartments, \
+             r.org{values}, {event}, ({flag}) AS v, NULL::bigint AS n_all, \
+             FALSE AS w_all, {snap} AS snap FROM {} WHERE {} ORDER BY {order} LIMIT ${}",
             base.from,
             conds.join(" AND "),
-            order.join(", "),
             binds.len()
         )
     };

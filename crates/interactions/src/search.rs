@@ -241,5 +241,6 @@ pub(crate) fn query(
         limit: if total_only { 0 } else { plan.count },
         count_total: plan.total == TotalMode::Accurate || total_only,
         access: access.cloned(),
+        stable_plan: plan.stable,
     }
 }

@@ -264,6 +264,7 @@ mod tests {
             types: "$1".into(),
             depth: 0,
             access: None,
+            fence: false,
         };
         let sql = parameter(&mut c, name, value)?;
         Ok((sql, binds))

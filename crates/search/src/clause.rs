@@ -64,6 +64,9 @@ pub struct Compiler<'a> {
     /// The request's access rules, applied to every resource a chain or `_has` looks at, so a
     /// hidden resource cannot be probed through a search that points at it.
     pub access: Option<&'a store::Access>,
+    /// Compile an indexed parameter as a check of each row the plan reached by other means,
+    /// never as a set of rows it could start from (see `stable`).
+    pub fence: bool,
 }
 
 impl Compiler<'_> {
@@ -126,6 +129,7 @@ impl Compiler<'_> {
             types: types_ph,
             depth,
             access: self.access,
+            fence: false,
         })
     }
 
@@ -329,6 +333,17 @@ impl Compiler<'_> {
             [one] => one.clone(),
             many => format!("(({}))", many.join(") OR (")),
         };
+        if self.fence && op == "IN" {
+            // A correlated scalar subquery stays a per-row check: PostgreSQL does not turn it
+            // into a join it could start from.
+            let p = self.text(&def.code);
+            return Ok(format!(
+                "(SELECT EXISTS (SELECT 1 FROM {table} x WHERE x.rid = {a}.rid \
+                 AND x.res_type = ANY({t}) AND x.param = {p} AND {any}))",
+                a = self.alias,
+                t = self.types
+            ));
+        }
         let sub = self.rids(table, &def.code, &any);
         Ok(format!("{}.rid {op} ({sub})", self.alias))
     }

@@ -9,6 +9,7 @@ mod clause;
 mod cursor;
 pub mod limits;
 mod plan;
+mod stable;
 pub mod text;
 
 pub use cursor::{CursorKey, MAX_CURSOR_CHARS};

@@ -8,6 +8,7 @@ use fhir_model::search_params;
 use crate::clause::Compiler;
 use crate::cursor::{self, CursorKey};
 use crate::limits;
+use crate::stable::{self, Role};
 use crate::text::pairs;
 use crate::SearchError;
 
@@ -82,6 +83,9 @@ pub struct SearchPlan {
     pub ignored: Vec<String>,
     /// `_include` and `_revinclude` values.
     pub includes: Vec<IncludeSpec>,
+    /// The shape keeps one good plan whatever its values (`stable`), so the store may run it on
+    /// a generic plan.
+    pub stable: bool,
     /// The key and search context that seal this search's cursors.
     seal: (CursorKey, Vec<u8>),
 }
@@ -117,6 +121,7 @@ pub fn plan(
         applied: Vec::new(),
         ignored: Vec::new(),
         includes: Vec::new(),
+        stable: false,
         seal: (options.cursor_key.clone(), Vec::new()),
     };
     let mut cursor_token = None;
@@ -128,6 +133,20 @@ pub fn plan(
             "AuditEvent together with other types (search it on its own)".into(),
         ));
     }
+    // Neutral parameters (output, paging, count, includes) are left out of the shape's roles.
+    let roles: Vec<Role> = params
+        .iter()
+        .filter_map(|(name, _)| {
+            let base = name.split([':', '.']).next().unwrap_or(name);
+            let neutral = OUTPUT_PARAMS.contains(&base)
+                || matches!(
+                    base,
+                    "_type" | "_count" | "_total" | "_include" | "_revinclude" | "_cursor"
+                );
+            (!neutral).then(|| stable::role(types, name))
+        })
+        .collect();
+    plan.stable = options.care == Care::Plain && !audit && stable::is_stable(&roles);
     if options.care == Care::Timeline {
         plan.sort = vec![SortKey {
             column: SortColumn::EventDate,
@@ -161,6 +180,7 @@ pub fn plan(
             types: "$1".into(),
             depth: 0,
             access: options.access.as_ref(),
+            fence: plan.stable && stable::role(types, name) == Role::Fenced,
         };
         let outcome: Result<Option<String>, SearchError> = match base {
             "_count" => {

@@ -164,15 +164,15 @@ pub struct Settings {
     )]
     pub db_pool: String,
 
-    /// Recurring search shapes run as prepared statements; off by default: PostgreSQL's generic plans made some shapes far slower
-    // Measured with make bench-search (README): on, the NHS-number lookup gained 15% but the
-    // patient's medicines and recent results, whose best plans depend on their values, ran 6 and
-    // 200 times slower once PostgreSQL switched them to a generic plan.
+    /// Which recurring statements run as prepared statements: stable (searches built to keep one good plan), on (every recurring shape) or off
+    // Measured with make bench-search (README): with every shape prepared, the NHS-number lookup
+    // gained 15% but the patient's medicines and recent results, whose unfenced plans depend on
+    // their values, ran 6 and 200 times slower once PostgreSQL switched them to a generic plan.
     #[arg(
         long,
         env = "INVICTA_PREPARED_SEARCHES",
-        value_name = "on|off",
-        default_value = "off",
+        value_name = "stable|on|off",
+        default_value = "stable",
         global = true
     )]
     pub prepared_searches: String,

@@ -42,8 +42,8 @@ pub struct Config {
     pub cursor_key: search::CursorKey,
     /// `INVICTA_CURSOR_KEY` was given; otherwise the key is the database's shared one.
     pub cursor_key_configured: bool,
-    /// Recurring search shapes run as prepared statements (`INVICTA_PREPARED_SEARCHES`).
-    pub prepared_searches: bool,
+    /// Which recurring statements run as prepared statements (`INVICTA_PREPARED_SEARCHES`).
+    pub prepared_searches: store::PreparedSearches,
     /// Streaming standbys that serve reads (`INVICTA_REPLICA_URLS`).
     pub replica_urls: Vec<String>,
     /// How long a writer reads from the primary (`INVICTA_REPLICA_WINDOW`).
@@ -235,10 +235,18 @@ impl Config {
         };
         let auth = on_off(&s.auth, "INVICTA_AUTH (--auth)")?;
         let audit = on_off(&s.audit, "INVICTA_AUDIT (--audit)")?;
-        let prepared_searches = on_off(
-            &s.prepared_searches,
-            "INVICTA_PREPARED_SEARCHES (--prepared-searches)",
-        )?;
+        let prepared_searches = match s.prepared_searches.as_str() {
+            "stable" | "" => store::PreparedSearches::Stable,
+            "on" | "all" => store::PreparedSearches::All,
+            "off" => store::PreparedSearches::Off,
+            other => {
+                return Err(format!(
+                    "INVICTA_PREPARED_SEARCHES (--prepared-searches) must be stable, on or off, \
+                     got '{other}'"
+                )
+                .into())
+            }
+        };
         let profiles =
             interactions::conformance::Enforcement::parse(&s.profiles).ok_or_else(|| {
                 format!(

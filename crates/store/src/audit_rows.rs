@@ -293,13 +293,14 @@ fn insert_rows(conn: &mut PgConnection, rows: Vec<Row>) -> Result<(), StoreError
         Bind::TextArray(keys),
     ];
     // One statement of fixed text for any batch: prepared once per connection.
-    crate::shapes::shaped(
+    crate::shapes::shaped_hinted(
         "INSERT INTO audit_event (id, last_updated, recorded, body, compartments, sec_labels, \
          org, keys) SELECT u.id, u.at, u.recorded, u.body, string_to_array(u.c, E'\\x1e'), \
          string_to_array(u.l, E'\\x1e'), u.org, string_to_array(u.k, E'\\x1e') \
          FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bytea[], $5::text[], \
          $6::text[], $7::text[], $8::text[]) AS u(id, at, recorded, body, c, l, org, k)",
         &binds,
+        true,
     )
     .execute(conn)?;
     Ok(())

@@ -49,7 +49,7 @@ pub use query::{
     Cursor, FoundResource, ResourcePage, ResourceQuery, SortColumn, SortKey, MAX_SORT_KEYS,
 };
 pub use read::{Stored, Visibility};
-pub use shapes::set_prepared_searches;
+pub use shapes::{set_prepared_searches, PreparedSearches};
 pub use sql::{Bind, Filter};
 pub use tx::Tx;
 pub use write::{condition_key, Condition, InsertMethod, Match, Written};

@@ -77,6 +77,10 @@ pub struct ResourceQuery {
     pub count_total: bool,
     /// The request's access rules; `None` admits everything.
     pub access: Option<Access>,
+    /// The search's shape keeps one good plan whatever its values (crate `search`: an anchor
+    /// such as the patient or an identifier, every other condition fenced), so its statements
+    /// may run as prepared statements on PostgreSQL's generic plan.
+    pub stable_plan: bool,
 }
 
 /// A matching resource.
@@ -215,6 +219,8 @@ struct CountWithheld {
 struct PageStatement {
     sql: String,
     binds: Vec<Bind>,
+    /// The search's shape keeps one good plan whatever its values (`ResourceQuery::stable_plan`).
+    stable: bool,
 }
 
 /// The conditions every statement of a search shares (types, snapshot, compartment, filter),
@@ -236,6 +242,9 @@ struct Base {
     access: Option<Access>,
     /// True when the first page's statement also counts every match (a compartment's record).
     counted: bool,
+    /// Statements may run on a generic plan (`ResourceQuery::stable_plan`, outside compartments
+    /// and the audit trail, whose statements have shapes of their own).
+    stable: bool,
 }
 
 impl Base {
@@ -362,6 +371,10 @@ impl Base {
             binds,
             access,
             counted,
+            stable: q.stable_plan
+                && q.compartment.is_none()
+                && q.referenced_from.is_none()
+                && !audit,
         })
     }
 
@@ -417,6 +430,7 @@ impl Base {
                 conds.join(" AND ")
             ),
             binds,
+            stable: self.stable,
         }
     }
 
@@ -442,7 +456,11 @@ impl Base {
                  AND NOT ({visible}) LIMIT 1) w"
             )
         };
-        PageStatement { sql, binds }
+        PageStatement {
+            sql,
+            binds,
+            stable: self.stable,
+        }
     }
 }
 
@@ -552,7 +570,11 @@ fn page_statement(
             binds.len()
         )
     };
-    PageStatement { sql, binds }
+    PageStatement {
+        sql,
+        binds,
+        stable: base.stable,
+    }
 }
 
 /// The SQL value a sort key orders by, per resource row `r`.
@@ -712,7 +734,8 @@ fn load_page(
     st: &PageStatement,
     keys: usize,
 ) -> Result<Vec<Loaded>, StoreError> {
-    let rows: Vec<PageRow> = crate::shapes::shaped(&st.sql, &st.binds).load(conn)?;
+    let rows: Vec<PageRow> =
+        crate::shapes::shaped_hinted(&st.sql, &st.binds, st.stable).load(conn)?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -810,18 +833,21 @@ fn counted_page(
         (_, _, Some((n, withheld))) => (q.count_total.then_some(n), withheld),
         (true, Some(access), None) => {
             let st = base.withheld(access, true);
-            let rows: Vec<CountWithheld> = crate::shapes::shaped(&st.sql, &st.binds).load(conn)?;
+            let rows: Vec<CountWithheld> =
+                crate::shapes::shaped_hinted(&st.sql, &st.binds, st.stable).load(conn)?;
             let r = rows.first();
             (Some(r.map_or(0, |c| c.n)), r.is_some_and(|c| c.withheld))
         }
         (true, None, None) => {
             let st = base.count();
-            let rows: Vec<Count> = crate::shapes::shaped(&st.sql, &st.binds).load(conn)?;
+            let rows: Vec<Count> =
+                crate::shapes::shaped_hinted(&st.sql, &st.binds, st.stable).load(conn)?;
             (Some(rows.first().map_or(0, |c| c.n)), false)
         }
         (false, Some(access), None) => {
             let st = base.withheld(access, false);
-            let rows: Vec<Count> = crate::shapes::shaped(&st.sql, &st.binds).load(conn)?;
+            let rows: Vec<Count> =
+                crate::shapes::shaped_hinted(&st.sql, &st.binds, st.stable).load(conn)?;
             (None, rows.first().is_some_and(|c| c.n > 0))
         }
         (false, None, None) => (None, false),

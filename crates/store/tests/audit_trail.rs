@@ -148,6 +148,7 @@ fn audit_events_of_the_earlier_layout_move_into_the_audit_trail_whole() {
                 limit: 10,
                 count_total: true,
                 access: None,
+                stable_plan: false,
             })
             .unwrap()
     };

@@ -39,6 +39,7 @@ fn audit_count(store: &Store) -> i64 {
         limit: 0,
         count_total: true,
         access: None,
+        stable_plan: false,
     };
     store.query_resources(&q).unwrap().total.unwrap()
 }

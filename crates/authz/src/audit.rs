@@ -7,6 +7,10 @@ use base64::Engine;
 use fhir_model::{AuditAction, RestInteraction};
 use serde_json::{json, Value};
 
+pub use crate::audit_index::IndexedEvent;
+use crate::audit_index::{
+    ACT_REASON_SYSTEM, ENTITY_TYPE_SYSTEM, EVENT_TYPE_SYSTEM, OBJECT_ROLE_SYSTEM, SITE,
+};
 use crate::policy::Policy;
 use crate::principal::Principal;
 
@@ -94,12 +98,36 @@ impl AuditRecord {
         }
     }
 
-    fn event(&self, patient: Option<&str>) -> Value {
-        let outcome = match self.status {
+    /// [`AuditRecord::events`] with the search index entries of each, made from the facts.
+    pub fn indexed_events(&self) -> Vec<IndexedEvent> {
+        let one = |p: Option<&str>| IndexedEvent {
+            body: self.event(p),
+            entries: self.index_entries(p),
+        };
+        if self.patients.is_empty() {
+            vec![one(None)]
+        } else {
+            self.patients.iter().map(|p| one(Some(p))).collect()
+        }
+    }
+
+    /// AuditEvent.outcome: success, minor failure (refused or bad request) or serious failure.
+    pub(crate) fn outcome_code(&self) -> &'static str {
+        match self.status {
             0..=399 => "0",
             400..=499 => "4",
             _ => "8",
-        };
+        }
+    }
+
+    /// The purpose of use in force.
+    pub(crate) fn purpose_code(&self) -> &str {
+        self.purpose.as_deref().unwrap_or("TREAT")
+    }
+
+    /// One AuditEvent, about `patient` when the request touched one.
+    fn event(&self, patient: Option<&str>) -> Value {
+        let outcome = self.outcome_code();
         let mut agents = Vec::new();
         match &self.principal {
             Some(p) => {
@@ -151,45 +179,45 @@ impl AuditRecord {
         if let Some(p) = patient {
             entities.push(json!({
                 "what": {"reference": format!("Patient/{p}")},
-                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
-                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}
+                "type": {"system": ENTITY_TYPE_SYSTEM, "code": "1", "display": "Person"},
+                "role": {"system": OBJECT_ROLE_SYSTEM, "code": "1", "display": "Patient"}
             }));
         }
         for r in self.resource.iter().chain(self.more_resources.iter()) {
             entities.push(json!({
                 "what": {"reference": r},
-                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
-                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "4", "display": "Domain Resource"}
+                "type": {"system": ENTITY_TYPE_SYSTEM, "code": "2", "display": "System Object"},
+                "role": {"system": OBJECT_ROLE_SYSTEM, "code": "4", "display": "Domain Resource"}
             }));
         }
         if let Some(q) = &self.query {
             entities.push(json!({
-                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
-                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24", "display": "Query"},
+                "type": {"system": ENTITY_TYPE_SYSTEM, "code": "2", "display": "System Object"},
+                "role": {"system": OBJECT_ROLE_SYSTEM, "code": "24", "display": "Query"},
                 "query": base64::engine::general_purpose::STANDARD.encode(q.as_bytes())
             }));
         }
         let mut request = json!({
             "what": {"identifier": {"system": REQUEST_ID_SYSTEM, "value": self.request_id}},
-            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
-            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "3", "display": "Report"}
+            "type": {"system": ENTITY_TYPE_SYSTEM, "code": "2", "display": "System Object"},
+            "role": {"system": OBJECT_ROLE_SYSTEM, "code": "3", "display": "Report"}
         });
         if let Some(reason) = &self.review_reason {
             request["detail"] = json!([{"type": "reason", "valueString": reason}]);
         }
         entities.push(request);
-        let purpose = self.purpose.as_deref().unwrap_or("TREAT");
+        let purpose = self.purpose_code();
         let mut event = json!({
             "resourceType": "AuditEvent",
-            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
+            "type": {"system": EVENT_TYPE_SYSTEM, "code": "rest", "display": "RESTful Operation"},
             "subtype": [{"system": RestInteraction::SYSTEM, "code": self.interaction.code()}],
             "action": self.action.code(),
             "recorded": self.recorded,
             "outcome": outcome,
-            "purposeOfEvent": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": purpose}]}],
+            "purposeOfEvent": [{"coding": [{"system": ACT_REASON_SYSTEM, "code": purpose}]}],
             "agent": agents,
             "source": {
-                "site": "Invicta",
+                "site": SITE,
                 "observer": {"display": "Invicta FHIR server"},
                 "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}]
             },

@@ -8,6 +8,7 @@
 //! filters inside their SQL.
 
 pub mod audit;
+mod audit_index;
 pub mod auth_events;
 pub mod cache;
 pub mod decide;

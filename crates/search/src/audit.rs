@@ -101,12 +101,16 @@ pub(crate) fn parameter(
 }
 
 /// The condition that the row has one of the matches: exact keys in one indexed overlap,
-/// prefixes and patterns on its keys.
+/// routine keys (`store::audit_keys::ROUTINE`) on the row's unindexed `routine` column, or on
+/// `keys` for rows written before routine keys had a column of their own, prefixes and
+/// patterns on both.
 fn any_of(compiler: &mut Compiler<'_>, matches: Vec<Match>) -> String {
     let mut exact = Vec::new();
+    let mut routine = Vec::new();
     let mut patterns = Vec::new();
     for m in matches {
         match m {
+            Match::Key(k) if keys::is_routine(&k) => routine.push(k),
             Match::Key(k) => exact.push(k),
             Match::Prefix(p) => patterns.push(format!("{}%", like_escape(&p))),
             Match::Pattern(p) => patterns.push(p),
@@ -124,10 +128,14 @@ fn any_of(compiler: &mut Compiler<'_>, matches: Vec<Match>) -> String {
             compiler.bind(Bind::TextArray(exact))
         )),
     }
+    if !routine.is_empty() {
+        let r = compiler.bind(Bind::TextArray(routine));
+        parts.push(format!("r.routine && {r} OR r.keys && {r}"));
+    }
     if !patterns.is_empty() {
         let p = compiler.bind(Bind::TextArray(patterns));
         parts.push(format!(
-            "EXISTS (SELECT 1 FROM unnest(r.keys) k WHERE k LIKE ANY({p}))"
+            "EXISTS (SELECT 1 FROM unnest(r.keys || r.routine) k WHERE k LIKE ANY({p}))"
         ));
     }
     format!("({})", parts.join(" OR "))
@@ -278,10 +286,22 @@ mod tests {
             binds[1],
             Bind::TextArray(vec![keys::reference_key("patient", "Patient/p1")])
         );
-        let (sql, _) = compile("action", "R,E").unwrap();
+        let (sql, _) = compile("action", "C,D").unwrap();
         assert_eq!(sql, "(r.keys && $2)");
+    }
+
+    #[test]
+    fn routine_values_are_checked_on_both_columns_unindexed() {
+        let (sql, _) = compile("action", "R,E").unwrap();
+        assert_eq!(sql, "(r.routine && $2 OR r.keys && $2)");
+        let (sql, binds) = compile("action", "R,D").unwrap();
+        assert_eq!(sql, "(r.keys @> $2 OR r.routine && $3 OR r.keys && $3)");
+        assert_eq!(
+            binds[1],
+            Bind::TextArray(vec![keys::token_code_key("action", "D")])
+        );
         let (sql, binds) = compile("subtype:not", "http://x|read").unwrap();
-        assert_eq!(sql, "NOT (r.keys @> $2)");
+        assert_eq!(sql, "NOT (r.routine && $2 OR r.keys && $2)");
         assert_eq!(
             binds[1],
             Bind::TextArray(vec![keys::token_system_key("subtype", "http://x", "read")])

@@ -270,7 +270,9 @@ impl RootSpanBuilder for RequestSpan {
             .and_then(|h| h.to_str().ok())
             .filter(|s| !s.is_empty() && s.len() <= 128 && s.is_ascii())
             .map(str::to_string)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            // Time-ordered, so the audit trail's index entries of request ids land together
+            // instead of on a random page each (a full page image per page after a checkpoint).
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         // At ERROR level so that the span is kept whatever the log filter lets through: an
         // error logged under `INVICTA_LOG=error` still names its request.
         let span = tracing::error_span!("request", request_id = %request_id);

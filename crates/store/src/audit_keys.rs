@@ -1,6 +1,7 @@
-//! The search keys of an AuditEvent row: one text per searchable value, all in one array under
-//! one GIN index, so an equality search of the audit trail is an index probe and writing an
-//! event costs one row instead of a resource, a history row and a dozen index rows. The writer
+//! The search keys of an AuditEvent row: one text per searchable value, in one array under one
+//! GIN index, so an equality search of the audit trail is an index probe and writing an event
+//! costs one row instead of a resource, a history row and a dozen index rows. The values nearly
+//! every event carries ([`ROUTINE`]) go to a second, unindexed array instead. The writer
 //! ([`keys_of`]) and the search compiler (crate `search`, through the `*_key` functions) build
 //! keys here, so the two cannot disagree on the format.
 //!
@@ -86,6 +87,47 @@ pub fn param_prefix(param: &str) -> String {
 /// `param·text`: a string parameter's normalised value (its prefix key) or a uri.
 pub fn text_key(param: &str, text: &str) -> String {
     format!("{param}{SEP}{}", clean(prefix_key(text)))
+}
+
+/// Token values nearly every AuditEvent the server writes carries, by parameter: their keys go
+/// to the row's unindexed `routine` column, not under the GIN index (a search for one matches
+/// most of the trail, where an index is no help, and indexing them was most of what writing
+/// an event cost). Keys in any system count (`param·code` and `param·system·code`), so the
+/// writer and the search compiler decide from the key alone.
+pub const ROUTINE: &[(&str, &[&str])] = &[
+    ("type", &["rest"]),
+    ("site", &["Invicta"]),
+    ("action", &["R", "E"]),
+    ("outcome", &["0"]),
+    ("purpose", &["TREAT"]),
+    (
+        "subtype",
+        &[
+            "read",
+            "vread",
+            "search-type",
+            "search-system",
+            "history-instance",
+        ],
+    ),
+    ("entity-type", &["1", "2"]),
+    ("entity-role", &["1", "3", "4", "24"]),
+];
+
+/// Whether `key` is a routine token value ([`ROUTINE`]), kept out of the index.
+pub fn is_routine(key: &str) -> bool {
+    let mut parts = key.split(SEP);
+    let Some(param) = parts.next() else {
+        return false;
+    };
+    let Some((_, codes)) = ROUTINE.iter().find(|(p, _)| *p == param) else {
+        return false;
+    };
+    let rest: Vec<&str> = parts.collect();
+    match rest.as_slice() {
+        [code] | [_, code] => codes.contains(code),
+        _ => false,
+    }
 }
 
 /// The keys of an AuditEvent's index entries, and its `date` (AuditEvent.recorded).
@@ -175,6 +217,13 @@ mod tests {
         ] {
             assert!(keys.contains(&want), "{want:?} missing from {keys:?}");
         }
+        assert!(is_routine(&token_system_key("action", "", "R")));
+        assert!(is_routine(&token_code_key("subtype", "read")));
+        assert!(!is_routine(&token_code_key("subtype", "create")));
+        assert!(!is_routine(&token_code_key("action", "D")));
+        assert!(!is_routine(&token_code_key("altid", "R")));
+        assert!(!is_routine(&reference_key("patient", "Patient/p1")));
+        assert!(!is_routine(&token_system_prefix("action", "")));
         assert_eq!(
             recorded,
             chrono::DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z")

@@ -11,9 +11,10 @@ use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Bytea, Text, Timestamptz};
 use diesel::{Connection, QueryableByName, RunQueryDsl};
+use fhir_model::index::IndexEntry;
 use serde_json::Value;
 
-use crate::audit_keys::{keys_of, LIST_SEP};
+use crate::audit_keys::{is_routine, keys_of, LIST_SEP};
 use crate::error::StoreError;
 use crate::meta::{now_millis, prepare};
 use crate::pool::Store;
@@ -21,6 +22,12 @@ use crate::sql::{query, Bind};
 
 /// Events moved per transaction from the layout of earlier versions.
 const MOVE_BATCH: i64 = 2000;
+
+/// Row length (bytes) below which the toaster stops compressing a row's columns, and above
+/// which it moves them to the TOAST table. PostgreSQL's default (about 2 kB) sent most events'
+/// bodies out of line, an insert into a second table and its index per event; compressed, an
+/// event's row is about 2.2 kB, so at this target it stays whole on its heap page.
+const TOAST_TARGET: u32 = 3072;
 
 /// Advisory lock key that serialises creating partitions.
 const PARTITION_LOCK: i64 = 7_231_015;
@@ -53,8 +60,23 @@ pub struct AuditRow(Row);
 
 impl AuditRow {
     /// Stamps `event` (an AuditEvent, already built and valid) with a new id and the time now.
+    /// Ids are UUIDv7, time-ordered, so the id index grows at its right edge rather than
+    /// dirtying a random page per event.
     pub fn new(event: Value) -> Result<AuditRow, StoreError> {
-        row_of(event, uuid::Uuid::new_v4().to_string(), now_millis()).map(AuditRow)
+        row_of(event, uuid::Uuid::now_v7().to_string(), now_millis(), None).map(AuditRow)
+    }
+
+    /// As [`AuditRow::new`], with the event's search index `entries` already made (by its
+    /// builder, from what it knows), so the event is not searched for them again. They must
+    /// be what `fhir_model::index::extract` finds in the event, up to what the keys hold.
+    pub fn indexed(event: Value, entries: &[IndexEntry]) -> Result<AuditRow, StoreError> {
+        row_of(
+            event,
+            uuid::Uuid::now_v7().to_string(),
+            now_millis(),
+            Some(entries),
+        )
+        .map(AuditRow)
     }
 }
 
@@ -177,7 +199,7 @@ fn ensure_partition(
     // Serialised, so processes starting together do not race to create the same partition.
     let sql = format!(
         "CREATE TABLE IF NOT EXISTS audit_event_{year:04}_{month:02} PARTITION OF audit_event \
-         FOR VALUES FROM ('{from}') TO ('{to}')"
+         FOR VALUES FROM ('{from}') TO ('{to}') WITH (toast_tuple_target = {TOAST_TARGET})"
     );
     conn.transaction(|conn| -> Result<(), StoreError> {
         query(
@@ -214,13 +236,23 @@ struct Row {
     labels: String,
     org: Option<String>,
     keys: String,
+    routine: String,
 }
 
-/// An event stamped with a new id and `at`, with what its row holds.
-fn row_of(event: Value, id: String, at: DateTime<Utc>) -> Result<Row, StoreError> {
+/// An event stamped with a new id and `at`, with what its row holds; its search keys from
+/// `entries` when the caller made them, else from the event.
+fn row_of(
+    event: Value,
+    id: String,
+    at: DateTime<Utc>,
+    entries: Option<&[IndexEntry]>,
+) -> Result<Row, StoreError> {
     let v = prepare(event, &id, 1, at)?;
-    let entries = fhir_model::index::extract(&v.value);
-    let (keys, recorded) = keys_of(&entries);
+    let (keys, recorded) = match entries {
+        Some(entries) => keys_of(entries),
+        None => keys_of(&fhir_model::index::extract(&v.value)),
+    };
+    let (routine, keys): (Vec<String>, Vec<String>) = keys.into_iter().partition(|k| is_routine(k));
     let org = v.value["agent"]
         .as_array()
         .and_then(|agents| agents.iter().find_map(|a| a["altId"].as_str()))
@@ -241,6 +273,7 @@ fn row_of(event: Value, id: String, at: DateTime<Utc>) -> Result<Row, StoreError
         labels: joined(&v.labels),
         org,
         keys: keys.join(&LIST_SEP.to_string()),
+        routine: routine.join(&LIST_SEP.to_string()),
     })
 }
 
@@ -256,7 +289,7 @@ pub(crate) fn insert_audit_events(
     let at = now_millis();
     let rows = events
         .iter()
-        .map(|e| row_of(e.clone(), uuid::Uuid::new_v4().to_string(), at))
+        .map(|e| row_of(e.clone(), uuid::Uuid::now_v7().to_string(), at, None))
         .collect::<Result<Vec<_>, _>>()?;
     insert_rows(conn, rows)
 }
@@ -271,6 +304,7 @@ fn insert_rows(conn: &mut PgConnection, rows: Vec<Row>) -> Result<(), StoreError
     let mut labels = Vec::with_capacity(n);
     let mut orgs = Vec::with_capacity(n);
     let mut keys = Vec::with_capacity(n);
+    let mut routine = Vec::with_capacity(n);
     let mut times = Vec::with_capacity(n);
     for r in rows {
         times.push(Some(r.at));
@@ -281,6 +315,7 @@ fn insert_rows(conn: &mut PgConnection, rows: Vec<Row>) -> Result<(), StoreError
         labels.push(r.labels);
         orgs.push(r.org);
         keys.push(r.keys);
+        routine.push(r.routine);
     }
     let binds = [
         Bind::TextArray(ids),
@@ -291,14 +326,16 @@ fn insert_rows(conn: &mut PgConnection, rows: Vec<Row>) -> Result<(), StoreError
         Bind::TextArray(labels),
         Bind::OptTextArray(orgs),
         Bind::TextArray(keys),
+        Bind::TextArray(routine),
     ];
     // One statement of fixed text for any batch: prepared once per connection.
     crate::shapes::shaped_hinted(
         "INSERT INTO audit_event (id, last_updated, recorded, body, compartments, sec_labels, \
-         org, keys) SELECT u.id, u.at, u.recorded, u.body, string_to_array(u.c, E'\\x1e'), \
-         string_to_array(u.l, E'\\x1e'), u.org, string_to_array(u.k, E'\\x1e') \
+         org, keys, routine) SELECT u.id, u.at, u.recorded, u.body, \
+         string_to_array(u.c, E'\\x1e'), string_to_array(u.l, E'\\x1e'), u.org, \
+         string_to_array(u.k, E'\\x1e'), string_to_array(u.r, E'\\x1e') \
          FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bytea[], $5::text[], \
-         $6::text[], $7::text[], $8::text[]) AS u(id, at, recorded, body, c, l, org, k)",
+         $6::text[], $7::text[], $8::text[], $9::text[]) AS u(id, at, recorded, body, c, l, org, k, r)",
         &binds,
         true,
     )
@@ -334,7 +371,7 @@ fn move_resource_batch(conn: &mut PgConnection) -> Result<usize, StoreError> {
         let event: Value = serde_json::from_slice(&l.body).map_err(|e| {
             StoreError::Invalid(format!("stored AuditEvent {} is not JSON: {e}", l.id))
         })?;
-        let mut row = row_of(event, l.id.clone(), l.last_updated)?;
+        let mut row = row_of(event, l.id.clone(), l.last_updated, None)?;
         // The body as it was served, byte for byte.
         row.body = l.body.clone();
         rows.push(row);

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use diesel_migrations::{FileBasedMigrations, MigrationHarness};
-use store::audit_keys::reference_key;
-use store::{Access, Bind, Filter, ResourceQuery, Store, StoreConfig};
+use store::audit_keys::{is_routine, reference_key, token_code_key};
+use store::{Access, AuditRow, Bind, Filter, ResourceQuery, Store, StoreConfig};
 
 use common::TestDb;
 
@@ -33,23 +33,134 @@ fn event(id: &str, patient: &str, request: &str) -> String {
     )
 }
 
-#[test]
-fn audit_events_of_the_earlier_layout_move_into_the_audit_trail_whole() {
-    let db = TestDb::create("audit_move");
-    let mut conn = PgConnection::establish(&db.url).unwrap();
+/// Runs the migrations up to and including `last`.
+fn migrate_to(conn: &mut PgConnection, last: &str) {
     let migrations =
         FileBasedMigrations::find_migrations_directory_in_path(env!("CARGO_MANIFEST_DIR")).unwrap();
     loop {
         let pending = conn.pending_migrations(migrations.clone()).unwrap();
         let Some(next) = pending.first() else {
-            panic!("migration {BEFORE} not found");
+            panic!("migration {last} not found");
         };
         let name = next.name().to_string();
         conn.run_migration(next.as_ref()).unwrap();
-        if name.starts_with(BEFORE) {
-            break;
+        if name.starts_with(last) {
+            return;
         }
     }
+}
+
+fn connect(url: &str) -> Store {
+    Store::connect(&StoreConfig {
+        database_url: url.to_string(),
+        pool_size: 2,
+        connect_timeout: Duration::from_secs(10),
+        statement_timeout: None,
+    })
+    .unwrap()
+}
+
+/// AuditEvents found by `sql` over the audit row `r` (`$1` is the searched types, as the
+/// search crate's filters have it; `binds` follow).
+fn audit_total(store: &Store, sql: &str, binds: Vec<Bind>) -> Option<i64> {
+    let mut all = vec![Bind::TextArray(vec!["AuditEvent".into()])];
+    all.extend(binds);
+    store
+        .query_resources(&ResourceQuery {
+            types: vec!["AuditEvent".into()],
+            compartment: None,
+            referenced_from: None,
+            filter: Some(Filter {
+                sql: sql.into(),
+                binds: all,
+            }),
+            sort: Vec::new(),
+            after: None,
+            backward: false,
+            snapshot: None,
+            limit: 10,
+            count_total: true,
+            access: None,
+            stable_plan: false,
+        })
+        .unwrap()
+        .total
+}
+
+#[test]
+fn routine_keys_are_found_in_rows_written_before_and_after_they_left_the_index() {
+    let db = TestDb::create("audit_routine");
+    let mut conn = PgConnection::establish(&db.url).unwrap();
+    migrate_to(&mut conn, "2026-12-03-000015");
+    // An event as the server before the split stored it: every key under the index.
+    let read = token_code_key("action", "R");
+    let p1 = reference_key("patient", "Patient/p1");
+    diesel::sql_query(
+        "CREATE TABLE audit_event_2026_11 PARTITION OF audit_event \
+         FOR VALUES FROM ('2026-11-01T00:00:00Z') TO ('2026-12-01T00:00:00Z')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let body = event("old-1", "p1", "req-old");
+    diesel::sql_query(format!(
+        "INSERT INTO audit_event (id, last_updated, recorded, body, compartments, sec_labels, keys) \
+         VALUES ('old-1', '2026-11-20T10:00:00Z', '2026-11-20T10:00:00Z', \
+         convert_to($${body}$$, 'UTF8'), ARRAY['p1'], '{{}}', ARRAY['{read}', '{p1}'])"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+
+    let store = connect(&db.url);
+    store.migrate().unwrap();
+    let fresh: serde_json::Value = serde_json::from_str(&event("unused", "p1", "req-new")).unwrap();
+    store
+        .audit_writer()
+        .write(vec![AuditRow::new(fresh).unwrap()])
+        .unwrap();
+
+    #[derive(QueryableByName)]
+    struct Keys {
+        #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
+        keys: Vec<String>,
+        #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
+        routine: Vec<String>,
+    }
+    let new: Keys = diesel::sql_query("SELECT keys, routine FROM audit_event WHERE id <> 'old-1'")
+        .get_result(&mut conn)
+        .unwrap();
+    assert!(new.routine.contains(&read), "{:?}", new.routine);
+    assert!(new.routine.iter().all(|k| is_routine(k)));
+    assert!(new.keys.contains(&p1) && !new.keys.iter().any(|k| is_routine(k)));
+
+    // The condition the search crate compiles a routine value to finds both rows.
+    let routine_and_patient = "(r.routine && $2 OR r.keys && $2) AND r.keys @> $3";
+    assert_eq!(
+        audit_total(
+            &store,
+            routine_and_patient,
+            vec![
+                Bind::TextArray(vec![read.clone()]),
+                Bind::TextArray(vec![p1.clone()])
+            ]
+        ),
+        Some(2)
+    );
+    let delete = token_code_key("action", "D");
+    assert_eq!(
+        audit_total(
+            &store,
+            "(r.keys && $2)",
+            vec![Bind::TextArray(vec![delete])]
+        ),
+        Some(0)
+    );
+}
+
+#[test]
+fn audit_events_of_the_earlier_layout_move_into_the_audit_trail_whole() {
+    let db = TestDb::create("audit_move");
+    let mut conn = PgConnection::establish(&db.url).unwrap();
+    migrate_to(&mut conn, BEFORE);
     // Two AuditEvents as the earlier server stored them, a clinical resource beside them, and
     // one journal row not yet projected.
     let old = [("ae-1", "p1", "req-1"), ("ae-2", "p2", "req-2")];
@@ -81,13 +192,7 @@ fn audit_events_of_the_earlier_layout_move_into_the_audit_trail_whole() {
     .execute(&mut conn)
     .unwrap();
 
-    let store = Store::connect(&StoreConfig {
-        database_url: db.url.clone(),
-        pool_size: 2,
-        connect_timeout: Duration::from_secs(10),
-        statement_timeout: None,
-    })
-    .unwrap();
+    let store = connect(&db.url);
     store.migrate().unwrap();
     assert_eq!(store.move_legacy_audit().unwrap(), 3);
     assert_eq!(

@@ -10,7 +10,7 @@
 --    the rows found. Rows written before keep every key in `keys`, and a search reads both.
 -- 2. Rows stay whole on their heap page: compressed, an event is about 2.2 kB, past the
 --    default toast target (about 2 kB), so most bodies went to the TOAST table, an insert into
---    a second table and its index per event. Partitions are made with toast_tuple_target 3072
+--    a second table and its index per event. Partitions are made with toast_tuple_target 2500
 --    (store::audit_rows::TOAST_TARGET); existing ones are set here.
 -- 3. The wide columns (body, keys, routine) are compressed with lz4 instead of pglz, several
 --    times faster at a slightly lower ratio. New partitions inherit the parent's setting; existing ones are set here.
@@ -23,7 +23,7 @@ DECLARE
 BEGIN
     FOR part IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'audit_event'::regclass
     LOOP
-        EXECUTE format('ALTER TABLE %s SET (toast_tuple_target = 3072)', part);
+        EXECUTE format('ALTER TABLE %s SET (toast_tuple_target = 2500)', part);
     END LOOP;
 END
 $$;

@@ -98,10 +98,11 @@ impl AuditRecord {
         }
     }
 
-    /// [`AuditRecord::events`] with the search index entries of each, made from the facts.
+    /// The patients of [`AuditRecord::events`] with the search index entries of each event,
+    /// made from the facts (in the order of `events`).
     pub fn indexed_events(&self) -> Vec<IndexedEvent> {
         let one = |p: Option<&str>| IndexedEvent {
-            body: self.event(p),
+            patient: p.map(str::to_string),
             entries: self.index_entries(p),
         };
         if self.patients.is_empty() {
@@ -112,7 +113,7 @@ impl AuditRecord {
     }
 
     /// AuditEvent.outcome: success, minor failure (refused or bad request) or serious failure.
-    pub(crate) fn outcome_code(&self) -> &'static str {
+    pub fn outcome_code(&self) -> &'static str {
         match self.status {
             0..=399 => "0",
             400..=499 => "4",
@@ -121,7 +122,7 @@ impl AuditRecord {
     }
 
     /// The purpose of use in force.
-    pub(crate) fn purpose_code(&self) -> &str {
+    pub fn purpose_code(&self) -> &str {
         self.purpose.as_deref().unwrap_or("TREAT")
     }
 

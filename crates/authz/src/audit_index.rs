@@ -7,7 +7,6 @@
 
 use fhir_model::index::{date_range, normalize_string, parse_reference, IndexEntry, IndexValue};
 use fhir_model::RestInteraction;
-use serde_json::Value;
 
 use crate::audit::{
     AuditRecord, AUDIT_FLAG_SYSTEM, CLIENT_ID_SYSTEM, REQUEST_ID_SYSTEM, ROLE_SYSTEM,
@@ -22,11 +21,13 @@ pub(crate) const ACT_REASON_SYSTEM: &str = "http://terminology.hl7.org/CodeSyste
 /// AuditEvent.source.site of every event.
 pub(crate) const SITE: &str = "Invicta";
 
-/// An AuditEvent with the index entries of its searchable values.
+/// One of a record's AuditEvents, named by its patient, with the index entries of its
+/// searchable values (the audit trail stores the record's facts and these; the event is built
+/// when read).
 #[derive(Debug, Clone)]
 pub struct IndexedEvent {
-    /// The event, as it will be served (without id and meta's version and time).
-    pub body: Value,
+    /// The patient the event is about, if any.
+    pub patient: Option<String>,
     /// Its searchable values (`fhir_model::index::IndexEntry`), as `extract` would find them.
     pub entries: Vec<IndexEntry>,
 }

@@ -203,8 +203,9 @@ impl Authorized {
     }
 }
 
-/// The audit hook of a request's writes: its record, completed per change. Changes with the same
-/// action about the same patients share their AuditEvents (`authz::audit::change_events`).
+/// The audit hook of a request's writes: its record, completed per change, as the audit trail's
+/// narrow rows. Changes with the same action about the same patients share their AuditEvents
+/// (`authz::audit::change_records`).
 pub fn audit_hook(base: AuditRecord, policy: Arc<Policy>) -> store::AuditHook {
     Arc::new(move |changes: &[store::Change]| {
         let changed: Vec<ChangedResource<'_>> = changes
@@ -217,7 +218,10 @@ pub fn audit_hook(base: AuditRecord, policy: Arc<Policy>) -> store::AuditHook {
                 alerts: &c.alerts,
             })
             .collect();
-        authz::audit::change_events(&base, &changed, &policy)
+        authz::audit::change_records(&base, &changed, &policy)
+            .iter()
+            .flat_map(crate::audit_rows::audit_rows)
+            .collect()
     })
 }
 

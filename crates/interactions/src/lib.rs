@@ -30,6 +30,7 @@
 //! }
 //! ```
 
+pub mod audit_rows;
 pub mod authorize;
 pub mod caller;
 pub mod capabilities;

@@ -16,17 +16,13 @@ use interactions::{
 use serde_json::{json, Value};
 use store::{Store, StoreConfig};
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-fn admin_url() -> String {
-    std::env::var("INVICTA_TEST_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
+mod common;
+use common::TestDatabase;
 
 /// A test's own database, dropped when the test ends.
 struct Db {
     services: Services,
-    name: String,
+    _database: TestDatabase,
 }
 
 impl std::ops::Deref for Db {
@@ -37,42 +33,11 @@ impl std::ops::Deref for Db {
     }
 }
 
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args([
-                admin_url().as_str(),
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
-
 /// A fresh database of this test's own, migrated; fails loudly when PostgreSQL is missing.
 fn services() -> Db {
-    let admin = admin_url();
-    let name = format!(
-        "invicta_interactions_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    );
-    let psql = |sql: &str| {
-        let out = std::process::Command::new("psql")
-            .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", sql])
-            .output()
-            .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "PostgreSQL at {admin} is needed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&format!("CREATE DATABASE {name}"));
-    let (base, _) = admin.rsplit_once('/').expect("a database URL");
+    let database = TestDatabase::create("interactions");
     let store = Store::connect(&StoreConfig {
-        database_url: format!("{base}/{name}"),
+        database_url: database.url.clone(),
         pool_size: 4,
         connect_timeout: Duration::from_secs(10),
         statement_timeout: Some(Duration::from_secs(10)),
@@ -95,9 +60,12 @@ fn services() -> Db {
     let policy = Policy::from_json(authz::policy::DEFAULT_POLICY).expect("the shipped policy");
     Db {
         services: Services::new(store, settings, Arc::new(policy)),
-        name,
+        _database: database,
     }
 }
+
+/// Token numbers of the callers made here, one each.
+static TOKENS: AtomicUsize = AtomicUsize::new(0);
 
 /// A caller as the gate makes one from verified claims.
 fn caller(services: &Services, claims: Value) -> Caller {
@@ -105,7 +73,7 @@ fn caller(services: &Services, claims: Value) -> Caller {
     let principal = authz::from_claims(&claims, &services.policy, "role").expect("a principal");
     Caller::new(
         Some(Arc::new(principal)),
-        NEXT.fetch_add(1, Ordering::SeqCst) as u64,
+        TOKENS.fetch_add(1, Ordering::SeqCst) as u64,
         None,
         Emergency::default(),
         AuditRecord::default(),

@@ -65,11 +65,11 @@ pub async fn gate(
                 record.status = 401;
                 record.outcome_desc = Some(e.to_string());
                 let events = if sec.audit.enabled() {
-                    record.indexed_events()
+                    interactions::audit_rows::audit_rows(&record)
                 } else {
                     Vec::new()
                 };
-                if let Err(a) = sec.audit.record_indexed(events).await {
+                if let Err(a) = sec.audit.record_rows(events).await {
                     return Ok(req.into_response(a.error_response()).map_into_right_body());
                 }
                 return Ok(req.into_response(e.error_response()).map_into_right_body());
@@ -107,7 +107,8 @@ pub async fn gate(
             .filter(|_| status.is_success() && !a.record.patients.is_empty())
             .map(|c| (c, a.record.patients.clone()));
         (
-            (!a.recorded && sec.audit.enabled()).then(|| a.record.indexed_events()),
+            (!a.recorded && sec.audit.enabled())
+                .then(|| interactions::audit_rows::audit_rows(&a.record)),
             claim,
         )
     };
@@ -127,7 +128,7 @@ pub async fn gate(
         }
     }
     if let Some(events) = events {
-        if let Err(e) = sec.audit.record_indexed(events).await {
+        if let Err(e) = sec.audit.record_rows(events).await {
             // Nothing leaves without its audit record.
             return Ok(ServiceResponse::new(http_req, e.error_response()).map_into_right_body());
         }

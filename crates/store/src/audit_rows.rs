@@ -1,7 +1,9 @@
 //! The audit trail's storage: `audit_event`, one narrow row per AuditEvent, appended in one
 //! multi-row statement per batch (many requests share a commit) and never changed. A row holds
-//! the event as served, what the access rules read and its search keys (`audit_keys`); reads,
-//! searches and history read it through the `audit_resource` view, shaped like `resource`.
+//! what the access rules read, its search keys (`audit_keys`) and either the event's facts
+//! (`AuditFacts`, the request path's events: the view builds the AuditEvent from them) or the
+//! event whole; reads, searches and history read it through the `audit_resource` view, shaped
+//! like `resource`.
 //! Nothing is deferred: once the insert commits, the event is durable and searchable.
 
 use std::collections::HashSet;
@@ -14,6 +16,7 @@ use diesel::{Connection, QueryableByName, RunQueryDsl};
 use fhir_model::index::IndexEntry;
 use serde_json::Value;
 
+use crate::audit_facts::{storable, AuditFacts};
 use crate::audit_keys::{is_routine, keys_of, LIST_SEP};
 use crate::error::StoreError;
 use crate::meta::{now_millis, prepare};
@@ -79,6 +82,31 @@ impl AuditRow {
             Some(entries),
         )
         .map(AuditRow)
+    }
+
+    /// A narrow row: the event's `facts`, from which the `audit_resource` view builds the
+    /// AuditEvent when it is read, and the keys of its search index `entries` (made by its
+    /// builder from the same facts; AuditEvent.recorded is their `date`). The routine keys
+    /// are not stored: the view makes them.
+    pub fn narrow(facts: AuditFacts, entries: &[IndexEntry]) -> AuditRow {
+        let (keys, recorded) = keys_of(entries);
+        let keys: Vec<String> = keys.into_iter().filter(|k| !is_routine(k)).collect();
+        AuditRow(Row {
+            at: now_millis(),
+            id: uuid::Uuid::now_v7().to_string(),
+            recorded,
+            body: None,
+            compartments: joined(&facts.compartments()),
+            labels: joined(&facts.labels()),
+            org: facts
+                .caller
+                .as_ref()
+                .and_then(|c| c.org.as_deref())
+                .map(storable),
+            keys: keys.join(&LIST_SEP.to_string()),
+            routine: String::new(),
+            facts: Some(facts),
+        })
     }
 }
 
@@ -210,6 +238,18 @@ fn ensure_partition(
         )
         .execute(conn)?;
         diesel::sql_query(sql).execute(conn)?;
+        // Keys go into the index at insert: a pending list's merge stalls whichever writer
+        // finds it full (migration `audit_keys_no_pending_list`). A partitioned index cannot
+        // take the setting, so each partition's does.
+        diesel::sql_query(format!(
+            "DO $$ DECLARE ix regclass; BEGIN \
+             FOR ix IN SELECT i.indexrelid::regclass FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam \
+             WHERE i.indrelid = 'audit_event_{year:04}_{month:02}'::regclass AND a.amname = 'gin' \
+             AND NOT coalesce(c.reloptions @> '{{fastupdate=off}}', false) \
+             LOOP EXECUTE format('ALTER INDEX %s SET (fastupdate = off)', ix); END LOOP; END $$"
+        ))
+        .execute(conn)?;
         Ok(())
     })?;
     PARTITIONS
@@ -233,12 +273,23 @@ struct Row {
     at: DateTime<Utc>,
     id: String,
     recorded: Option<DateTime<Utc>>,
-    body: Vec<u8>,
+    /// The event whole; none in a narrow row, which has its facts instead.
+    body: Option<Vec<u8>>,
     compartments: String,
     labels: String,
     org: Option<String>,
     keys: String,
     routine: String,
+    facts: Option<AuditFacts>,
+}
+
+/// Texts as one, as the insert splits them.
+fn joined(parts: &[String]) -> String {
+    parts
+        .iter()
+        .map(|p| storable(&p.replace(LIST_SEP, "\u{fffd}")))
+        .collect::<Vec<_>>()
+        .join(&LIST_SEP.to_string())
 }
 
 /// An event stamped with a new id and `at`, with what its row holds; its search keys from
@@ -259,23 +310,17 @@ fn row_of(
         .as_array()
         .and_then(|agents| agents.iter().find_map(|a| a["altId"].as_str()))
         .map(str::to_string);
-    let joined = |parts: &[String]| {
-        parts
-            .iter()
-            .map(|p| p.replace(LIST_SEP, "\u{fffd}"))
-            .collect::<Vec<_>>()
-            .join(&LIST_SEP.to_string())
-    };
     Ok(Row {
         at,
         id,
         recorded,
-        body: v.bytes,
+        body: Some(v.bytes),
         compartments: joined(&v.compartments),
         labels: joined(&v.labels),
         org,
         keys: keys.join(&LIST_SEP.to_string()),
         routine: routine.join(&LIST_SEP.to_string()),
+        facts: None,
     })
 }
 
@@ -296,10 +341,23 @@ pub(crate) fn insert_audit_events(
     insert_rows(conn, rows)
 }
 
+/// Inserts rows made by [`AuditRow`]'s constructors, in one statement. The month's partition
+/// must exist ([`Store::prepare_audit_partitions`]).
+pub(crate) fn insert_audit_rows(
+    conn: &mut PgConnection,
+    rows: Vec<AuditRow>,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    insert_rows(conn, rows.into_iter().map(|r| r.0).collect())
+}
+
 /// Inserts prepared rows in one statement.
 fn insert_rows(conn: &mut PgConnection, rows: Vec<Row>) -> Result<(), StoreError> {
     let n = rows.len();
     let mut ids = Vec::with_capacity(n);
+    let mut times = Vec::with_capacity(n);
     let mut recorded = Vec::with_capacity(n);
     let mut bodies = Vec::with_capacity(n);
     let mut compartments = Vec::with_capacity(n);
@@ -307,7 +365,7 @@ fn insert_rows(conn: &mut PgConnection, rows: Vec<Row>) -> Result<(), StoreError
     let mut orgs = Vec::with_capacity(n);
     let mut keys = Vec::with_capacity(n);
     let mut routine = Vec::with_capacity(n);
-    let mut times = Vec::with_capacity(n);
+    let mut facts = FactColumns::with_capacity(n);
     for r in rows {
         times.push(Some(r.at));
         ids.push(r.id);
@@ -318,31 +376,95 @@ fn insert_rows(conn: &mut PgConnection, rows: Vec<Row>) -> Result<(), StoreError
         orgs.push(r.org);
         keys.push(r.keys);
         routine.push(r.routine);
+        facts.push(r.facts.as_ref());
     }
-    let binds = [
+    let mut binds = vec![
         Bind::TextArray(ids),
         Bind::OptTimeArray(times),
         Bind::OptTimeArray(recorded),
-        Bind::BytesArray(bodies),
+        Bind::OptBytesArray(bodies),
         Bind::TextArray(compartments),
         Bind::TextArray(labels),
         Bind::OptTextArray(orgs),
         Bind::TextArray(keys),
         Bind::TextArray(routine),
     ];
+    binds.extend(facts.columns.into_iter().map(Bind::OptTextArray));
     // One statement of fixed text for any batch: prepared once per connection.
     crate::shapes::shaped_hinted(
         "INSERT INTO audit_event (id, last_updated, recorded, body, compartments, sec_labels, \
-         org, keys, routine) SELECT u.id, u.at, u.recorded, u.body, \
+         org, keys, routine, interaction, action, outcome, outcome_desc, purpose, review_reason, \
+         request_id, address, sensitive, user_sub, fhir_user, user_name, role, jti, client_id, \
+         patient, resources, query) \
+         SELECT u.id, u.at, u.recorded, u.body, \
          string_to_array(u.c, E'\\x1e'), string_to_array(u.l, E'\\x1e'), u.org, \
-         string_to_array(u.k, E'\\x1e'), string_to_array(u.r, E'\\x1e') \
+         string_to_array(u.k, E'\\x1e'), string_to_array(u.r, E'\\x1e'), \
+         u.interaction, u.action, u.outcome, u.outcome_desc, u.purpose, u.review_reason, \
+         u.request_id, u.address, u.sensitive::boolean, u.user_sub, u.fhir_user, u.user_name, \
+         u.role, u.jti, u.client_id, u.patient, string_to_array(u.resources, E'\\x1e'), u.query \
          FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bytea[], $5::text[], \
-         $6::text[], $7::text[], $8::text[], $9::text[]) AS u(id, at, recorded, body, c, l, org, k, r)",
+         $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+         $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], \
+         $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], \
+         $25::text[], $26::text[], $27::text[]) AS u(id, at, recorded, body, c, l, org, k, r, \
+         interaction, action, outcome, outcome_desc, purpose, review_reason, request_id, \
+         address, sensitive, user_sub, fhir_user, user_name, role, jti, client_id, patient, \
+         resources, query)",
         &binds,
         true,
     )
     .execute(conn)?;
     Ok(())
+}
+
+/// The facts of a batch's rows, a text array per column in the insert's order (NULL where
+/// a row has none: it has a body instead).
+struct FactColumns {
+    columns: Vec<Vec<Option<String>>>,
+}
+
+impl FactColumns {
+    const COUNT: usize = 18;
+
+    fn with_capacity(n: usize) -> FactColumns {
+        FactColumns {
+            columns: (0..Self::COUNT).map(|_| Vec::with_capacity(n)).collect(),
+        }
+    }
+
+    fn push(&mut self, facts: Option<&AuditFacts>) {
+        let values: [Option<String>; Self::COUNT] = match facts {
+            None => Default::default(),
+            Some(f) => {
+                let text = |s: &str| Some(storable(s));
+                let opt = |s: &Option<String>| s.as_deref().map(storable);
+                let c = f.caller.as_ref();
+                [
+                    text(&f.interaction),
+                    text(&f.action),
+                    text(&f.outcome),
+                    opt(&f.outcome_desc),
+                    text(&f.purpose),
+                    opt(&f.review_reason),
+                    text(&f.request_id),
+                    opt(&f.address),
+                    Some(if f.sensitive { "t" } else { "f" }.to_string()),
+                    c.map(|c| storable(&c.subject)),
+                    c.and_then(|c| opt(&c.fhir_user)),
+                    c.and_then(|c| opt(&c.name)),
+                    c.map(|c| storable(&c.role)),
+                    c.and_then(|c| opt(&c.jti)),
+                    c.and_then(|c| opt(&c.client_id)),
+                    opt(&f.patient),
+                    Some(joined(&f.resources)),
+                    opt(&f.query),
+                ]
+            }
+        };
+        for (column, value) in self.columns.iter_mut().zip(values) {
+            column.push(value);
+        }
+    }
 }
 
 #[derive(QueryableByName)]
@@ -375,7 +497,7 @@ fn move_resource_batch(conn: &mut PgConnection) -> Result<usize, StoreError> {
         })?;
         let mut row = row_of(event, l.id.clone(), l.last_updated, None)?;
         // The body as it was served, byte for byte.
-        row.body = l.body.clone();
+        row.body = Some(l.body.clone());
         rows.push(row);
     }
     let n = rows.len();

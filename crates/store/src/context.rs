@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use fhir_model::AuditAction;
-use serde_json::Value;
 
 use crate::access::Access;
 
@@ -28,8 +27,8 @@ pub struct Change {
     pub alerts: Vec<String>,
 }
 
-/// Builds the AuditEvents (JSON) of the changes one request made, stored in its transaction.
-pub type AuditHook = Arc<dyn Fn(&[Change]) -> Vec<Value> + Send + Sync>;
+/// Builds the audit trail's rows of the changes one request made, stored in its transaction.
+pub type AuditHook = Arc<dyn Fn(&[Change]) -> Vec<crate::AuditRow> + Send + Sync>;
 
 /// Who is writing and what must hold, for one write.
 #[derive(Clone, Default)]

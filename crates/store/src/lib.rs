@@ -6,6 +6,7 @@
 //! row, its history row and its index rows commit together or not at all.
 
 mod access;
+mod audit_facts;
 pub mod audit_keys;
 mod audit_rows;
 mod auth_flow;
@@ -34,6 +35,7 @@ mod version_check;
 mod write;
 
 pub use access::{Access, RelationshipRule, TypeRule, ACCESS_ROUTE_SYSTEM};
+pub use audit_facts::{AuditCaller, AuditFacts};
 pub use audit_rows::{AuditRow, AuditWriter};
 pub use auth_flow::{Refresh, Spent, StoredRequest};
 pub use auth_state::{ClientRecord, Listener, StoredKey, AUTH_CHANNEL};

@@ -161,6 +161,9 @@ impl QueryFragment<Pg> for Shaped<'_> {
                 Bind::Bytes(v) => out.push_bind_param_value_only::<Bytea, _>(v)?,
                 Bind::OptBytes(v) => out.push_bind_param_value_only::<Nullable<Bytea>, _>(v)?,
                 Bind::BytesArray(v) => out.push_bind_param_value_only::<Array<Bytea>, _>(v)?,
+                Bind::OptBytesArray(v) => {
+                    out.push_bind_param_value_only::<Array<Nullable<Bytea>>, _>(v)?
+                }
             }
         }
         Ok(())

@@ -34,6 +34,8 @@ pub enum Bind {
     OptBytes(Option<Vec<u8>>),
     /// `bytea[]`.
     BytesArray(Vec<Vec<u8>>),
+    /// `bytea[]` with NULLs.
+    OptBytesArray(Vec<Option<Vec<u8>>>),
 }
 
 /// A SQL condition over the `resource` row aliased `r`, with `$n` placeholders numbered from
@@ -90,6 +92,13 @@ impl Bind {
             Bind::BytesArray(v) => format!(
                 "ARRAY[{}]::bytea[]",
                 v.iter().map(|b| hex(b)).collect::<Vec<_>>().join(", ")
+            ),
+            Bind::OptBytesArray(v) => format!(
+                "ARRAY[{}]::bytea[]",
+                v.iter()
+                    .map(|b| b.as_deref().map_or("NULL".into(), hex))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
@@ -204,6 +213,7 @@ pub(crate) fn query(sql: &str, binds: &[Bind]) -> Query {
             Bind::Bytes(v) => q.bind::<Bytea, _>(v),
             Bind::OptBytes(v) => q.bind::<Nullable<Bytea>, _>(v),
             Bind::BytesArray(v) => q.bind::<Array<Bytea>, _>(v),
+            Bind::OptBytesArray(v) => q.bind::<Array<Nullable<Bytea>>, _>(v),
         };
     }
     q

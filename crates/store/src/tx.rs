@@ -12,7 +12,7 @@ use diesel::{Connection, QueryableByName, RunQueryDsl};
 use fhir_model::index::IndexEntry;
 
 use crate::access::Access;
-use crate::audit_rows::insert_audit_events;
+use crate::audit_rows::insert_audit_rows;
 use crate::context::{AuditHook, Change};
 use crate::error::StoreError;
 use crate::index_rows;
@@ -223,7 +223,7 @@ impl<'c> Tx<'c> {
             check_rows(self.conn, &access, &rows)?;
         }
         for (hook, changes) in std::mem::take(&mut self.pending.changes) {
-            insert_audit_events(self.conn, &hook(&changes))?;
+            insert_audit_rows(self.conn, hook(&changes))?;
         }
         Ok(())
     }

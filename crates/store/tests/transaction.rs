@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fhir_model::AuditAction;
-use serde_json::{json, Value};
+use serde_json::json;
 use store::{Change, Store, StoreConfig, StoreError, WriteContext};
 
 mod common;
@@ -67,9 +67,10 @@ fn audited(seen: Arc<Mutex<Vec<AuditAction>>>) -> WriteContext {
                 .iter()
                 .map(|c| {
                     seen.push(c.action);
-                    json!({"resourceType": "AuditEvent", "action": c.action.code()})
+                    let event = json!({"resourceType": "AuditEvent", "action": c.action.code()});
+                    store::AuditRow::new(event).expect("an audit row")
                 })
-                .collect::<Vec<Value>>()
+                .collect::<Vec<_>>()
         })),
         ..WriteContext::default()
     }

@@ -210,9 +210,9 @@ async fn audit(state: &AppState, caller: &Caller, status: u16) {
         }
         let mut record = a.record.clone();
         record.status = status;
-        record.indexed_events()
+        interactions::audit_rows::audit_rows(&record)
     };
-    if let Err(e) = state.security.audit.record_indexed(events).await {
+    if let Err(e) = state.security.audit.record_rows(events).await {
         tracing::error!(error = %e.0, "the patient picker's audit records could not be written");
     }
 }

@@ -743,7 +743,7 @@ fn permission_matrix_over_roles_types_and_interactions() {
     s.settle_audit();
     let rows = sql_value(
         &s.db_url,
-        "SELECT e->'what'->'identifier'->>'value', count(*) FROM audit_event r, \
+        "SELECT e->'what'->'identifier'->>'value', count(*) FROM audit_resource r, \
          jsonb_array_elements(convert_from(r.body, 'UTF8')::jsonb->'entity') e \
          WHERE e->'what'->'identifier'->>'system' LIKE '%request-id' \
          GROUP BY 1",
@@ -884,7 +884,7 @@ fn token_attacks_are_refused() {
     s.settle_audit();
     let refused = sql_value(
         &s.db_url,
-        "SELECT count(*) FROM audit_event \
+        "SELECT count(*) FROM audit_resource \
          WHERE convert_from(body, 'UTF8')::jsonb->>'outcome' = '4'",
     );
     assert!(refused.parse::<i32>().unwrap() >= 12, "{refused}");
@@ -1105,7 +1105,7 @@ fn feeds_see_and_change_only_their_own_source() {
     s.settle_audit();
     let audited = sql_value(
         &s.db_url,
-        "SELECT count(*) FROM audit_event \
+        "SELECT count(*) FROM audit_resource \
          WHERE convert_from(body, 'UTF8') LIKE '%overwrite-attempt%' \
          AND convert_from(body, 'UTF8')::jsonb->>'outcome' = '4'",
     );
@@ -1138,7 +1138,7 @@ fn audit_records_are_durable_before_the_response_and_searchable_at_once() {
         sql_value(
             &s.db_url,
             &format!(
-                "SELECT count(*) FROM audit_event WHERE convert_from(body, 'UTF8') LIKE '%\"{rid}\"%'"
+                "SELECT count(*) FROM audit_resource WHERE convert_from(body, 'UTF8') LIKE '%\"{rid}\"%'"
             ),
         )
         .parse::<i64>()

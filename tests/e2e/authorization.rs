@@ -409,7 +409,7 @@ fn backend_services_get_short_lived_system_tokens_and_every_misuse_is_refused() 
     );
     let trail = sql_value(
         &s.db_url,
-        "SELECT string_agg(convert_from(body, 'UTF8'), ' ') FROM audit_event",
+        "SELECT string_agg(convert_from(body, 'UTF8'), ' ') FROM audit_resource",
     );
     assert!(trail.contains("\"pas\""), "the client is named");
     assert!(

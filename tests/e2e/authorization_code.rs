@@ -266,7 +266,7 @@ fn a_citizen_signs_in_consents_and_gets_their_own_record_with_pkce_and_rotating_
     assert!(count("subtype=refused") >= 3);
     let trail = sql_value(
         &s.db_url,
-        "SELECT string_agg(convert_from(body, 'UTF8'), ' ') FROM audit_event",
+        "SELECT string_agg(convert_from(body, 'UTF8'), ' ') FROM audit_resource",
     );
     for secret in [&code, &first, &second, &access, &p.verifier] {
         assert!(

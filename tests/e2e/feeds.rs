@@ -665,7 +665,7 @@ fn feeds_stamp_provenance_and_change_only_their_own_data() {
     s.settle_audit();
     let audited = count(
         &s,
-        "SELECT count(*) FROM audit_event \
+        "SELECT count(*) FROM audit_resource \
          WHERE convert_from(body, 'UTF8') LIKE '%bundle-overwrite%' \
          AND convert_from(body, 'UTF8')::jsonb->>'outcome' = '4'",
     );
@@ -674,7 +674,7 @@ fn feeds_stamp_provenance_and_change_only_their_own_data() {
     let written = count(
         &s,
         &format!(
-            "SELECT count(*) FROM audit_event \
+            "SELECT count(*) FROM audit_resource \
              WHERE convert_from(body, 'UTF8') LIKE '%Observation/{obs_id}/_history/1%'"
         ),
     );

@@ -133,7 +133,8 @@ pub fn plan(
             "AuditEvent together with other types (search it on its own)".into(),
         ));
     }
-    // Neutral parameters (output, paging, count, includes) are left out of the shape's roles.
+    // Neutral parameters (output, paging, count, includes, the order of the anchored rows)
+    // are left out of the shape's roles.
     let roles: Vec<Role> = params
         .iter()
         .filter_map(|(name, _)| {
@@ -141,7 +142,13 @@ pub fn plan(
             let neutral = OUTPUT_PARAMS.contains(&base)
                 || matches!(
                     base,
-                    "_type" | "_count" | "_total" | "_include" | "_revinclude" | "_cursor"
+                    "_type"
+                        | "_count"
+                        | "_total"
+                        | "_include"
+                        | "_revinclude"
+                        | "_cursor"
+                        | "_sort"
                 );
             (!neutral).then(|| stable::role(types, name))
         })

@@ -7,9 +7,11 @@
 //! generic plan may start from it. A stable shape therefore has an *anchor*, a parameter that
 //! can only match a few rows (`_id`, an `identifier`, or a reference to the patient through
 //! `patient` or `subject`), and every other parameter is *fenced*: compiled as a check of each
-//! anchored row (`clause::Compiler::fence`), never as a set a plan could start from. A sort,
-//! a range, a text match, a chain or `_has` makes the best plan depend on the values, so such
-//! searches are planned every time, as before.
+//! anchored row (`clause::Compiler::fence`), never as a set a plan could start from; a date
+//! range is fenced too, and a `_sort` orders the anchored rows (no index gives a search's sort
+//! keys in order, so every plan sorts what the anchor found). Without an anchor, or with a text
+//! match, a chain, `_has` or a modifier, the best plan depends on the values, so such searches
+//! are planned every time, as before.
 
 use fhir_model::search_params::{self, ParamType};
 
@@ -50,6 +52,8 @@ pub(crate) fn role(types: &[String], name: &str) -> Role {
     match (kind, modifier) {
         (ParamType::Token, None) if base == "identifier" => Role::Anchor,
         (ParamType::Token, None) => Role::Fenced,
+        // A range over the anchored rows: checked on each of them like an equality.
+        (ParamType::Date, None) => Role::Fenced,
         (ParamType::Reference, m) => {
             // `patient:Patient=x` names the type; `:identifier`, `:missing` and the like do not.
             let typed = m.is_none_or(|m| m.starts_with(|c: char| c.is_ascii_uppercase()));
@@ -96,6 +100,8 @@ mod tests {
             ("Patient", &["identifier"]),
             ("Flag", &["patient", "status"]),
             ("Observation", &["_id"]),
+            ("Observation", &["subject", "date"]),
+            ("Observation", &["patient", "category", "date", "date"]),
         ] {
             assert!(is_stable(&roles(ty, names)), "{ty}?{names:?}");
         }
@@ -103,8 +109,10 @@ mod tests {
             // No anchor: a common code alone has no one good plan.
             ("Observation", &["code"][..]),
             ("Observation", &["performer", "status"]),
-            // A range, a prefix match, a chain, _has and modifiers depend on their values.
-            ("Observation", &["subject", "date"]),
+            // A range without an anchor, a prefix match, a chain, _has and modifiers depend
+            // on their values.
+            ("Observation", &["date"]),
+            ("Observation", &["subject", "date:missing"]),
             ("Patient", &["identifier", "family"]),
             ("Observation", &["subject.name"]),
             ("Patient", &["_has:Flag:patient:status"]),

@@ -14,6 +14,7 @@ use diesel::{QueryableByName, RunQueryDsl};
 use crate::error::StoreError;
 use crate::history::{history_on, HistoryPage, HistoryQuery};
 use crate::include::{include_on, IncludeSpec};
+use crate::plan_mode::{self, PlanMode};
 use crate::pool::{Conn, Store};
 use crate::query::{query_resources_on, FoundResource, ResourcePage, ResourceQuery};
 use crate::Access;
@@ -124,7 +125,7 @@ impl Store {
 
     /// A connection whose statements run under `token`.
     pub fn session(&self, token: &CancelToken) -> Result<Session, StoreError> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn_any_plan_mode()?;
         let known = Conn::extensions(&conn).get::<BackendPid>().copied();
         let pid = match known {
             Some(BackendPid(pid)) => pid,
@@ -156,9 +157,11 @@ impl Store {
 }
 
 impl Session {
-    /// Runs `f` on the connection, marked as running so that the guard can cancel it.
-    fn run<T>(
+    /// Runs `f` on the connection in plan mode `mode`, marked as running so that the guard
+    /// can cancel it.
+    fn run_in<T>(
         &mut self,
+        mode: PlanMode,
         f: impl FnOnce(&mut PgConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         {
@@ -168,7 +171,7 @@ impl Session {
             }
             *state = State::Running(self.pid);
         }
-        let out = f(&mut self.conn);
+        let out = plan_mode::ensure(&mut self.conn, mode).and_then(|()| f(&mut self.conn));
         let mut state = self.token.lock();
         if *state == State::Running(self.pid) {
             *state = State::Idle;
@@ -178,12 +181,17 @@ impl Session {
 
     /// [`Store::query_resources`] under the session's token.
     pub fn query_resources(&mut self, q: &ResourceQuery) -> Result<ResourcePage, StoreError> {
-        self.run(|conn| query_resources_on(conn, q))
+        let mode = if q.generic_plan() {
+            PlanMode::Generic
+        } else {
+            PlanMode::Default
+        };
+        self.run_in(mode, |conn| query_resources_on(conn, q))
     }
 
     /// [`Store::history`] under the session's token.
     pub fn history(&mut self, q: &HistoryQuery) -> Result<HistoryPage, StoreError> {
-        self.run(|conn| history_on(conn, q))
+        self.run_in(PlanMode::Default, |conn| history_on(conn, q))
     }
 
     /// [`Store::include`] under the session's token.
@@ -194,6 +202,8 @@ impl Session {
         limit: usize,
         access: Option<&Access>,
     ) -> Result<(Vec<FoundResource>, bool), StoreError> {
-        self.run(|conn| include_on(conn, specs, matches, limit, access))
+        self.run_in(PlanMode::Default, |conn| {
+            include_on(conn, specs, matches, limit, access)
+        })
     }
 }

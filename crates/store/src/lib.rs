@@ -20,6 +20,7 @@ mod include;
 mod index_key;
 mod index_rows;
 mod meta;
+mod plan_mode;
 mod pool;
 mod query;
 mod read;

@@ -109,7 +109,16 @@ impl Store {
         Ok(conn)
     }
 
+    /// A pooled connection in the default plan mode (see [`crate::plan_mode`]).
     pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
+        let mut conn = self.pool.get()?;
+        crate::plan_mode::ensure(&mut conn, crate::plan_mode::PlanMode::Default)?;
+        Ok(conn)
+    }
+
+    /// A pooled connection in whatever plan mode its last use left; the caller sets the mode
+    /// each statement needs ([`crate::Session`]).
+    pub(crate) fn conn_any_plan_mode(&self) -> Result<Conn, StoreError> {
         Ok(self.pool.get()?)
     }
 

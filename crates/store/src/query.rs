@@ -83,6 +83,23 @@ pub struct ResourceQuery {
     pub stable_plan: bool,
 }
 
+impl ResourceQuery {
+    /// True when the statements of this search are marked stable: a stable shape outside a
+    /// compartment and the audit trail, whose statements have shapes of their own.
+    fn stable_statements(&self) -> bool {
+        self.stable_plan
+            && self.compartment.is_none()
+            && self.referenced_from.is_none()
+            && !self.types.iter().any(|t| t == "AuditEvent")
+    }
+
+    /// True when this search's statements run on PostgreSQL's generic plan
+    /// ([`crate::plan_mode`]): stable statements, unless prepared searches are off.
+    pub(crate) fn generic_plan(&self) -> bool {
+        self.stable_statements() && crate::shapes::generic_plans_allowed()
+    }
+}
+
 /// A matching resource.
 #[derive(Debug, Clone)]
 pub struct FoundResource {
@@ -371,10 +388,7 @@ impl Base {
             binds,
             access,
             counted,
-            stable: q.stable_plan
-                && q.compartment.is_none()
-                && q.referenced_from.is_none()
-                && !audit,
+            stable: q.stable_statements(),
         })
     }
 

@@ -65,6 +65,12 @@ pub fn set_prepared_searches(mode: PreparedSearches) {
     MODE.store(mode as u8, Ordering::Relaxed);
 }
 
+/// True unless prepared searches are off, which also keeps every statement on PostgreSQL's
+/// default plan choice (to measure what generic plans save).
+pub(crate) fn generic_plans_allowed() -> bool {
+    MODE.load(Ordering::Relaxed) != PreparedSearches::Off as u8
+}
+
 /// True when `sql` is a shape to prepare: admitted now or before.
 fn admitted(sql: &str, stable: bool) -> bool {
     let prepare = match MODE.load(Ordering::Relaxed) {
@@ -105,6 +111,16 @@ pub(crate) struct Shaped<'a> {
     sql: &'a str,
     binds: &'a [Bind],
     cache: bool,
+}
+
+/// Serialises the tests that depend on which shapes this process has admitted.
+#[cfg(test)]
+pub(crate) static TEST_LOCK: Mutex<()> = Mutex::new(());
+
+/// Forgets every shape seen or admitted (tests only).
+#[cfg(test)]
+pub(crate) fn forget_shapes() {
+    *REGISTRY.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
 /// The statement `sql` with `binds`, to `load` or `execute`; prepared only when every recurring
@@ -176,6 +192,8 @@ mod tests {
 
     #[test]
     fn a_shape_is_prepared_from_its_third_sighting_and_the_number_of_shapes_is_bounded() {
+        let _serial = TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        forget_shapes();
         set_prepared_searches(PreparedSearches::All);
         let shape = "SELECT 1 WHERE $1 = 'shape-test-a'";
         assert!(!admitted(shape, false));
@@ -199,5 +217,6 @@ mod tests {
             "by default only stable statements are prepared"
         );
         assert!(admitted(shape, true));
+        forget_shapes();
     }
 }

@@ -85,6 +85,7 @@ impl From<diesel::result::Error> for StoreError {
                             | DatabaseErrorKind::UnableToSendCommand
                     ) =>
                     {
+                        crate::pool::note_lost_connection();
                         StoreError::Unavailable(message)
                     }
                     None => StoreError::Database(Error::DatabaseError(kind, info)),

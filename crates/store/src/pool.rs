@@ -1,6 +1,8 @@
 //! The connection pool, migrations and readiness checks.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -30,6 +32,29 @@ pub struct StoreConfig {
     pub statement_timeout: Option<Duration>,
 }
 
+/// How long a pooled connection is used without a liveness check. The check is a round trip:
+/// on every check-out it was a sixth of the server's CPU for a search (`perf`), and it only
+/// matters after PostgreSQL dropped connections, which [`note_lost_connection`] reports.
+const CHECK_AFTER: Duration = Duration::from_secs(1);
+
+/// Statements that found their connection gone (restart, failover, terminated backend), in
+/// this process.
+static LOST: AtomicU64 = AtomicU64::new(0);
+
+/// Records that a statement found its connection gone, so every pooled connection is checked
+/// at its next check-out.
+pub(crate) fn note_lost_connection() {
+    LOST.fetch_add(1, Ordering::Relaxed);
+}
+
+/// When a pooled connection was last known to be alive, and how many lost connections the
+/// process had seen then.
+#[derive(Debug, Clone, Copy)]
+struct Checked {
+    at: Instant,
+    lost: u64,
+}
+
 /// Session settings every pooled connection gets when it is opened.
 #[derive(Debug)]
 struct SessionSetup {
@@ -49,6 +74,16 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
     }
 }
 
+/// The pool's customizer: the session settings, shared with [`Store`].
+#[derive(Debug)]
+struct SharedSetup(Arc<SessionSetup>);
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SharedSetup {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        self.0.on_acquire(conn)
+    }
+}
+
 /// A handle on the database; cheap to clone. All methods block: call them off the async executor.
 #[derive(Clone)]
 pub struct Store {
@@ -59,6 +94,8 @@ pub struct Store {
     pub(crate) url: std::sync::Arc<str>,
     /// The pool's statement time limit in milliseconds, for connections outside it.
     statement_timeout_ms: Option<u128>,
+    /// The pool's session settings, for a connection replaced in place.
+    setup: Arc<SessionSetup>,
 }
 
 pub(crate) type Conn = PooledConnection<ConnectionManager<PgConnection>>;
@@ -68,17 +105,16 @@ impl Store {
     pub fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
         let url = loopback_without_tls(&config.database_url);
         let manager = ConnectionManager::<PgConnection>::new(url.clone());
+        let setup = Arc::new(SessionSetup {
+            statement_timeout: config.statement_timeout,
+        });
         let pool = Pool::builder()
             .max_size(config.pool_size)
-            // The ping on check-out costs a round trip, but it is the only way r2d2 learns that
-            // PostgreSQL dropped a connection (restart, failover); without it dead connections
-            // would stay in the pool and fail every request that drew them.
-            .test_on_check_out(true)
+            // Liveness is checked by `checked_out`, only when it may have changed.
+            .test_on_check_out(false)
             .min_idle(Some(1))
             .connection_timeout(config.connect_timeout)
-            .connection_customizer(Box::new(SessionSetup {
-                statement_timeout: config.statement_timeout,
-            }))
+            .connection_customizer(Box::new(SharedSetup(setup.clone())))
             .build(manager)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let canceller = Pool::builder()
@@ -95,6 +131,7 @@ impl Store {
             canceller,
             url: config.database_url.as_str().into(),
             statement_timeout_ms: config.statement_timeout.map(|d| d.as_millis().max(1)),
+            setup,
         })
     }
 
@@ -111,7 +148,7 @@ impl Store {
 
     /// A pooled connection in the default plan mode (see [`crate::plan_mode`]).
     pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
-        let mut conn = self.pool.get()?;
+        let mut conn = self.checked_out()?;
         crate::plan_mode::ensure(&mut conn, crate::plan_mode::PlanMode::Default)?;
         Ok(conn)
     }
@@ -119,7 +156,40 @@ impl Store {
     /// A pooled connection in whatever plan mode its last use left; the caller sets the mode
     /// each statement needs ([`crate::Session`]).
     pub(crate) fn conn_any_plan_mode(&self) -> Result<Conn, StoreError> {
-        Ok(self.pool.get()?)
+        self.checked_out()
+    }
+
+    /// A pooled connection known to be alive: one checked in the last [`CHECK_AFTER`], with no
+    /// connection lost since, is taken as it is; any other is pinged, and replaced in place by
+    /// a new one when the ping fails (r2d2 cannot be told to drop it).
+    fn checked_out(&self) -> Result<Conn, StoreError> {
+        use diesel::connection::SimpleConnection;
+        use diesel::r2d2::ManageConnection;
+        let mut conn = self.pool.get()?;
+        let lost = LOST.load(Ordering::Relaxed);
+        let fresh = Conn::extensions(&conn)
+            .get::<Checked>()
+            .is_some_and(|c| c.lost == lost && c.at.elapsed() < CHECK_AFTER);
+        if fresh {
+            return Ok(conn);
+        }
+        if conn.batch_execute("SELECT 1").is_err() {
+            let mut replacement =
+                ConnectionManager::<PgConnection>::new(loopback_without_tls(&self.url))
+                    .connect()
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            self.setup
+                .on_acquire(&mut replacement)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            *conn = replacement;
+            // What was known of the old session (its backend, its plan mode) is gone with it.
+            Conn::extensions_mut(&mut conn).clear();
+        }
+        Conn::extensions_mut(&mut conn).insert(Checked {
+            at: Instant::now(),
+            lost,
+        });
+        Ok(conn)
     }
 
     /// Applies pending migrations; returns how many were applied.

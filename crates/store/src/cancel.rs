@@ -202,8 +202,12 @@ impl Session {
         limit: usize,
         access: Option<&Access>,
     ) -> Result<(Vec<FoundResource>, bool), StoreError> {
-        self.run_in(PlanMode::Default, |conn| {
-            include_on(conn, specs, matches, limit, access)
-        })
+        // Include statements start from the page's rows whatever the values (`include`).
+        let mode = if crate::shapes::generic_plans_allowed() {
+            PlanMode::Generic
+        } else {
+            PlanMode::Default
+        };
+        self.run_in(mode, |conn| include_on(conn, specs, matches, limit, access))
     }
 }

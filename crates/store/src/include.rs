@@ -66,6 +66,15 @@ fn run_spec(
         Bind::BigInt(limit as i64),
         Bind::BigIntArray(seen.iter().copied().collect()),
     ];
+    // A condition that may be off is left out of the text, never switched off by a bind: the
+    // statement is prepared and runs on a generic plan (`Session::include`), which cannot fold
+    // `$2 IS NULL OR …` away and would not use the index on the parameter. The binds stay, typed
+    // and unused.
+    let param = if spec.param.is_some() {
+        " AND x.param = $2"
+    } else {
+        ""
+    };
     let sql: String = if spec.reverse {
         binds.push(Bind::TextArray(
             sources.iter().map(|s| s.res_type.clone()).collect(),
@@ -78,10 +87,14 @@ fn run_spec(
         format!(
             "SELECT DISTINCT s.rid, s.res_type, s.id, s.version, s.last_updated, s.body, s.compartments, s.org \
              FROM idx_reference x JOIN resource s ON s.rid = x.rid AND NOT s.deleted \
-             WHERE x.res_type = $1 AND ($2::text IS NULL OR x.param = $2) \
-             AND ($3::text IS NULL OR x.target_type = $3) \
+             WHERE x.res_type = $1{param}{target} \
              AND (x.target_type, x.target_id) IN (SELECT * FROM unnest($6::text[], $7::text[])) \
-             AND s.rid <> ALL($5) AND {visible} ORDER BY s.rid LIMIT $4"
+             AND s.rid <> ALL($5) AND {visible} ORDER BY s.rid LIMIT $4",
+            target = if spec.target_type.is_some() {
+                " AND x.target_type = $3"
+            } else {
+                ""
+            },
         )
     } else {
         binds.push(Bind::BigIntArray(
@@ -96,12 +109,18 @@ fn run_spec(
             "SELECT DISTINCT t.rid, t.res_type, t.id, t.version, t.last_updated, t.body, t.compartments, t.org \
              FROM idx_reference x JOIN resource t ON t.res_type = x.target_type \
              AND t.id = x.target_id AND NOT t.deleted \
-             WHERE x.rid = ANY($6) AND x.res_type = $1 \
-             AND ($2::text IS NULL OR x.param = $2) AND ($3::text IS NULL OR t.res_type = $3) \
-             AND t.rid <> ALL($5) AND {visible} ORDER BY t.rid LIMIT $4"
+             WHERE x.rid = ANY($6) AND x.res_type = $1{param}{target} \
+             AND t.rid <> ALL($5) AND {visible} ORDER BY t.rid LIMIT $4",
+            target = if spec.target_type.is_some() {
+                " AND t.res_type = $3"
+            } else {
+                ""
+            },
         )
     };
-    let rows: Vec<FoundRow> = crate::shapes::shaped(&sql, &binds).load(conn)?;
+    // Every variant starts from its bounded sources (the page's rows), so one plan suits any
+    // values: a stable statement.
+    let rows: Vec<FoundRow> = crate::shapes::shaped_hinted(&sql, &binds, true).load(conn)?;
     Ok(rows.into_iter().map(FoundResource::from).collect())
 }
 

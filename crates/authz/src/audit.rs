@@ -14,15 +14,9 @@ use crate::audit_index::{
 use crate::policy::Policy;
 use crate::principal::Principal;
 
-/// Code system of the project's audit flags (`review`: break-glass or a relationship claim).
-pub const AUDIT_FLAG_SYSTEM: &str = "https://invicta.example.org/fhir/CodeSystem/audit-flag";
-/// Identifier system of request ids, on an entity of every AuditEvent
-/// (`AuditEvent?entity:identifier=<system>|<id>` finds a request's records).
-pub const REQUEST_ID_SYSTEM: &str = "https://invicta.example.org/fhir/Id/request-id";
+pub use fhir_model::access::{AUDIT_FLAG_SYSTEM, REQUEST_ID_SYSTEM, USER_ID_SYSTEM};
 /// Code system of care-record roles (agent.role).
 pub const ROLE_SYSTEM: &str = "https://invicta.example.org/fhir/CodeSystem/care-record-role";
-/// Identifier system of user ids (`sub`) from tokens.
-pub const USER_ID_SYSTEM: &str = "https://invicta.example.org/fhir/Id/user";
 /// Identifier system of OAuth client ids.
 pub const CLIENT_ID_SYSTEM: &str = "https://invicta.example.org/fhir/Id/oauth-client";
 /// ODS organisation codes.

@@ -11,6 +11,13 @@ pub const CONFIDENTIALITY_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/
 pub const ACT_CODE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 /// The project's own access labels (e.g. `third-party`: information about someone else).
 pub const ACCESS_LABEL_SYSTEM: &str = "https://invicta.example.org/fhir/CodeSystem/access-label";
+/// Identifier system of request ids, on an entity of every AuditEvent
+/// (`AuditEvent?entity:identifier=<system>|<id>` finds a request's records).
+pub const REQUEST_ID_SYSTEM: &str = "https://invicta.example.org/fhir/Id/request-id";
+/// Code system of the audit trail's flags (`review`: break-glass or a relationship claim).
+pub const AUDIT_FLAG_SYSTEM: &str = "https://invicta.example.org/fhir/CodeSystem/audit-flag";
+/// Identifier system of user ids (`sub`) from tokens, on an AuditEvent's agent.
+pub const USER_ID_SYSTEM: &str = "https://invicta.example.org/fhir/Id/user";
 
 /// The access-relevant security labels of a resource, as bare codes: confidentiality `R` and
 /// `V` (the lower levels `U`, `L`, `M`, `N` restrict nothing and are left out), every v3 ActCode

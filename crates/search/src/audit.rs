@@ -1,10 +1,14 @@
 //! AuditEvent search: the audit trail is a table of its own (`store::audit_keys`), one row per
-//! event with its searchable values as keys under one GIN index, so a parameter compiles to a
-//! condition on that row's keys, not to a subquery over the index tables. Equality (tokens,
-//! references, identifiers, uris) reads the index; prefixes (`system|`, strings, `:below`) are
-//! checked on the keys of the rows the other conditions leave. Chains, `_has` and `:missing`
-//! are not offered on AuditEvent.
+//! event with its searchable values as keys, so a parameter compiles to a condition on that
+//! row's keys, not to a subquery over the index tables. Rows stored whole keep their keys
+//! under a GIN index; the request path's narrow rows do not (indexing them was most of what
+//! writing an event cost): for them an equality key adds the condition it implies on one of a
+//! few indexed columns ([`Anchor`], migration `audit_typed_indexes`), which finds the
+//! candidates its key is then checked on. Prefixes (`system|`, strings, `:below`) are checked
+//! on the keys of the rows the other conditions leave. Chains, `_has` and `:missing` are not
+//! offered on AuditEvent.
 
+use fhir_model::access::{AUDIT_FLAG_SYSTEM, REQUEST_ID_SYSTEM, USER_ID_SYSTEM};
 use fhir_model::index::{normalize_string, parse_reference};
 use fhir_model::search_params::{self, ParamType, SearchParamDef};
 use store::audit_keys as keys;
@@ -19,10 +23,56 @@ pub const AUDIT_TYPE: &str = "AuditEvent";
 
 /// What one value of a parameter matches: a key exactly, or keys starting with a prefix.
 enum Match {
-    Key(String),
+    /// A key, and what it implies on a narrow row's indexed columns (none: only its keys).
+    Key(String, Option<Anchor>),
     Prefix(String),
     /// A `LIKE` pattern over the keys, already escaped.
     Pattern(String),
+}
+
+/// What a narrow row whose keys hold a key has in an indexed column: a necessary condition,
+/// so adding it finds the same rows, by an index.
+#[derive(Debug, Clone, PartialEq)]
+enum Anchor {
+    /// The patient's id is in `compartments` (the patients its agent and entities name, as
+    /// the `patient` parameter's keys and the `entity` keys of Patients are).
+    Compartment(String),
+    /// The row's agent reference key (`agent_key`).
+    AgentKey(String),
+    /// The caller's user id (`user_sub`).
+    UserSub(String),
+    /// The request id (`request_id`).
+    Request(String),
+    /// Flagged for review (`review_reason` present).
+    Flagged,
+}
+
+impl Anchor {
+    fn condition(&self, compiler: &mut Compiler<'_>) -> String {
+        match self {
+            Anchor::Compartment(id) => format!(
+                "r.compartments @> {}",
+                compiler.bind(Bind::TextArray(vec![id.clone()]))
+            ),
+            Anchor::AgentKey(k) => {
+                format!("r.agent_key = {}", compiler.bind(Bind::Text(k.clone())))
+            }
+            Anchor::UserSub(v) => format!("r.user_sub = {}", compiler.bind(Bind::Text(v.clone()))),
+            Anchor::Request(v) => {
+                format!("r.request_id = {}", compiler.bind(Bind::Text(v.clone())))
+            }
+            Anchor::Flagged => "r.flagged".to_string(),
+        }
+    }
+}
+
+/// The anchor of a reference key `code·Type/id` on a narrow row.
+fn reference_anchor(code: &str, key: &str, target_type: &str, id: &str) -> Option<Anchor> {
+    match (code, target_type) {
+        ("patient" | "entity", "Patient") => Some(Anchor::Compartment(id.to_string())),
+        ("agent", _) => Some(Anchor::AgentKey(key.to_string())),
+        _ => None,
+    }
 }
 
 /// Compiles `name=value` over the audit row `r`.
@@ -100,33 +150,42 @@ pub(crate) fn parameter(
     Ok(if negate { format!("NOT {cond}") } else { cond })
 }
 
-/// The condition that the row has one of the matches: exact keys in one indexed overlap,
-/// routine keys (`store::audit_keys::ROUTINE`) on the row's unindexed `routine` column, or on
+/// The condition that the row has one of the matches: exact keys in one overlap (by the GIN
+/// index for whole rows, by their anchors for narrow rows), routine keys (`store::audit_keys::ROUTINE`) on the row's unindexed `routine` column, or on
 /// `keys` for rows written before routine keys had a column of their own, prefixes and
 /// patterns on both.
 fn any_of(compiler: &mut Compiler<'_>, matches: Vec<Match>) -> String {
     let mut exact = Vec::new();
+    let mut anchors = Vec::new();
     let mut routine = Vec::new();
     let mut patterns = Vec::new();
     for m in matches {
         match m {
-            Match::Key(k) if keys::is_routine(&k) => routine.push(k),
-            Match::Key(k) => exact.push(k),
+            Match::Key(k, _) if keys::is_routine(&k) => routine.push(k),
+            Match::Key(k, anchor) => {
+                exact.push(k);
+                anchors.push(anchor);
+            }
             Match::Prefix(p) => patterns.push(format!("{}%", like_escape(&p))),
             Match::Pattern(p) => patterns.push(p),
         }
     }
     let mut parts = Vec::new();
-    match exact.len() {
-        0 => {}
-        1 => parts.push(format!(
-            "r.keys @> {}",
-            compiler.bind(Bind::TextArray(exact))
-        )),
-        _ => parts.push(format!(
-            "r.keys && {}",
-            compiler.bind(Bind::TextArray(exact))
-        )),
+    if !exact.is_empty() {
+        let op = if exact.len() == 1 { "@>" } else { "&&" };
+        let k = compiler.bind(Bind::TextArray(exact));
+        let anchors: Option<Vec<Anchor>> = anchors.into_iter().collect();
+        parts.push(match anchors {
+            Some(mut anchors) => {
+                anchors.dedup();
+                let narrow: Vec<String> = anchors.iter().map(|a| a.condition(compiler)).collect();
+                format!(
+                    "(r.whole AND r.keys {op} {k}) OR (NOT r.whole AND r.keys {op} {k} AND ({}))",
+                    narrow.join(" OR ")
+                )
+            }
+            None => format!("r.keys {op} {k}"),
+        });
     }
     if !routine.is_empty() {
         let r = compiler.bind(Bind::TextArray(routine));
@@ -148,13 +207,23 @@ fn token(code: &str, modifier: Option<&str>, v: &str) -> Result<Match, SearchErr
         )));
     }
     let parts = split_unescaped(v, '|');
+    let flag = |system: Option<&str>, c: &str| {
+        (code == "_tag" && c == "review" && system.is_none_or(|s| s == AUDIT_FLAG_SYSTEM))
+            .then_some(Anchor::Flagged)
+    };
     Ok(match parts.as_slice() {
-        [c] => Match::Key(keys::token_code_key(code, &unescape(c)?)),
+        [c] => {
+            let c = unescape(c)?;
+            Match::Key(keys::token_code_key(code, &c), flag(None, &c))
+        }
         [s, c] if s.is_empty() && c.is_empty() => {
             return Err(bad(code, v, "a token is [system|]code"))
         }
         [s, c] if c.is_empty() => Match::Prefix(keys::token_system_prefix(code, &unescape(s)?)),
-        [s, c] => Match::Key(keys::token_system_key(code, &unescape(s)?, &unescape(c)?)),
+        [s, c] => {
+            let (s, c) = (unescape(s)?, unescape(c)?);
+            Match::Key(keys::token_system_key(code, &s, &c), flag(Some(&s), &c))
+        }
         _ => return Err(bad(code, v, "a token is [system|]code")),
     })
 }
@@ -171,15 +240,25 @@ fn reference(
             .iter()
             .map(|p| unescape(p))
             .collect::<Result<Vec<_>, _>>()?;
+        // A narrow row's only entity identifier is its request id; its agent's, the user's
+        // id and the client's.
+        let anchor = |system: Option<&str>, value: &str| match (code, system) {
+            ("entity", None) => Some(Anchor::Request(value.to_string())),
+            ("entity", Some(s)) if s == REQUEST_ID_SYSTEM => {
+                Some(Anchor::Request(value.to_string()))
+            }
+            ("agent", Some(s)) if s == USER_ID_SYSTEM => Some(Anchor::UserSub(value.to_string())),
+            _ => None,
+        };
         return Ok(match parts.as_slice() {
-            [value] => Match::Key(keys::identifier_value_key(code, value)),
+            [value] => Match::Key(keys::identifier_value_key(code, value), anchor(None, value)),
             [s, value] if s.is_empty() && value.is_empty() => {
                 return Err(bad(code, v, "an identifier is [system|]value"))
             }
             [s, value] if value.is_empty() => {
                 Match::Prefix(keys::identifier_system_prefix(code, s))
             }
-            [s, value] => Match::Key(keys::identifier_key(code, s, value)),
+            [s, value] => Match::Key(keys::identifier_key(code, s, value), anchor(Some(s), value)),
             _ => return Err(bad(code, v, "an identifier is [system|]value")),
         });
     }
@@ -189,7 +268,9 @@ fn reference(
             if v.contains('/') {
                 return Err(bad(code, &v, "with a :Type modifier the value is an id"));
             }
-            Ok(Match::Key(keys::reference_key(code, &format!("{t}/{v}"))))
+            let key = keys::reference_key(code, &format!("{t}/{v}"));
+            let anchor = reference_anchor(code, &key, t, &v);
+            Ok(Match::Key(key, anchor))
         }
         Some(m) => Err(SearchError::Unsupported(format!(
             "{code}:{m} on AuditEvent"
@@ -205,19 +286,27 @@ fn reference(
                 || text.starts_with("urn:")
             {
                 let url = text.split('|').next().unwrap_or(text);
-                return Ok(Match::Key(keys::reference_key(code, url)));
+                let key = keys::reference_key(code, url);
+                let anchor = (code == "agent").then(|| Anchor::AgentKey(key.clone()));
+                return Ok(Match::Key(key, anchor));
             }
             if text.contains('/') {
                 let parsed = parse_reference(text);
                 return match (parsed.target_type, parsed.target_id) {
                     (Some(t), Some(id)) => {
-                        Ok(Match::Key(keys::reference_key(code, &format!("{t}/{id}"))))
+                        let key = keys::reference_key(code, &format!("{t}/{id}"));
+                        let anchor = reference_anchor(code, &key, &t, &id);
+                        Ok(Match::Key(key, anchor))
                     }
                     _ => Err(bad(code, &v, "a reference is [Type/]id or a URL")),
                 };
             }
             Ok(match def.targets.as_slice() {
-                [only] => Match::Key(keys::reference_key(code, &format!("{only}/{text}"))),
+                [only] => {
+                    let key = keys::reference_key(code, &format!("{only}/{text}"));
+                    let anchor = reference_anchor(code, &key, only, text);
+                    Match::Key(key, anchor)
+                }
                 // An id alone, of any of the parameter's target types.
                 _ => Match::Pattern(format!(
                     "{}%/{}",
@@ -249,7 +338,7 @@ fn string(code: &str, modifier: Option<&str>, v: &str) -> Result<Match, SearchEr
 fn uri(code: &str, modifier: Option<&str>, v: &str) -> Result<Match, SearchError> {
     let v = unescape(v)?;
     Ok(match modifier {
-        None => Match::Key(keys::text_key(code, &v)),
+        None => Match::Key(keys::text_key(code, &v), None),
         Some("below") => Match::Prefix(keys::text_key(code, &v)),
         Some(m) => {
             return Err(SearchError::Unsupported(format!(
@@ -279,15 +368,56 @@ mod tests {
     }
 
     #[test]
-    fn equality_reads_the_key_index() {
+    fn equality_reads_the_key_index_or_a_narrow_rows_anchor() {
         let (sql, binds) = compile("patient", "p1").unwrap();
-        assert_eq!(sql, "(r.keys @> $2)");
+        assert_eq!(
+            sql,
+            "((r.whole AND r.keys @> $2) OR (NOT r.whole AND r.keys @> $2 AND \
+             (r.compartments @> $3)))"
+        );
         assert_eq!(
             binds[1],
             Bind::TextArray(vec![keys::reference_key("patient", "Patient/p1")])
         );
+        assert_eq!(binds[2], Bind::TextArray(vec!["p1".into()]));
         let (sql, _) = compile("action", "C,D").unwrap();
         assert_eq!(sql, "(r.keys && $2)");
+        // Every value needs an anchor, or the narrow rows are checked by their keys alone.
+        let (sql, _) = compile("entity", "Patient/p1,Observation/o1").unwrap();
+        assert_eq!(sql, "(r.keys && $2)");
+        for (name, value, anchor) in [
+            ("entity", "Patient/p1", "r.compartments @> $3"),
+            ("agent", "Practitioner/pr1", "r.agent_key = $3"),
+            (
+                "agent:identifier",
+                &format!("{USER_ID_SYSTEM}|u1"),
+                "r.user_sub = $3",
+            ),
+            ("entity:identifier", "req-1", "r.request_id = $3"),
+            (
+                "entity:identifier",
+                &format!("{REQUEST_ID_SYSTEM}|req-1"),
+                "r.request_id = $3",
+            ),
+            ("_tag", "review", "r.flagged"),
+            ("_tag", &format!("{AUDIT_FLAG_SYSTEM}|review"), "r.flagged"),
+        ] {
+            let (sql, _) = compile(name, value).unwrap();
+            assert!(
+                sql.ends_with(&format!("AND ({anchor})))")),
+                "{name}={value}: {sql}"
+            );
+        }
+        for (name, value) in [
+            ("agent:identifier", "u1"),
+            ("agent:identifier", "https://x|u1"),
+            ("entity:identifier", "https://x|req-1"),
+            ("_tag", "https://x|review"),
+            ("entity", "Observation/o1"),
+        ] {
+            let (sql, _) = compile(name, value).unwrap();
+            assert!(!sql.contains("r.whole"), "{name}={value}: {sql}");
+        }
     }
 
     #[test]

@@ -91,6 +91,8 @@ impl AuditRow {
     pub fn narrow(facts: AuditFacts, entries: &[IndexEntry]) -> AuditRow {
         let (keys, recorded) = keys_of(entries);
         let keys: Vec<String> = keys.into_iter().filter(|k| !is_routine(k)).collect();
+        let agent = crate::audit_keys::param_prefix("agent");
+        let agent_key = keys.iter().find(|k| k.starts_with(&agent)).cloned();
         AuditRow(Row {
             at: now_millis(),
             id: uuid::Uuid::now_v7().to_string(),
@@ -105,6 +107,7 @@ impl AuditRow {
                 .map(storable),
             keys: keys.join(&LIST_SEP.to_string()),
             routine: String::new(),
+            agent_key,
             facts: Some(facts),
         })
     }
@@ -280,6 +283,8 @@ struct Row {
     org: Option<String>,
     keys: String,
     routine: String,
+    /// A narrow row's agent reference key (`agent·…`), indexed: its keys are not.
+    agent_key: Option<String>,
     facts: Option<AuditFacts>,
 }
 
@@ -320,6 +325,7 @@ fn row_of(
         org,
         keys: keys.join(&LIST_SEP.to_string()),
         routine: routine.join(&LIST_SEP.to_string()),
+        agent_key: None,
         facts: None,
     })
 }
@@ -365,6 +371,7 @@ fn insert_rows(conn: &mut PgConnection, rows: Vec<Row>) -> Result<(), StoreError
     let mut orgs = Vec::with_capacity(n);
     let mut keys = Vec::with_capacity(n);
     let mut routine = Vec::with_capacity(n);
+    let mut agent_keys = Vec::with_capacity(n);
     let mut facts = FactColumns::with_capacity(n);
     for r in rows {
         times.push(Some(r.at));
@@ -376,6 +383,7 @@ fn insert_rows(conn: &mut PgConnection, rows: Vec<Row>) -> Result<(), StoreError
         orgs.push(r.org);
         keys.push(r.keys);
         routine.push(r.routine);
+        agent_keys.push(r.agent_key);
         facts.push(r.facts.as_ref());
     }
     let mut binds = vec![
@@ -390,26 +398,28 @@ fn insert_rows(conn: &mut PgConnection, rows: Vec<Row>) -> Result<(), StoreError
         Bind::TextArray(routine),
     ];
     binds.extend(facts.columns.into_iter().map(Bind::OptTextArray));
+    binds.push(Bind::OptTextArray(agent_keys));
     // One statement of fixed text for any batch: prepared once per connection.
     crate::shapes::shaped_hinted(
         "INSERT INTO audit_event (id, last_updated, recorded, body, compartments, sec_labels, \
          org, keys, routine, interaction, action, outcome, outcome_desc, purpose, review_reason, \
          request_id, address, sensitive, user_sub, fhir_user, user_name, role, jti, client_id, \
-         patient, resources, query) \
+         patient, resources, query, agent_key) \
          SELECT u.id, u.at, u.recorded, u.body, \
          string_to_array(u.c, E'\\x1e'), string_to_array(u.l, E'\\x1e'), u.org, \
          string_to_array(u.k, E'\\x1e'), string_to_array(u.r, E'\\x1e'), \
          u.interaction, u.action, u.outcome, u.outcome_desc, u.purpose, u.review_reason, \
          u.request_id, u.address, u.sensitive::boolean, u.user_sub, u.fhir_user, u.user_name, \
-         u.role, u.jti, u.client_id, u.patient, string_to_array(u.resources, E'\\x1e'), u.query \
+         u.role, u.jti, u.client_id, u.patient, string_to_array(u.resources, E'\\x1e'), u.query, \
+         u.agent_key \
          FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bytea[], $5::text[], \
          $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
          $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], \
          $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], \
-         $25::text[], $26::text[], $27::text[]) AS u(id, at, recorded, body, c, l, org, k, r, \
+         $25::text[], $26::text[], $27::text[], $28::text[]) AS u(id, at, recorded, body, c, l, org, k, r, \
          interaction, action, outcome, outcome_desc, purpose, review_reason, request_id, \
          address, sensitive, user_sub, fhir_user, user_name, role, jti, client_id, patient, \
-         resources, query)",
+         resources, query, agent_key)",
         &binds,
         true,
     )

@@ -166,6 +166,16 @@ fn assert_anchored(row: &Value) {
             || key_set(&row["stored_keys"]).contains(row["agent_key"].as_str().unwrap()),
         "{row}"
     );
+    // A `patient` search of narrow rows reads `compartments` alone: its ids are exactly the
+    // ids of the row's `patient` keys.
+    let patients: BTreeSet<String> = key_set(&row["stored_keys"])
+        .into_iter()
+        .filter_map(|key| {
+            key.strip_prefix(&k::reference_key("patient", "Patient/"))
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(patients, compartments, "{row}");
 }
 
 fn key_set(v: &Value) -> BTreeSet<String> {

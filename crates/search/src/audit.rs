@@ -37,6 +37,9 @@ enum Anchor {
     /// The patient's id is in `compartments` (the patients its agent and entities name, as
     /// the `patient` parameter's keys and the `entity` keys of Patients are).
     Compartment(String),
+    /// As [`Anchor::Compartment`], for a `patient` key: a narrow row's compartments are exactly
+    /// the ids of its `patient` keys, so the condition decides alone and the keys are not read.
+    Patient(String),
     /// The row's agent reference key (`agent_key`).
     AgentKey(String),
     /// The caller's user id (`user_sub`).
@@ -50,7 +53,7 @@ enum Anchor {
 impl Anchor {
     fn condition(&self, compiler: &mut Compiler<'_>) -> String {
         match self {
-            Anchor::Compartment(id) => format!(
+            Anchor::Compartment(id) | Anchor::Patient(id) => format!(
                 "r.compartments @> {}",
                 compiler.bind(Bind::TextArray(vec![id.clone()]))
             ),
@@ -64,12 +67,18 @@ impl Anchor {
             Anchor::Flagged => "r.flagged".to_string(),
         }
     }
+
+    /// Whether the condition is the key's own on a narrow row, not only implied by it.
+    fn exact(&self) -> bool {
+        matches!(self, Anchor::Patient(_))
+    }
 }
 
 /// The anchor of a reference key `code·Type/id` on a narrow row.
 fn reference_anchor(code: &str, key: &str, target_type: &str, id: &str) -> Option<Anchor> {
     match (code, target_type) {
-        ("patient" | "entity", "Patient") => Some(Anchor::Compartment(id.to_string())),
+        ("patient", "Patient") => Some(Anchor::Patient(id.to_string())),
+        ("entity", "Patient") => Some(Anchor::Compartment(id.to_string())),
         ("agent", _) => Some(Anchor::AgentKey(key.to_string())),
         _ => None,
     }
@@ -178,11 +187,19 @@ fn any_of(compiler: &mut Compiler<'_>, matches: Vec<Match>) -> String {
         parts.push(match anchors {
             Some(mut anchors) => {
                 anchors.dedup();
+                let exact = anchors.iter().all(Anchor::exact);
                 let narrow: Vec<String> = anchors.iter().map(|a| a.condition(compiler)).collect();
-                format!(
-                    "(r.whole AND r.keys {op} {k}) OR (NOT r.whole AND r.keys {op} {k} AND ({}))",
-                    narrow.join(" OR ")
-                )
+                if exact {
+                    format!(
+                        "(r.whole AND r.keys {op} {k}) OR (NOT r.whole AND ({}))",
+                        narrow.join(" OR ")
+                    )
+                } else {
+                    format!(
+                        "(r.whole AND r.keys {op} {k}) OR (NOT r.whole AND r.keys {op} {k} AND ({}))",
+                        narrow.join(" OR ")
+                    )
+                }
             }
             None => format!("r.keys {op} {k}"),
         });
@@ -372,8 +389,7 @@ mod tests {
         let (sql, binds) = compile("patient", "p1").unwrap();
         assert_eq!(
             sql,
-            "((r.whole AND r.keys @> $2) OR (NOT r.whole AND r.keys @> $2 AND \
-             (r.compartments @> $3)))"
+            "((r.whole AND r.keys @> $2) OR (NOT r.whole AND (r.compartments @> $3)))"
         );
         assert_eq!(
             binds[1],

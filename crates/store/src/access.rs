@@ -64,14 +64,16 @@ pub struct Access {
 
 /// The relationship condition over the row aliased `alias`: every patient whose compartment
 /// holds it is related to the organisation (SQL expression `org`) or is the launch patient
-/// (`launch`). Written as an array containment over one indexed lookup of exactly those
-/// patients, which the planner turns into index probes on (org_code, patient_id).
+/// (`launch`). Written as one equality probe of (org_code, patient_id) per patient of the row,
+/// a plan that does not depend on statistics: the earlier form, the related patients gathered
+/// with `patient_id = ANY(...)`, was planned from the organisation alone whenever it looked
+/// small, so every row read all of its relationships (README: Reads).
 pub(crate) fn related_sql(alias: &str, launch: &str, org: &str) -> String {
     format!(
-        "{alias}.compartments <@ (COALESCE((SELECT array_agg(cr.patient_id) FROM care_relationship cr \
-         WHERE cr.org_code = {org} AND cr.patient_id = ANY({alias}.compartments) \
-         AND (cr.expires_at IS NULL OR cr.expires_at > now())), '{{}}'::text[]) \
-         || array_remove(ARRAY[{launch}::text], NULL))"
+        "NOT EXISTS (SELECT 1 FROM unnest({alias}.compartments) AS cp(id) \
+         WHERE cp.id IS DISTINCT FROM {launch}::text AND NOT EXISTS (SELECT 1 \
+         FROM care_relationship cr WHERE cr.org_code = {org} AND cr.patient_id = cp.id \
+         AND (cr.expires_at IS NULL OR cr.expires_at > now())))"
     )
 }
 

@@ -365,7 +365,7 @@ mod tests {
             s.contains("care_relationship cr WHERE cr.org_code = p.org"),
             "{s}"
         );
-        assert!(s.contains("ARRAY[p.launch::text]"), "{s}");
+        assert!(s.contains("IS DISTINCT FROM p.launch::text"), "{s}");
         // Binds: org, launch, type, id.
         assert!(s.contains("$4") && !s.contains("$5"), "{s}");
         assert!(

@@ -14,12 +14,6 @@ use crate::error::ApiError;
 
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 2000;
-/// Writer threads, each with a connection of its own: while one batch waits for its commit
-/// (the WAL flush dominates), the next is gathered and sent. More writers make smaller batches
-/// and as many flushes. One writer made bigger batches and 10-20% more audited requests a
-/// second at 8 clients (2026-12-04, 2-core AMD EPYC), but tripled the p99 of searches (33 ms
-/// against 9-10): every request waits behind the one writer when it is not scheduled.
-const WRITERS: usize = 2;
 
 type Job = (Vec<store::AuditRow>, oneshot::Sender<Result<(), String>>);
 
@@ -30,15 +24,19 @@ pub struct AuditSink {
 }
 
 impl AuditSink {
-    /// Starts the writer threads; `enabled: false` makes a sink that drops everything
-    /// (`INVICTA_AUDIT=off`, for measuring what auditing costs).
-    pub fn start(store: Store, enabled: bool) -> AuditSink {
+    /// Starts `writers` writer threads (`INVICTA_AUDIT_WRITERS`), each with a connection of its
+    /// own: while one batch waits for its commit (the WAL flush dominates), the next is
+    /// gathered and sent. More writers make smaller batches and as many flushes (one is the
+    /// default; the README's "Access control and audit overhead" has what one and two measured).
+    /// `enabled: false` makes a sink that drops everything (`INVICTA_AUDIT=off`, for measuring
+    /// what auditing costs).
+    pub fn start(store: Store, enabled: bool, writers: usize) -> AuditSink {
         if !enabled {
             return AuditSink { tx: None };
         }
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        for n in 0..WRITERS {
+        for n in 0..writers.max(1) {
             let (rx, store) = (rx.clone(), store.clone());
             std::thread::Builder::new()
                 .name(format!("audit-writer-{n}"))

@@ -309,6 +309,16 @@ pub struct Settings {
     )]
     pub audit: String,
 
+    /// Audit writer threads, each committing whatever has queued up as one transaction (1-8): fewer make bigger batches and fewer WAL flushes
+    #[arg(
+        long,
+        env = "INVICTA_AUDIT_WRITERS",
+        value_name = "N",
+        default_value = "1",
+        global = true
+    )]
+    pub audit_writers: String,
+
     /// What a write does with a resource that breaks its type's profile (profiles/): `off`, `warn` (the findings travel with the 2xx) or `reject` (422)
     #[arg(
         long,

@@ -52,6 +52,8 @@ pub struct Config {
     pub auth: bool,
     /// Every access is audited (the default); off only to measure what auditing costs.
     pub audit: bool,
+    /// Audit writer threads (`INVICTA_AUDIT_WRITERS`, 1-8).
+    pub audit_writers: usize,
     /// What a write does with a resource that breaks its type's profile.
     pub profiles: interactions::conformance::Enforcement,
     /// PKCS#8 PEM file imported as the first signing key of an empty key table.
@@ -235,6 +237,14 @@ impl Config {
         };
         let auth = on_off(&s.auth, "INVICTA_AUTH (--auth)")?;
         let audit = on_off(&s.audit, "INVICTA_AUDIT (--audit)")?;
+        let audit_writers =
+            parse_number(&s.audit_writers, "INVICTA_AUDIT_WRITERS (--audit-writers)")?;
+        if !(1..=MAX_AUDIT_WRITERS).contains(&audit_writers) {
+            return Err(format!(
+                "INVICTA_AUDIT_WRITERS (--audit-writers) must be between 1 and {MAX_AUDIT_WRITERS}, got {audit_writers}"
+            )
+            .into());
+        }
         let prepared_searches = match s.prepared_searches.as_str() {
             "stable" | "" => store::PreparedSearches::Stable,
             "on" | "all" => store::PreparedSearches::All,
@@ -344,6 +354,7 @@ impl Config {
             cursor_key,
             auth,
             audit,
+            audit_writers,
             profiles,
             signing_key: s.signing_key,
             clients: s.clients,
@@ -414,6 +425,9 @@ fn parse_duration(v: &str, name: &str) -> Result<Option<std::time::Duration>, St
         n.saturating_mul(unit_ms),
     )))
 }
+
+/// Most audit writer threads: each holds a connection of its own.
+const MAX_AUDIT_WRITERS: usize = 8;
 
 fn parse_number(v: &str, name: &str) -> Result<usize, String> {
     v.trim()
@@ -516,6 +530,17 @@ mod tests {
         let (_, c) = load(&[], &[("INVICTA_AUTH", ""), ("INVICTA_AUDIT", "off")]).unwrap();
         assert!(c.auth);
         assert!(!c.audit);
+    }
+
+    #[test]
+    fn audit_writers_are_between_one_and_eight() {
+        assert_eq!(load(&[], &[]).unwrap().1.audit_writers, 1);
+        let (_, c) = load(&[], &[("INVICTA_AUDIT_WRITERS", "2")]).unwrap();
+        assert_eq!(c.audit_writers, 2);
+        for bad in ["0", "9", "two"] {
+            let e = load(&["--audit-writers", bad], &[]).unwrap_err();
+            assert!(e.contains("INVICTA_AUDIT_WRITERS"), "{e}");
+        }
     }
 
     #[test]

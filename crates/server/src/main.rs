@@ -198,7 +198,7 @@ fn run(command: Command, mut config: Config) -> Result<(), String> {
         verifier,
         policy,
         enabled: config.auth,
-        audit: audit_sink::AuditSink::start(store.clone(), config.audit),
+        audit: audit_sink::AuditSink::start(store.clone(), config.audit, config.audit_writers),
         role_claim: config.role_claim.clone(),
         cache: Default::default(),
     };

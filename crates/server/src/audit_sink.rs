@@ -26,7 +26,7 @@ pub struct AuditSink {
 impl AuditSink {
     /// Starts `writers` writer threads (`INVICTA_AUDIT_WRITERS`), each with a connection of its
     /// own: while one batch waits for its commit (the WAL flush dominates), the next is
-    /// gathered and sent. More writers make smaller batches and as many flushes (one is the
+    /// gathered and sent. More writers make smaller batches and as many flushes (two is the
     /// default; the README's "Access control and audit overhead" has what one and two measured).
     /// `enabled: false` makes a sink that drops everything (`INVICTA_AUDIT=off`, for measuring
     /// what auditing costs).

@@ -314,7 +314,7 @@ pub struct Settings {
         long,
         env = "INVICTA_AUDIT_WRITERS",
         value_name = "N",
-        default_value = "1",
+        default_value = "2",
         global = true
     )]
     pub audit_writers: String,

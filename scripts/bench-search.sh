@@ -22,8 +22,8 @@
 # bench/report.py), raw outputs in target/bench/search/.
 # At the default scale this takes about 45 minutes on the 2-core development machine once the
 # binary is built (loading 1,000,000 resources through the API is most of it). The scale curve's
-# third point, 10,000,000 resources, is a manual run: --patients 200000 --sizes "20000 200000"
-# with BENCH_REUSE=1 on the database of a default run (see the README for its measured result).
+# third point, 10,000,000 resources, is a manual run: --patients 200000 --sizes "2000 20000 200000"
+# with BENCH_LOAD_TIMEOUT=7200 (about 65 GB of database; see the README for its measured result).
 #
 # Usage: scripts/bench-search.sh [--patients N] [--sizes "A B ..."]
 #   --patients N   final population (default 20000, about 1,000,000 resources)
@@ -42,7 +42,9 @@
 #   BENCH_CONCURRENCY   space-separated client counts (default "1 8")
 #   BENCH_QUERIES       space-separated subset of the searches above (default: all)
 #   BENCH_LOG           server log level, INVICTA_LOG (default warn)
-#   BENCH_LOAD_TIMEOUT  seconds allowed per loading batch (default 2400)
+#   BENCH_LOAD_TIMEOUT  seconds allowed per generated file's load (default 2400)
+#   BENCH_LOAD_CHUNK    patients per generated NDJSON file (default 20000, about 1.3 GB): what
+#                       the run needs on disk besides the database
 #   BENCH_LOADER        invicta (default: `invicta load` of the generated NDJSON) or api (PUT
 #                       each resource through the server, about a fifth as fast)
 #   LOAD_WORKERS        loader connections with BENCH_LOADER=api (default 8)

@@ -162,4 +162,98 @@ mod tests {
         assert_eq!(mode(&mut conn), "auto", "a search of no stable shape");
         guard.disarm();
     }
+
+    /// The first page of a patient's whole record (`$everything`'s shape), counted.
+    fn record_page(after: Option<crate::Cursor>) -> ResourceQuery {
+        ResourceQuery {
+            types: vec![
+                "Patient".into(),
+                "Observation".into(),
+                "Organization".into(),
+            ],
+            compartment: Some("p1".into()),
+            referenced_from: Some(vec!["Patient".into(), "Observation".into()]),
+            limit: 2,
+            count_total: true,
+            after,
+            ..query(false)
+        }
+    }
+
+    #[test]
+    fn a_records_first_page_runs_on_a_generic_plan_with_the_rows_its_values_give() {
+        let _serial = crate::shapes::TEST_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        crate::shapes::forget_shapes();
+        let db = common::TestDb::create("plan_mode_record");
+        let store = Store::connect(&StoreConfig {
+            database_url: db.url.clone(),
+            pool_size: 1,
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: None,
+        })
+        .unwrap();
+        store.migrate().unwrap();
+        let ctx = crate::WriteContext::default();
+        let org = serde_json::json!({"resourceType": "Organization", "name": "Practice"});
+        store.update("Organization", "o1", org, None, &ctx).unwrap();
+        for p in ["p1", "p2"] {
+            let patient = serde_json::json!({"resourceType": "Patient",
+                "managingOrganization": {"reference": "Organization/o1"}});
+            store.update("Patient", p, patient, None, &ctx).unwrap();
+            for _ in 0..3 {
+                let obs = serde_json::json!({"resourceType": "Observation", "status": "final",
+                    "code": {"text": "x"}, "subject": {"reference": format!("Patient/{p}")}});
+                store.create("Observation", obs, None, &ctx).unwrap();
+            }
+        }
+        let guard = store.cancel_guard();
+        let mut pages = Vec::new();
+        for _ in 0..6 {
+            let mut session = store.session(&guard.token()).unwrap();
+            pages.push(session.query_resources(&record_page(None)).unwrap());
+        }
+        let mut conn = store.conn_any_plan_mode().unwrap();
+        assert_eq!(mode(&mut conn), "force_generic_plan");
+        let (generic, custom) = search_plans(&mut conn);
+        assert!(
+            generic > 0,
+            "the record's first page ran on no generic plan"
+        );
+        assert_eq!(
+            custom, 0,
+            "the record's first page was planned for its values"
+        );
+        drop(conn);
+        // p1's Patient, its three Observations and the Organization it refers to: five, of
+        // which the page holds two; the last run (generic) gives what the first (custom) did.
+        let (first, last) = (&pages[0], &pages[5]);
+        assert_eq!(last.total, Some(5));
+        assert!(last.more);
+        let ids = |p: &crate::ResourcePage| -> Vec<String> {
+            p.rows
+                .iter()
+                .map(|r| format!("{}/{}", r.res_type, r.id))
+                .collect()
+        };
+        assert_eq!(ids(first), ids(last));
+        // A later page is planned for its values, in the default mode.
+        let rid = last.rows.last().unwrap().rid;
+        let mut session = store.session(&guard.token()).unwrap();
+        let next = session
+            .query_resources(&ResourceQuery {
+                snapshot: Some(last.snapshot),
+                ..record_page(Some(crate::Cursor {
+                    values: Vec::new(),
+                    rid,
+                }))
+            })
+            .unwrap();
+        drop(session);
+        assert_eq!(next.rows.len(), 2);
+        let mut conn = store.conn_any_plan_mode().unwrap();
+        assert_eq!(mode(&mut conn), "auto", "a later page of the record");
+        guard.disarm();
+    }
 }

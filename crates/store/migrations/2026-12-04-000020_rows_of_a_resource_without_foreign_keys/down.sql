@@ -1,0 +1,10 @@
+ALTER TABLE resource_history ADD CONSTRAINT resource_history_rid_fkey FOREIGN KEY (rid) REFERENCES resource (rid);
+ALTER TABLE idx_string ADD CONSTRAINT idx_string_rid_fkey FOREIGN KEY (rid) REFERENCES resource (rid);
+ALTER TABLE idx_token ADD CONSTRAINT idx_token_rid_fkey FOREIGN KEY (rid) REFERENCES resource (rid);
+ALTER TABLE idx_date ADD CONSTRAINT idx_date_rid_fkey FOREIGN KEY (rid) REFERENCES resource (rid);
+ALTER TABLE idx_reference ADD CONSTRAINT idx_reference_rid_fkey FOREIGN KEY (rid) REFERENCES resource (rid);
+ALTER TABLE idx_quantity ADD CONSTRAINT idx_quantity_rid_fkey FOREIGN KEY (rid) REFERENCES resource (rid);
+ALTER TABLE idx_number ADD CONSTRAINT idx_number_rid_fkey FOREIGN KEY (rid) REFERENCES resource (rid);
+ALTER TABLE idx_uri ADD CONSTRAINT idx_uri_rid_fkey FOREIGN KEY (rid) REFERENCES resource (rid);
+ALTER TABLE idx_composite ADD CONSTRAINT idx_composite_rid_fkey FOREIGN KEY (rid) REFERENCES resource (rid);
+ALTER TABLE idx_timeline ADD CONSTRAINT idx_timeline_rid_fkey FOREIGN KEY (rid) REFERENCES resource (rid);

@@ -153,7 +153,11 @@ pub fn plan(
             (!neutral).then(|| stable::role(types, name))
         })
         .collect();
-    plan.stable = options.care == Care::Plain && !audit && stable::is_stable(&roles);
+    // A patient's compartment anchors a search as a reference to the patient does (the store
+    // starts from the compartment's index), so every parameter that could be fenced is.
+    let in_compartment = !options.scope.is_empty() && !roles.contains(&Role::Unstable);
+    plan.stable =
+        options.care == Care::Plain && !audit && (stable::is_stable(&roles) || in_compartment);
     if options.care == Care::Timeline {
         plan.sort = vec![SortKey {
             column: SortColumn::EventDate,
@@ -603,6 +607,28 @@ mod tests {
         let q = pairs(&format!("family=smith&_sort=birthdate&_cursor={token}")).unwrap();
         assert!(plan(&["Patient".to_string()], &q, &other_scope).is_err());
         assert!(compile_condition("Patient", &format!("family=smith&_cursor={token}")).is_err());
+    }
+
+    #[test]
+    fn a_compartment_anchors_a_search_whose_other_parameters_can_be_fenced() {
+        let obs = ["Observation".to_string()];
+        let in_patient = PlanOptions {
+            scope: "pat-1".into(),
+            ..opts(false)
+        };
+        let planned = |q: &str, o: &PlanOptions| plan(&obs, &pairs(q).unwrap(), o).unwrap();
+        let code = "code=http://loinc.org|718-7&date=ge2024-01-01&_sort=-date";
+        assert!(planned(code, &in_patient).stable);
+        assert!(
+            !planned(code, &opts(false)).stable,
+            "no anchor outside a compartment"
+        );
+        // The compartment's plan starts from the patient; the code is checked per row.
+        let fenced = planned("code=http://loinc.org|718-7", &in_patient);
+        assert!(fenced.filter.unwrap().sql.starts_with("(SELECT EXISTS"));
+        for unstable in ["code:text=haemoglobin", "performer.name=smith"] {
+            assert!(!planned(unstable, &in_patient).stable, "{unstable}");
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! value (`status=active`: a third of all MedicationStatements) looks as rare as any code and a
 //! generic plan may start from it. A stable shape therefore has an *anchor*, a parameter that
 //! can only match a few rows (`_id`, an `identifier`, or a reference to the patient through
-//! `patient` or `subject`), and every other parameter is *fenced*: compiled as a check of each
+//! `patient` or `subject`; a search in a patient's compartment has one already, see `plan`),
+//! and every other parameter is *fenced*: compiled as a check of each
 //! anchored row (`clause::Compiler::fence`), never as a set a plan could start from; a date
 //! range is fenced too, and a `_sort` orders the anchored rows (no index gives a search's sort
 //! keys in order, so every plan sorts what the anchor found). Without an anchor, or with a text

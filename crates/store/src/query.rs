@@ -86,17 +86,18 @@ pub struct ResourceQuery {
 impl ResourceQuery {
     /// True when the statements of this search are marked stable: a stable shape outside a
     /// compartment and the audit trail, whose statements have shapes of their own; or the
-    /// first page of a patient's whole compartment (`$everything`, `$timeline`, a compartment
-    /// search without parameters), whose statement this crate writes whole: anchored on the
-    /// patient (the compartment's GIN index or the timeline's), every other condition fenced
-    /// (see [`Base::of`]). Planning was more than half of PostgreSQL's time for such a page.
+    /// first page of a search in a patient's compartment (`$everything`, `$timeline`, a
+    /// compartment search without parameters or of a stable shape, the compartment being its
+    /// anchor), whose statement this crate writes: anchored on the patient (the compartment's
+    /// GIN index or the timeline's), every other condition fenced (see [`Base::of`]). Planning
+    /// was more than half of PostgreSQL's time for such a page.
     fn stable_statements(&self) -> bool {
         if self.types.iter().any(|t| t == "AuditEvent") {
             return false;
         }
         match &self.compartment {
             None => self.stable_plan && self.referenced_from.is_none(),
-            Some(_) => self.filter.is_none() && self.after.is_none(),
+            Some(_) => (self.filter.is_none() || self.stable_plan) && self.after.is_none(),
         }
     }
 

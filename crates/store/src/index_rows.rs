@@ -7,7 +7,8 @@ use fhir_model::index::{IndexEntry, IndexValue};
 
 use crate::error::StoreError;
 use crate::index_key::{equality_key, prefix_key};
-use crate::sql::{query, Bind};
+use crate::shapes::shaped_write;
+use crate::sql::Bind;
 
 pub(crate) const TABLES: [&str; 9] = [
     "idx_string",
@@ -86,7 +87,7 @@ pub(crate) fn clear_many(conn: &mut PgConnection, rids: &[i64]) -> Result<(), St
         ctes.join(", "),
         TABLES[TABLES.len() - 1]
     );
-    query(&sql, &[Bind::BigIntArray(rids.to_vec())]).execute(conn)?;
+    shaped_write(&sql, &[Bind::BigIntArray(rids.to_vec())]).execute(conn)?;
     Ok(())
 }
 
@@ -231,7 +232,7 @@ fn run(conn: &mut PgConnection, inserts: &[String], binds: &[Bind]) -> Result<()
             .collect();
         format!("WITH {} {last}", ctes.join(", "))
     };
-    query(&sql, binds).execute(conn)?;
+    shaped_write(&sql, binds).execute(conn)?;
     Ok(())
 }
 

@@ -35,6 +35,11 @@ mod tx;
 mod version_check;
 mod write;
 
+/// A database of its own for each in-crate test that needs PostgreSQL.
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_db;
+
 pub use access::{Access, RelationshipRule, TypeRule, ACCESS_ROUTE_SYSTEM};
 pub use audit_facts::{AuditCaller, AuditFacts};
 pub use audit_rows::{AuditRow, AuditWriter};

@@ -48,10 +48,6 @@ pub(crate) fn ensure(conn: &mut Conn, mode: PlanMode) -> Result<(), StoreError> 
 }
 
 #[cfg(test)]
-#[path = "../tests/common/mod.rs"]
-mod test_db;
-
-#[cfg(test)]
 mod tests {
     //! Against the PostgreSQL of `INVICTA_TEST_ADMIN_URL`, like the crate's database tests
     //! (fails, never skips, without it).
@@ -64,7 +60,7 @@ mod tests {
     use super::*;
     use crate::{ResourceQuery, Store, StoreConfig};
 
-    use super::test_db as common;
+    use crate::test_db as common;
 
     #[derive(QueryableByName)]
     struct Setting {

@@ -209,7 +209,15 @@ impl Store {
         version: Option<i32>,
         access: &Access,
     ) -> Result<Option<(Stored, Visibility)>, StoreError> {
-        read_checked_on(&mut *self.conn()?, res_type, id, version, access)
+        // A current version without a scope restriction is one lookup by type and id, whose
+        // plan is the same for every value: any plan mode will do, which spares a connection
+        // that last ran a stable search the statement that resets it.
+        let mut conn = if version.is_none() && access.restriction(res_type).is_none() {
+            self.conn_any_plan_mode()?
+        } else {
+            self.conn()?
+        };
+        read_checked_on(&mut conn, res_type, id, version, access)
     }
 }
 

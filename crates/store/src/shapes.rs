@@ -16,6 +16,10 @@
 //! are client-chosen, and every prepared statement holds memory on each pooled connection and
 //! in PostgreSQL. A shape qualifies on its [`ADMIT_AFTER`]th sighting while there is room; the
 //! rest run as one-off statements, as before.
+//!
+//! Writes ([`shaped_write`]: rows inserted from arrays, probes by key) are prepared too, under a
+//! bound of their own so that a feed's statements never take the searches' room: parsing and
+//! planning them afresh was about a quarter of PostgreSQL's CPU for a feed's transaction.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -31,8 +35,14 @@ use diesel::{QueryResult, RunQueryDsl};
 
 use crate::sql::Bind;
 
-/// Most shapes that become prepared statements in one process.
+/// Most search shapes that become prepared statements in one process.
 pub const MAX_SHAPES: usize = 64;
+/// Most write shapes that become prepared statements in one process (a transaction's index
+/// insert varies with the index tables its resources have rows in).
+pub const MAX_WRITE_SHAPES: usize = 64;
+/// Most binds of a write that is prepared: a bulk load's multi-row insert (thousands of binds)
+/// would hold a large plan on every pooled connection, and its planning is shared by its rows.
+const MAX_WRITE_BINDS: usize = 256;
 /// Sightings before a shape becomes a prepared statement (one-off shapes never do).
 const ADMIT_AFTER: u32 = 3;
 /// Most shapes whose sightings are counted; past it the counts start again.
@@ -45,6 +55,7 @@ struct Registry {
 }
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+static WRITES: Mutex<Option<Registry>> = Mutex::new(None);
 
 /// Which recurring statements become prepared statements (`INVICTA_PREPARED_SEARCHES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,18 +89,27 @@ fn admitted(sql: &str, stable: bool) -> bool {
         1 => stable,
         _ => true,
     };
-    if !prepare {
-        return false;
-    }
+    prepare && counted(&REGISTRY, MAX_SHAPES, sql)
+}
+
+/// True when the write `sql` is a shape to prepare: admitted now or before, in the writes' own
+/// bound.
+fn write_admitted(sql: &str) -> bool {
+    MODE.load(Ordering::Relaxed) != PreparedSearches::Off as u8
+        && counted(&WRITES, MAX_WRITE_SHAPES, sql)
+}
+
+/// Counts a sighting of `sql` in `registry`; true once it is admitted (at most `max` are).
+fn counted(registry: &Mutex<Option<Registry>>, max: usize, sql: &str) -> bool {
     let mut h = DefaultHasher::new();
     sql.hash(&mut h);
     let key = h.finish();
-    let mut guard = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = registry.lock().unwrap_or_else(|e| e.into_inner());
     let r = guard.get_or_insert_with(Registry::default);
     if r.admitted.contains(&key) {
         return true;
     }
-    if r.admitted.len() >= MAX_SHAPES {
+    if r.admitted.len() >= max {
         return false;
     }
     if r.seen.len() >= MAX_COUNTED {
@@ -121,6 +141,17 @@ pub(crate) static TEST_LOCK: Mutex<()> = Mutex::new(());
 #[cfg(test)]
 pub(crate) fn forget_shapes() {
     *REGISTRY.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    *WRITES.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+/// How many search shapes are admitted (tests only).
+#[cfg(test)]
+pub(crate) fn admitted_searches() -> usize {
+    REGISTRY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map_or(0, |r| r.admitted.len())
 }
 
 /// The statement `sql` with `binds`, to `load` or `execute`; prepared only when every recurring
@@ -135,6 +166,16 @@ pub(crate) fn shaped_hinted<'a>(sql: &'a str, binds: &'a [Bind], stable: bool) -
         sql,
         binds,
         cache: admitted(sql, stable),
+    }
+}
+
+/// A write, or a lookup a write makes, whose plan suits every value (rows from arrays, probes
+/// by key): prepared once it recurs, unless prepared statements are off.
+pub(crate) fn shaped_write<'a>(sql: &'a str, binds: &'a [Bind]) -> Shaped<'a> {
+    Shaped {
+        sql,
+        binds,
+        cache: binds.len() <= MAX_WRITE_BINDS && write_admitted(sql),
     }
 }
 
@@ -217,6 +258,108 @@ mod tests {
             "by default only stable statements are prepared"
         );
         assert!(admitted(shape, true));
+        forget_shapes();
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    //! Against the PostgreSQL of `INVICTA_TEST_ADMIN_URL`, like the crate's database tests
+    //! (fails, never skips, without it).
+
+    use std::time::Duration;
+
+    use diesel::sql_types::{BigInt, Text};
+    use diesel::QueryableByName;
+
+    use super::*;
+    use crate::test_db as common;
+    use crate::{Store, StoreConfig, WriteContext};
+
+    #[derive(QueryableByName)]
+    struct Prepared {
+        #[diesel(sql_type = Text)]
+        statement: String,
+        #[diesel(sql_type = BigInt)]
+        runs: i64,
+    }
+
+    /// The prepared statements of the store's one connection, with how often each ran.
+    fn prepared(store: &Store) -> Vec<(String, i64)> {
+        let mut conn = store.conn().unwrap();
+        let rows: Vec<Prepared> = diesel::sql_query(
+            "SELECT statement, (generic_plans + custom_plans)::bigint AS runs \
+             FROM pg_prepared_statements",
+        )
+        .load(&mut *conn)
+        .unwrap();
+        rows.into_iter().map(|p| (p.statement, p.runs)).collect()
+    }
+
+    fn runs_of(statements: &[(String, i64)], text: &str) -> i64 {
+        statements
+            .iter()
+            .filter(|(s, _)| s.contains(text))
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
+    fn store_of(url: &str) -> Store {
+        Store::connect(&StoreConfig {
+            database_url: url.to_string(),
+            // One connection, so every write below is on the one inspected.
+            pool_size: 1,
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: None,
+        })
+        .unwrap()
+    }
+
+    fn create_observations(store: &Store, n: usize) {
+        let ctx = WriteContext::default();
+        for i in 0..n {
+            let obs = serde_json::json!({"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                "subject": {"reference": "Patient/p1"},
+                "effectiveDateTime": format!("2026-01-0{}", i + 1)});
+            store.create("Observation", obs, None, &ctx).unwrap();
+        }
+    }
+
+    #[test]
+    fn recurring_writes_run_prepared_in_their_own_bound_and_not_when_preparing_is_off() {
+        let _serial = TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        forget_shapes();
+        let db = common::TestDb::create("prepared_writes");
+        let store = store_of(&db.url);
+        store.migrate().unwrap();
+        create_observations(&store, 5);
+        let statements = prepared(&store);
+        // Admitted at the third sighting: the third to fifth creates ran prepared.
+        for text in [
+            "INSERT INTO resource (",
+            "INSERT INTO resource_history",
+            "INSERT INTO idx_token",
+        ] {
+            assert!(
+                runs_of(&statements, text) >= 3,
+                "'{text}' did not run as a prepared statement: {statements:?}"
+            );
+        }
+        assert_eq!(admitted_searches(), 0, "writes took the searches' room");
+
+        // Off is for poolers that cannot keep a session's statements: nothing is prepared.
+        set_prepared_searches(PreparedSearches::Off);
+        forget_shapes();
+        let unprepared = store_of(&db.url);
+        create_observations(&unprepared, 5);
+        let statements = prepared(&unprepared);
+        set_prepared_searches(PreparedSearches::Stable);
+        assert_eq!(
+            runs_of(&statements, "INSERT INTO"),
+            0,
+            "a write was prepared with prepared statements off: {statements:?}"
+        );
         forget_shapes();
     }
 }

@@ -17,7 +17,8 @@ use crate::context::{AuditHook, Change};
 use crate::error::StoreError;
 use crate::index_rows;
 use crate::pool::Store;
-use crate::sql::{query, Bind};
+use crate::shapes::shaped_write;
+use crate::sql::Bind;
 
 /// An open transaction. Get one from [`Store::transaction`]; it commits when the closure
 /// returns `Ok` and rolls back otherwise.
@@ -117,7 +118,7 @@ impl<'c> Tx<'c> {
         }
         fresh.sort();
         fresh.dedup();
-        query(
+        shaped_write(
             "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k \
              ORDER BY k",
             &[Bind::TextArray(fresh.clone())],
@@ -187,7 +188,7 @@ impl<'c> Tx<'c> {
             return Ok(());
         }
         let (patients, orgs): (Vec<String>, Vec<String>) = sources.into_iter().unzip();
-        query(
+        shaped_write(
             "INSERT INTO care_relationship (patient_id, org_code, kind) \
              SELECT p, o, 'source' FROM unnest($1::text[], $2::text[]) AS s(p, o) \
              ON CONFLICT DO NOTHING",
@@ -243,7 +244,7 @@ fn check_rows(
 ) -> Result<(), StoreError> {
     let mut binds = vec![Bind::BigIntArray(rows.iter().map(|(r, _)| *r).collect())];
     let cond = access.predicate("r", &mut binds);
-    let hidden: Vec<Hidden> = query(
+    let hidden: Vec<Hidden> = shaped_write(
         &format!("SELECT r.rid FROM resource r WHERE r.rid = ANY($1) AND NOT ({cond}) LIMIT 1"),
         &binds,
     )
@@ -266,7 +267,7 @@ fn copy_history(conn: &mut PgConnection, rows: &[(i64, &'static str)]) -> Result
     if rows.is_empty() {
         return Ok(());
     }
-    query(
+    shaped_write(
         "INSERT INTO resource_history (rid, res_type, id, version, last_updated, deleted, method, \
          body, compartments, sec_labels, alert_codes, org) \
          SELECT r.rid, r.res_type, r.id, r.version, r.last_updated, r.deleted, m.method, r.body, \

@@ -17,6 +17,7 @@ use crate::index_key::equality_key;
 use crate::meta::{content_of, now_millis, prepare, provenance, Prepared};
 use crate::pool::Store;
 use crate::relationship::sync_registered_practices;
+use crate::shapes::shaped_write;
 use crate::sql::{query, Bind, Filter};
 use crate::tx::Tx;
 
@@ -309,7 +310,7 @@ impl Tx<'_> {
             binds.push(Bind::TextArray(
                 chunk.iter().map(|(_, i, ..)| i.clone()).collect(),
             ));
-            let inserted: Vec<Rid> = query(
+            let inserted: Vec<Rid> = shaped_write(
                 &format!(
                     "WITH ins AS (INSERT INTO resource (res_type, id, version, last_updated, deleted, \
                      body, compartments, sec_labels, alert_codes, org) VALUES {} \
@@ -366,7 +367,7 @@ impl Tx<'_> {
             return Ok(Default::default());
         }
         // One index probe per key (see find_identifiers).
-        let rows: Vec<TypeId> = query(
+        let rows: Vec<TypeId> = shaped_write(
             "SELECT r.res_type, r.id FROM unnest($1::text[], $2::text[]) AS k(t, i) \
              CROSS JOIN LATERAL (SELECT x.res_type, x.id FROM resource x \
              WHERE x.res_type = k.t AND x.id = k.i OFFSET 0) r",
@@ -489,7 +490,7 @@ impl Tx<'_> {
         let at = now_millis();
         // The deletion marker keeps the last version's compartments and labels, so that its
         // history entry is hidden from exactly those who could not see that version.
-        query(
+        shaped_write(
             "UPDATE resource SET version = $1, last_updated = $2, deleted = TRUE, body = NULL, \
              org = $3 WHERE rid = $4",
             &[
@@ -568,7 +569,7 @@ impl Tx<'_> {
         ctx: &WriteContext,
     ) -> Result<std::collections::HashMap<(String, String), Vec<Match>>, StoreError> {
         self.flush()?;
-        let rows: Vec<IdentifiedMatch> = query(
+        let rows: Vec<IdentifiedMatch> = shaped_write(
             // One index probe per key, whatever the planner believes about the table: the
             // LATERAL subquery behind OFFSET 0 cannot be flattened into a hash join or a scan of
             // every identifier of the type, which is what a join against the keys became while
@@ -621,7 +622,7 @@ impl Tx<'_> {
             (Some(access), false) => {
                 let mut binds = vec![Bind::BigIntArray(rows.iter().map(|r| r.rid).collect())];
                 let visible = access.predicate("r", &mut binds);
-                let shown: std::collections::HashSet<i64> = query(
+                let shown: std::collections::HashSet<i64> = shaped_write(
                     &format!("SELECT r.rid FROM resource r WHERE r.rid = ANY($1) AND {visible}"),
                     &binds,
                 )
@@ -690,7 +691,7 @@ impl Tx<'_> {
             }
             None => "TRUE".into(),
         };
-        let rows: Vec<Rid> = query(
+        let rows: Vec<Rid> = shaped_write(
             &format!("SELECT r.rid FROM resource r WHERE {key} AND {cond}"),
             &binds,
         )
@@ -709,7 +710,7 @@ impl Tx<'_> {
         let at = now_millis();
         let body = provenance(body, ctx.source.as_deref(), ctx.org.as_deref());
         let v = prepare(body, id, 1, at)?;
-        let rows: Vec<Rid> = query(
+        let rows: Vec<Rid> = shaped_write(
             "INSERT INTO resource (res_type, id, version, last_updated, deleted, body, compartments, \
              sec_labels, alert_codes, org) \
              VALUES ($1, $2, 1, $3, FALSE, $4, $5, $6, $7, $8) ON CONFLICT (res_type, id) DO NOTHING \
@@ -764,7 +765,7 @@ impl Tx<'_> {
         let version = current.version + 1;
         let at = now_millis();
         let v = prepare(body, id, version, at)?;
-        query(
+        shaped_write(
             "UPDATE resource SET version = $1, last_updated = $2, deleted = FALSE, body = $3, \
              compartments = $4, sec_labels = $5, alert_codes = $6, org = $7 WHERE rid = $8",
             &[
@@ -855,7 +856,7 @@ fn lock_current(
     res_type: &str,
     id: &str,
 ) -> Result<Option<CurrentRow>, StoreError> {
-    let rows: Vec<CurrentRow> = query(
+    let rows: Vec<CurrentRow> = shaped_write(
         "SELECT rid, version, deleted, body FROM resource WHERE res_type = $1 AND id = $2 FOR UPDATE",
         &[Bind::Text(res_type.into()), Bind::Text(id.into())],
     )

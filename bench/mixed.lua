@@ -9,6 +9,7 @@
 --    8  everything  GET Patient/{id}/$everything?_count=50
 --    7  timeline    GET Patient/{id}/$timeline?_count=50
 --   10  feed        POST / a transaction Bundle of 5 new vital-sign Observations for the patient
+-- BENCH_ONLY=<kind> (one of the names above) sends only that kind, to measure what each costs.
 -- Reads carry BENCH_TOKEN (a clinician), feed transactions BENCH_FEED_TOKEN (a feed system).
 --   wrk -t 2 -c 8 -d 60s -s bench/mixed.lua http://127.0.0.1:8187 -- values.tsv
 -- The first failed answer's status and body are printed, so a failing run says why; done()
@@ -29,6 +30,13 @@ if os.getenv("BENCH_FEED_TOKEN") then
 end
 local NHS = "https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C"
 local reported = false
+-- A draw that falls in each kind's band of the weights below.
+local ONLY = { read = 1, nhs = 31, medicines = 41, labs = 56, alerts = 71, everything = 76,
+  timeline = 84, feed = 91 }
+local only = os.getenv("BENCH_ONLY")
+if only and only ~= "" then
+  assert(ONLY[only], "BENCH_ONLY must be one of read, nhs, medicines, labs, alerts, everything, timeline, feed")
+end
 local sent = 0
 
 local function load(path)
@@ -78,7 +86,7 @@ function request()
   sent = sent + 1
   local row = rows[math.random(1, #rows)]
   local id = row.id
-  local pick = math.random(1, 100)
+  local pick = (only and ONLY[only]) or math.random(1, 100)
   local path
   if pick <= 30 then
     path = "/fhir/Patient/" .. id

@@ -56,12 +56,12 @@ SHAPES = [
     ("observation-labs-recent", "Recent lab results of a patient, newest first",
      "Observation?patient={id}&category=laboratory&date=ge" + RECENT + "&_sort=-date",
      "idx_reference_lookup on (res_type, param, target_id) gives the patient's Observations; "
-     "category and date are checked per row (idx_token_rid / idx_date_rid or the lookup "
+     "category and date are checked per row (idx_token_rid_param_code / idx_date_rid or the lookup "
      "indexes); the sort key is a per-row subquery on idx_date_rid; a top-N sort of a few "
      "hundred rows at most."),
     ("observation-patient-code", "A patient's results for one test (potassium)",
      "Observation?patient={id}&code=http://loinc.org|2823-3",
-     "idx_reference_lookup for the patient and idx_token_lookup / idx_token_rid for the "
+     "idx_reference_lookup for the patient and idx_token_lookup / idx_token_rid_param_code for the "
      "code, then resource_pkey."),
     ("observation-code-subject-chain", "Results for one test (haemoglobin) by the patient's NHS "
      "number (chain)",
@@ -71,7 +71,7 @@ SHAPES = [
      "code is checked per row. Never a scan of every haemoglobin result."),
     ("medication-active", "A patient's active medicines",
      "MedicationStatement?patient={id}&status=active",
-     "idx_reference_lookup for the patient, status checked per row through idx_token_rid (or "
+     "idx_reference_lookup for the patient, status checked per row through idx_token_rid_param_code (or "
      "idx_token_lookup), then resource_pkey."),
     ("allergies", "A patient's allergies",
      "AllergyIntolerance?patient={id}",

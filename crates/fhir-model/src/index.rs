@@ -6,15 +6,15 @@
 //! (HumanName, Address, CodeableConcept, Period, Quantity, ...), which is told from the choice
 //! suffix, the element name or, failing those, the JSON shape.
 
+mod compiled;
 mod dates;
 mod decimal;
 
-use crate::fhirpath::{self, Dialect, Expression, Node};
+use crate::fhirpath::{self, Node};
 use crate::search_params::{self, ParamType, SearchParamDef, COMMON_RESOURCE};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
+use std::collections::HashSet;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 
@@ -200,22 +200,6 @@ pub fn normalize_string(s: &str) -> String {
         .join(" ")
 }
 
-fn compiled(p: &'static SearchParamDef) -> Option<&'static Expression> {
-    static CACHE: OnceLock<HashMap<(&'static str, &'static str), Expression>> = OnceLock::new();
-    CACHE
-        .get_or_init(|| {
-            search_params::all_params()
-                .iter()
-                .filter(|p| p.kind != ParamType::Special)
-                .filter_map(|p| {
-                    let e = fhirpath::parse(&p.expression, Dialect::Search).ok()?;
-                    Some(((p.resource.as_str(), p.code.as_str()), e))
-                })
-                .collect()
-        })
-        .get(&(p.resource.as_str(), p.code.as_str()))
-}
-
 /// Every index entry of a resource: its search parameters' values (the common Resource ones
 /// included) and, for an event in patients' compartments, its place on each one's timeline.
 pub fn extract(resource: &Value) -> Vec<IndexEntry> {
@@ -250,75 +234,75 @@ fn extract_where(resource: &Value, wanted: impl Fn(&SearchParamDef) -> bool) -> 
         search_params::params_for(COMMON_RESOURCE)
     };
     let root = [Node::root(resource)];
-    let mut seen = HashSet::new();
     let mut out = Vec::new();
+    let mut codes: Vec<&str> = Vec::new();
     for p in params.into_iter().filter(|p| wanted(p)) {
-        let Some(expr) = compiled(p) else {
+        let Some(compiled) = compiled::compiled(p) else {
             continue;
         };
-        if p.kind == ParamType::Composite {
-            for value in composite_values(p, expr, &root) {
-                let entry = IndexEntry {
-                    param: p.code.clone(),
-                    value,
-                };
-                if seen.insert(entry.clone()) {
-                    out.push(entry);
-                }
+        let values = if p.kind == ParamType::Composite {
+            composite_values(compiled, &root)
+        } else {
+            fhirpath::evaluate(&compiled.expr, &root)
+                .iter()
+                .flat_map(|node| values_of(p.kind, node))
+                .collect()
+        };
+        let again = codes.contains(&p.code.as_str());
+        codes.push(&p.code);
+        let start = out.len();
+        for value in unique(values) {
+            // A code defined twice (rare) must not repeat a value the first definition gave.
+            if again
+                && out[..start]
+                    .iter()
+                    .any(|e: &IndexEntry| e.param == p.code && e.value == value)
+            {
+                continue;
             }
-            continue;
-        }
-        for node in fhirpath::evaluate(expr, &root) {
-            for value in values_of(p.kind, &node) {
-                let entry = IndexEntry {
-                    param: p.code.clone(),
-                    value,
-                };
-                if seen.insert(entry.clone()) {
-                    out.push(entry);
-                }
-            }
+            out.push(IndexEntry {
+                param: p.code.clone(),
+                value,
+            });
         }
     }
     out
 }
 
-/// The kind of a composite's second component, from the parameter its definition names.
-pub fn composite_value_kind(p: &SearchParamDef) -> Option<ParamType> {
-    let url = &p.components.get(1)?.definition;
-    search_params::all_params()
-        .iter()
-        .find(|d| &d.url == url)
-        .map(|d| d.kind)
+/// `values` without repeats, in their order. Most parameters give a handful of values, which
+/// are compared directly; many are put through a set, so the cost stays linear.
+fn unique(values: Vec<IndexValue>) -> Vec<IndexValue> {
+    const FEW: usize = 16;
+    if values.len() <= FEW {
+        let mut out: Vec<IndexValue> = Vec::with_capacity(values.len());
+        for v in values {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+        return out;
+    }
+    let mut seen = HashSet::with_capacity(values.len());
+    let keep: Vec<bool> = values.iter().map(|v| seen.insert(v)).collect();
+    values
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(v, k)| k.then_some(v))
+        .collect()
 }
 
-fn composite_values(
-    p: &'static SearchParamDef,
-    expr: &Expression,
-    root: &[Node<'_>],
-) -> Vec<IndexValue> {
-    static PARTS: OnceLock<HashMap<String, Expression>> = OnceLock::new();
-    let parts = PARTS.get_or_init(|| {
-        search_params::all_params()
-            .iter()
-            .flat_map(|p| p.components.iter())
-            .filter_map(|c| {
-                Some((
-                    c.expression.clone(),
-                    fhirpath::parse(&c.expression, Dialect::Search).ok()?,
-                ))
-            })
-            .collect()
-    });
-    let (Some(first), Some(second), Some(kind)) = (
-        p.components.first().and_then(|c| parts.get(&c.expression)),
-        p.components.get(1).and_then(|c| parts.get(&c.expression)),
-        composite_value_kind(p),
-    ) else {
+/// The kind of a composite's second component, from the parameter its definition names.
+pub fn composite_value_kind(p: &SearchParamDef) -> Option<ParamType> {
+    compiled::second_kind(p)
+}
+
+fn composite_values(compiled: &compiled::Compiled, root: &[Node<'_>]) -> Vec<IndexValue> {
+    let Some((first, second, kind)) = &compiled.parts else {
         return Vec::new();
     };
+    let kind = *kind;
     let mut out = Vec::new();
-    for context in fhirpath::evaluate(expr, root) {
+    for context in fhirpath::evaluate(&compiled.expr, root) {
         let ctx = [context];
         let mut codes = Vec::new();
         for node in fhirpath::evaluate(first, &ctx) {

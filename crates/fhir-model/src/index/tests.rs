@@ -674,3 +674,18 @@ fn duplicates_are_removed_per_param() {
     let p = json!({"resourceType": "Patient", "name": [{"family": "Doe"}, {"family": "Doe"}]});
     assert_eq!(of(&p, "family"), vec![s("Doe", "doe")]);
 }
+
+#[test]
+fn repeated_values_are_kept_once_in_first_seen_order_few_or_many() {
+    for copies in [2, 40] {
+        let mut names: Vec<Value> = (0..copies).map(|_| json!({"family": "Smith"})).collect();
+        names.insert(1, json!({"family": "Jones"}));
+        names.push(json!({"family": "Ames"}));
+        let patient = json!({"resourceType": "Patient", "name": names});
+        assert_eq!(
+            of(&patient, "family"),
+            vec![s("Smith", "smith"), s("Jones", "jones"), s("Ames", "ames")],
+            "{copies} copies"
+        );
+    }
+}

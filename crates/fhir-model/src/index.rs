@@ -224,6 +224,10 @@ pub fn extract_params(resource: &Value, codes: &[String]) -> Vec<IndexEntry> {
     extract_where(resource, |p| codes.contains(&p.code))
 }
 
+/// Parameters the resource row holds as columns (`id`, `last_updated`), which searches read
+/// there: index rows for them would only repeat the row.
+pub const ROW_COLUMNS: &[&str] = &["_id", "_lastUpdated"];
+
 fn extract_where(resource: &Value, wanted: impl Fn(&SearchParamDef) -> bool) -> Vec<IndexEntry> {
     let Some(rt) = resource.get("resourceType").and_then(Value::as_str) else {
         return Vec::new();
@@ -236,7 +240,10 @@ fn extract_where(resource: &Value, wanted: impl Fn(&SearchParamDef) -> bool) -> 
     let root = [Node::root(resource)];
     let mut out = Vec::new();
     let mut codes: Vec<&str> = Vec::new();
-    for p in params.into_iter().filter(|p| wanted(p)) {
+    for p in params
+        .into_iter()
+        .filter(|p| wanted(p) && !ROW_COLUMNS.contains(&p.code.as_str()))
+    {
         let Some(compiled) = compiled::compiled(p) else {
             continue;
         };

@@ -103,6 +103,7 @@ impl Compiler<'_> {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(format!("({})", alternatives.join(" OR ")))
             }
+            ("_id" | "_lastUpdated", Some(m)) => self.row_column_modifier(base, m, value),
             _ => match common_def(types, base) {
                 Some(def) => self.clause(def, modifier, value),
                 None => Err(SearchError::UnknownParameter {
@@ -110,6 +111,38 @@ impl Compiler<'_> {
                     param: name.to_string(),
                 }),
             },
+        }
+    }
+
+    /// `_id` and `_lastUpdated` with a modifier. Both are columns of the resource row, never
+    /// index rows: every resource has them, so `:missing=true` matches nothing, and `_id:not`
+    /// excludes ids; R4 gives these types no other modifier that means anything here.
+    fn row_column_modifier(
+        &mut self,
+        base: &str,
+        modifier: &str,
+        value: &str,
+    ) -> Result<String, SearchError> {
+        let name = format!("{base}:{modifier}");
+        match (base, modifier) {
+            (_, "missing") => match value {
+                "true" => Ok("FALSE".into()),
+                "false" => Ok("TRUE".into()),
+                v => Err(bad(&name, v, "':missing' takes true or false")),
+            },
+            ("_id", "not") => {
+                let ids: Vec<String> = split_unescaped(value, ',')
+                    .iter()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| unescape(v))
+                    .collect::<Result<_, _>>()?;
+                if ids.is_empty() {
+                    return Err(bad(&name, value, "a value is required"));
+                }
+                let b = self.bind(Bind::TextArray(ids));
+                Ok(format!("NOT ({}.id = ANY({b}))", self.alias))
+            }
+            _ => Err(SearchError::Unsupported(name)),
         }
     }
 

@@ -527,6 +527,34 @@ mod tests {
     }
 
     #[test]
+    fn id_and_last_updated_with_modifiers_read_the_row_not_index_rows() {
+        let not = compile_condition("Patient", "_id:not=a,b").unwrap();
+        assert!(not.sql.contains("NOT (r.id = ANY($2))"), "{}", not.sql);
+        assert_eq!(not.binds[1], Bind::TextArray(vec!["a".into(), "b".into()]));
+        for (q, sql) in [
+            ("_id:missing=true", "FALSE"),
+            ("_id:missing=false", "TRUE"),
+            ("_lastUpdated:missing=true", "FALSE"),
+        ] {
+            let f = compile_condition("Patient", q).unwrap();
+            assert_eq!(f.sql, sql, "{q}");
+        }
+        for q in ["_id:missing=maybe", "_id:not="] {
+            assert!(
+                matches!(
+                    compile_condition("Patient", q),
+                    Err(SearchError::BadValue { .. })
+                ),
+                "{q}"
+            );
+        }
+        assert!(matches!(
+            compile_condition("Patient", "_id:below=a"),
+            Err(SearchError::Unsupported(_))
+        ));
+    }
+
+    #[test]
     fn a_date_bounds_the_range_start_on_both_sides() {
         // The planner estimates `lo` between two bounds as one range, and the lookup index
         // scans only that range (PLANS.md: family prefix + birth date).

@@ -51,6 +51,7 @@ pub mod replicas;
 pub mod search;
 pub mod searchset;
 pub mod services;
+pub mod stored_bundle;
 pub mod timeline;
 pub mod transaction;
 pub mod write;

@@ -48,8 +48,11 @@ pub enum Outcome {
     NoContent(Option<i32>),
     /// A searchset Bundle, rendered by the transport (stored bodies can be spliced in unparsed).
     SearchSet(SearchSet),
-    /// A resource built by the interaction (history, batch-response, CapabilityStatement),
-    /// already subset as asked.
+    /// A batch or transaction response, rendered by the transport (the stored resources it
+    /// returns can be spliced in unparsed).
+    Bundle(crate::stored_bundle::StoredBundle),
+    /// A resource built by the interaction (history, CapabilityStatement), already subset as
+    /// asked.
     Json(Value),
 }
 

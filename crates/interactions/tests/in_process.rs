@@ -179,16 +179,10 @@ async fn a_transaction_is_all_or_nothing() {
     let bad = json!({"resource": {"resourceType": "Observation", "status": "final",
         "code": {"text": "x"}, "subject": {"reference": "Patient?identifier=nobody|1"}},
         "request": {"method": "POST", "url": "Observation"}});
-    let err = interactions::transaction::process(
-        &s,
-        &c,
-        bundle(bad),
-        Prefer::default(),
-        &Output::default(),
-    )
-    .await
-    .err()
-    .expect("an unresolvable conditional reference fails the transaction");
+    let err = interactions::transaction::process(&s, &c, bundle(bad), Prefer::default())
+        .await
+        .err()
+        .expect("an unresolvable conditional reference fails the transaction");
     assert_eq!(err.status(), 412);
     assert!(
         err.issues[0].diagnostics.starts_with("Bundle.entry[1]"),
@@ -209,17 +203,14 @@ async fn a_transaction_is_all_or_nothing() {
     let good = json!({"resource": {"resourceType": "Observation", "status": "final",
         "code": {"text": "x"}, "subject": {"reference": "urn:uuid:1"}},
         "request": {"method": "POST", "url": "Observation"}});
-    let Outcome::Json(response) = interactions::transaction::process(
-        &s,
-        &c,
-        bundle(good),
-        Prefer::default(),
-        &Output::default(),
-    )
-    .await
-    .unwrap() else {
+    let Outcome::Bundle(response) =
+        interactions::transaction::process(&s, &c, bundle(good), Prefer::default())
+            .await
+            .unwrap()
+    else {
         panic!("a transaction-response")
     };
+    let response = response.to_value(&Output::default()).unwrap();
     assert_eq!(response["type"], "transaction-response");
     assert_eq!(response["entry"][0]["response"]["status"], "201 Created");
     assert_eq!(

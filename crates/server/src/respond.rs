@@ -83,6 +83,9 @@ pub fn respond(
         Outcome::SearchSet(set) => Ok(HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, output.content_type()))
             .body(set.render(output)?)),
+        Outcome::Bundle(bundle) => Ok(HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, output.content_type()))
+            .body(bundle.render(output)?)),
         Outcome::Json(value) => Ok(HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, output.content_type()))
             .body(output.render(&value)?)),

@@ -24,7 +24,6 @@ use crate::authorize::{authorize, Authorized};
 use crate::caller::Caller;
 use crate::error::{Error, ErrorKind, Result};
 use crate::outcome::{Outcome, Prefer, VersionMeta};
-use crate::render::Output;
 use crate::services::{Services, Settings};
 
 /// `POST [base]` with a batch or transaction Bundle. Every entry is read, checked and
@@ -34,7 +33,6 @@ pub async fn process(
     caller: &Caller,
     bundle: Value,
     prefer: Prefer,
-    output: &Output,
 ) -> Result<Outcome> {
     let settings = services.settings.clone();
     if bundle["resourceType"].as_str() != Some("Bundle") {
@@ -140,12 +138,11 @@ pub async fn process(
             auth.recorded();
         }
     }
-    Ok(Outcome::Json(response::bundle(
+    Ok(Outcome::Bundle(response::bundle(
         kind,
         &results,
         &warnings,
         prefer.return_pref,
-        output,
         &settings.base_url,
     )?))
 }

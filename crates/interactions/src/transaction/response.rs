@@ -5,9 +5,9 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 
 use super::work::{Body, EntryOutcome};
-use crate::error::{internal, Error, Result};
+use crate::error::{Error, Result};
 use crate::outcome::{etag, ReturnPref};
-use crate::render::Output;
+use crate::stored_bundle::StoredBundle;
 
 /// `200 OK`, `201 Created`, …
 pub(crate) fn status_text(status: u16) -> String {
@@ -41,17 +41,24 @@ pub(super) fn bundle(
     results: &[std::result::Result<EntryOutcome, Error>],
     warnings: &[Vec<Value>],
     pref: ReturnPref,
-    output: &Output,
     base: &str,
-) -> Result<Value> {
-    let mut entries = Vec::with_capacity(results.len());
+) -> Result<StoredBundle> {
+    let mut bundle = StoredBundle::new(json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "meta": {"lastUpdated": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)},
+        "type": format!("{kind}-response"),
+    }));
     for (i, result) in results.iter().enumerate() {
-        let mut entry = match result {
-            Err(e) => json!({"response": {
-                "status": status_text(e.status()),
-                "outcome": e.outcome(),
-            }}),
-            Ok(o) => entry(o, pref, output, base)?,
+        let (mut entry, stored) = match result {
+            Err(e) => (
+                json!({"response": {
+                    "status": status_text(e.status()),
+                    "outcome": e.outcome(),
+                }}),
+                None,
+            ),
+            Ok(o) => entry(o, pref, base),
         };
         match warnings.get(i) {
             // A written entry's profile findings (`warn` enforcement) are its outcome.
@@ -61,18 +68,14 @@ pub(super) fn bundle(
             }
             _ => {}
         }
-        entries.push(entry);
+        bundle.push(entry, stored);
     }
-    Ok(json!({
-        "resourceType": "Bundle",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "meta": {"lastUpdated": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)},
-        "type": format!("{kind}-response"),
-        "entry": entries,
-    }))
+    Ok(bundle)
 }
 
-fn entry(o: &EntryOutcome, pref: ReturnPref, output: &Output, base: &str) -> Result<Value> {
+/// An entry's elements, and the stored resource it returns (copied in when the Bundle is
+/// written out, see [`StoredBundle::render`]).
+fn entry(o: &EntryOutcome, pref: ReturnPref, base: &str) -> (Value, Option<Vec<u8>>) {
     let mut response = json!({"status": status_text(o.status)});
     if let Some(loc) = &o.location {
         response["location"] = json!(loc);
@@ -91,11 +94,9 @@ fn entry(o: &EntryOutcome, pref: ReturnPref, output: &Output, base: &str) -> Res
         }
     }
     let include = matches!(pref, ReturnPref::Representation) || o.read;
+    let mut stored = None;
     match (&o.body, include) {
-        (Some(Body::Stored(bytes)), true) => {
-            let v: Value = serde_json::from_slice(bytes).map_err(internal)?;
-            entry["resource"] = output.subset(&v);
-        }
+        (Some(Body::Stored(bytes)), true) => stored = Some(bytes.clone()),
         (Some(Body::Json(v)), _) => entry["resource"] = v.clone(),
         _ => {}
     }
@@ -105,5 +106,5 @@ fn entry(o: &EntryOutcome, pref: ReturnPref, output: &Output, base: &str) -> Res
             "diagnostics": format!("{} {}", status_text(o.status), o.location.as_deref().unwrap_or(""))}]});
     }
     entry["response"] = response;
-    Ok(entry)
+    (entry, stored)
 }

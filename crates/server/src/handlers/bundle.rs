@@ -17,13 +17,8 @@ pub async fn process(
 ) -> Result<HttpResponse, ApiError> {
     let output = output_of(&req)?;
     let bundle = read_bundle(&req, payload, state.config.bundle_max_bytes).await?;
-    let outcome = interactions::transaction::process(
-        &state.services,
-        &caller.0,
-        bundle,
-        prefer(&req),
-        &output,
-    )
-    .await?;
+    let outcome =
+        interactions::transaction::process(&state.services, &caller.0, bundle, prefer(&req))
+            .await?;
     respond(&req, outcome, &output, &state.config.base_url)
 }

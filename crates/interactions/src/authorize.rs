@@ -272,6 +272,7 @@ fn to_access(rules: &Rules) -> Result<Access> {
             .map(|(org, launch)| RelationshipRule {
                 org: org.clone(),
                 launch_patient: launch.clone(),
+                anchor: None,
             }),
         only_org: rules.only_org.clone(),
         liftable_labels: rules.liftable_labels.clone(),

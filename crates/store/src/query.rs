@@ -360,7 +360,10 @@ impl Base {
                         binds.push(Bind::TextArray(sources.clone()));
                         let source_types = binds.len();
                         let visible = match &q.access {
-                            Some(a) => a.narrowed_to(sources).predicate("s", &mut binds),
+                            Some(a) => a
+                                .narrowed_to(sources)
+                                .anchored_on(patient)
+                                .predicate("s", &mut binds),
                             None => "TRUE".into(),
                         };
                         // The visible members are read once, by the GIN index, then their
@@ -393,7 +396,11 @@ impl Base {
             conds.push(format!("({})", filter.renumbered(binds.len())));
             binds.extend(filter.binds.iter().cloned());
         }
-        let access = q.access.as_ref().map(|a| a.narrowed_to(&q.types));
+        // A compartment's rows all name its patient, whose relationship is then looked up once.
+        let access = q.access.as_ref().map(|a| match &q.compartment {
+            Some(patient) if !audit => a.narrowed_to(&q.types).anchored_on(patient),
+            _ => a.narrowed_to(&q.types),
+        });
         // One patient's record is a few hundred rows, which the first page's statement reads
         // in full anyway (the union of members and what they refer to, or the timeline); it
         // counts them on the way instead of a second statement planning and reading them again.

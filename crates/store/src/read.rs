@@ -124,7 +124,7 @@ impl QueryFragment<Pg> for CheckedRead {
         if self.org.is_some() {
             // The rule's values join as a one-row relation, so each is bound once however
             // often the condition names it.
-            out.push_sql(&crate::access::related_sql("t", "p.launch", "p.org"));
+            out.push_sql(&crate::access::related_sql("t", "p.launch", "p.org", None));
             out.push_sql(" AS related FROM (SELECT ");
             out.push_bind_param::<Nullable<Text>, _>(&self.org)?;
             out.push_sql("::text AS org, ");
